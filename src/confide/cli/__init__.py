@@ -1,0 +1,1 @@
+"""The ``confide`` command: one sub-command group per party, wired in ``main``."""

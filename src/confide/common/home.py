@@ -1,0 +1,43 @@
+"""Where Confide keeps its state: one folder (``--home``), one sub-folder per party.
+
+Parties never reach into each other's folders; they talk through public interfaces. Keeping
+the folders apart is what lets a test scan "every byte the hub holds" for identifiers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path(".confide")
+PARTIES = ("practice", "pseudonymiser", "hub", "choices", "access", "tre", "ledger", "web")
+
+
+def resolve_home(home: Path | str | None) -> Path:
+    """The ``--home`` given, else ``$CONFIDE_HOME``, else ``./.confide``."""
+    if home is not None:
+        return Path(home)
+    env = os.environ.get("CONFIDE_HOME")
+    return Path(env) if env else DEFAULT_HOME
+
+
+@dataclass(frozen=True)
+class Home:
+    """The state folder of one Confide installation."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, home: Path | str | None = None) -> Home:
+        root = resolve_home(home)
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root.resolve())
+
+    def party(self, name: str) -> Path:
+        """The private folder of one party (created on first use, owner-only)."""
+        if name not in PARTIES:
+            raise ValueError(f"unknown party {name!r}")
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path

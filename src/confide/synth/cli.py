@@ -1,0 +1,9 @@
+"""Commands of the synth party."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this party's commands to the root app."""
