@@ -43,7 +43,7 @@ def opstore(request, monkeypatch, tmp_path: Path) -> str:
         with probe.connect() as conn:
             conn.execute(text("SELECT 1"))
         probe.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect is the same failure
+    except Exception as exc:  # any failure to connect is the same failure
         pytest.fail(f"PostgreSQL is required for the operational store tests: {exc}")
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     monkeypatch.setenv("CONFIDE_DATABASE_URL", POSTGRES_URL)

@@ -1,1 +1,1 @@
-"""demo."""
+"""The demo: the whole flow on a synthetic area, on embedded defaults."""

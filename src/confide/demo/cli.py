@@ -1,9 +1,67 @@
-"""Commands of the demo party."""
+"""``confide demo``: the whole flow on a synthetic area, with a summary."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
+from confide.common.errors import InvalidInput
+from confide.common.home import Home
+
+
+@handle_errors
+def demo(
+    home: HomeOption = None,
+    patients: Annotated[int, typer.Option("--patients", help="Synthetic patients.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the synthetic area.")] = 2026,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option("--from", help="Use exports in this folder instead of a synthetic area."),
+    ] = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Do not start the web server afterwards.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate an area, extract every practice and trust, pseudonymise, ingest, summarise."""
+    from confide.demo.flow import run_demo
+
+    if patients < 1:
+        raise InvalidInput("--patients must be at least 1.")
+    where = Home.at(home)
+    with progress() as bar:
+        task = bar.add_task("Sources", total=None)
+
+        def step(ods: str, done: int, total: int) -> None:
+            bar.update(task, total=total, completed=done, description=f"Ingested {ods}")
+
+        summary = run_demo(where, patients=patients, seed=seed, from_dir=from_dir, on_progress=step)
+
+    def human(r: dict) -> None:
+        table = Table("", "", title="Confide demo", show_header=False)
+        for label, key in [
+            ("Sources (practices and trusts)", "sources"),
+            ("Patients in the record store", "patients"),
+            ("Clinical events", "events"),
+            ("Medications", "medications"),
+            ("Hospital episodes", "hospital_episodes"),
+            ("Left out: type 1 objections", "type1_excluded"),
+            ("Quarantined rows (with reasons)", "quarantined"),
+        ]:
+            table.add_row(label, f"{r[key]:,}")
+        rate = r["linkage_rate"]
+        table.add_row("GP–hospital linkage rate", "n/a" if rate is None else f"{rate:.1%}")
+        for stage, secs in r["seconds"].items():
+            table.add_row(f"Time: {stage}", f"{secs:.1f} s")
+        console.print(table)
+        console.print(f"State is in {r['home']}.")
+
+    report(summary, as_json, human)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this party's commands to the root app."""
+    app.command("demo")(demo)

@@ -1,9 +1,44 @@
-"""Commands of the pseudonymiser party."""
+"""Commands of the pseudonymiser: its public key and key rotation."""
 
 from __future__ import annotations
 
 import typer
 
+from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
+from confide.common.home import Home
+
+pseudonymiser_app = typer.Typer(
+    help="The pseudonymiser: keys and pseudonyms (trusted third party)."
+)
+
+
+@pseudonymiser_app.command("public-key")
+@handle_errors
+def public_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Print the public key practices seal identifiers to (hex)."""
+    from confide.pseudonymiser import public_key
+
+    key = public_key(Home.at(home)).hex()
+    report({"public_key": key}, as_json, lambda r: console.print(r["public_key"]))
+
+
+@pseudonymiser_app.command("rotate-key")
+@handle_errors
+def rotate_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Start a new pseudonymisation key version; people seen before keep their pseudonyms."""
+    from confide.pseudonymiser import Pseudonymiser
+
+    service = Pseudonymiser.open(Home.at(home))
+    try:
+        version = service.rotate_key()
+    finally:
+        service.close()
+    report(
+        {"key_version": version},
+        as_json,
+        lambda r: console.print(f"Pseudonymisation key version {r['key_version']} is now current."),
+    )
+
 
 def register(app: typer.Typer) -> None:
-    """Attach this party's commands to the root app."""
+    app.add_typer(pseudonymiser_app, name="pseudonymiser")

@@ -1,0 +1,222 @@
+"""Ingesting one submission: authenticate, check, pseudonymise, quarantine, swap in.
+
+Idempotent: a submission already ingested changes nothing. All or nothing: the record store
+moves from the source's previous snapshot to the new one in one catalog swap. The original
+bytes of every submission (accepted or rejected) are kept, sealed identities included, which
+the hub cannot open.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from confide.common.errors import SubmissionRejected
+from confide.common.home import Home
+from confide.common.submission import (
+    CLINICAL_TABLES,
+    read_manifest,
+    verify_files,
+    verify_signature,
+)
+from confide.hub import validate
+from confide.hub.opstore import HubOpStore
+from confide.hub.ports import PseudonymService
+from confide.hub.records import RecordStore
+
+# The columns each submitted table must carry (by name; types are cast and checked).
+SUBMITTED_COLUMNS = {
+    "registrations": ("ref", "practice", "start_date", "end_date"),
+    "events": ("ref", "kind", "system", "code", "date", "value", "unit"),
+    "medications": ("ref", "system", "code", "date", "quantity", "quantity_unit"),
+    "episodes": (
+        "ref",
+        "episode",
+        "admission_date",
+        "discharge_date",
+        "admission_method",
+        "diagnoses",
+        "procedures",
+    ),
+    "deaths": ("ref", "date_of_death"),
+}
+
+
+@dataclass
+class IngestResult:
+    submission_id: str
+    source: str
+    status: str  # ingested | duplicate
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "submission_id": self.submission_id,
+            "source": self.source,
+            "status": self.status,
+            **self.counts,
+            "seconds": self.seconds,
+        }
+
+
+class Hub:
+    """The hub's ingest side: one record store, one operational store, one pseudonym port."""
+
+    def __init__(self, home: Home, pseudonymiser: PseudonymService) -> None:
+        self.folder = home.party("hub")
+        self.records = RecordStore(self.folder / "records")
+        self.ops = HubOpStore(home)
+        self.pseudonymiser = pseudonymiser
+        self.listeners: list[Callable[[IngestResult], None]] = []
+
+    def close(self) -> None:
+        self.ops.close()
+
+    def enrol(self, ods: str, kind: str, verify_key: bytes, name: str | None = None) -> None:
+        self.ops.enrol(ods, kind, verify_key, name)
+
+    # -- ingest ---------------------------------------------------------------------------
+    def ingest(self, folder: Path, *, crash_hook: Callable[[str], None] | None = None):
+        """Ingest the submission in ``folder``; raises ``SubmissionRejected`` with a reason."""
+        folder = Path(folder)
+        manifest: dict[str, Any] | None = None
+        try:
+            manifest = read_manifest(folder)
+            return self._ingest(folder, manifest, crash_hook)
+        except SubmissionRejected as exc:
+            self._keep_rejected(folder, manifest, exc.message)
+            raise
+
+    def _ingest(self, folder: Path, manifest: dict[str, Any], crash_hook) -> IngestResult:
+        t0 = time.perf_counter()
+        submission_id = str(manifest["submission_id"])
+        source = manifest.get("source") or {}
+        ods = str(source.get("ods", ""))
+        enrolled_kind, key = self.ops.source_key(ods)
+        verify_signature(manifest, key)
+        if source.get("kind") != enrolled_kind:
+            raise SubmissionRejected(
+                f"Source {ods} is enrolled as a {enrolled_kind} but the submission says "
+                f"{source.get('kind')!r}."
+            )
+        if submission_id in self.records.catalog()["ingested"]:
+            return IngestResult(submission_id, ods, "duplicate")
+        self._refuse_stale(ods, manifest)
+        verify_files(folder, manifest)
+        timings = {"authenticate": time.perf_counter() - t0}
+
+        t1 = time.perf_counter()
+        sealed = [
+            (folder / name).read_bytes()
+            for name in sorted(manifest["files"])
+            if name.startswith("identities-")
+        ]
+        people = self.pseudonymiser.pseudonymise_submission(ods, submission_id, sealed)
+        timings["pseudonymise"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        tables = {name: self._read_table(folder, name) for name in CLINICAL_TABLES}
+        checked = validate.check(ods, enrolled_kind, people, tables)
+        timings["validate"] = time.perf_counter() - t2
+
+        t3 = time.perf_counter()
+        counts = {name: t.num_rows for name, t in checked.tables.items()}
+        counts["quarantined"] = checked.quarantine.num_rows
+        counts["unlinked"] = sum(1 for s in people.column("status").to_pylist() if s == "unlinked")
+        counts["submitted_patients"] = people.num_rows
+        for key_name in ("type1_excluded", "type1_withdrawn"):
+            counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
+        with self.records.writing():
+            if submission_id in self.records.catalog()["ingested"]:
+                return IngestResult(submission_id, ods, "duplicate")
+            self._refuse_stale(ods, manifest)
+            self._keep_original(folder, submission_id, checked.quarantine)
+            self.records.replace_source(
+                ods,
+                submission_id,
+                manifest["created_at"],
+                checked.tables,
+                {"source": ods, "created_at": manifest["created_at"], **counts},
+                before_commit=crash_hook,
+            )
+        timings["store"] = time.perf_counter() - t3
+        self.ops.record(
+            submission_id,
+            source=ods,
+            created_at=manifest["created_at"],
+            status="ingested",
+            summary=counts,
+        )
+        result = IngestResult(
+            submission_id, ods, "ingested", counts, {k: round(v, 3) for k, v in timings.items()}
+        )
+        for listener in self.listeners:
+            listener(result)
+        return result
+
+    def _refuse_stale(self, ods: str, manifest: dict[str, Any]) -> None:
+        current = self.records.catalog()["sources"].get(ods)
+        if current and str(current["created_at"]) >= str(manifest["created_at"]):
+            raise SubmissionRejected(
+                f"This submission from {ods} is not newer than the data already held from it "
+                "(it may be a replay of an old upload).",
+                hint="Send a fresh extract; older submissions are never applied over newer ones.",
+            )
+
+    def _read_table(self, folder: Path, name: str) -> pa.Table:
+        path = folder / f"{name}.parquet"
+        if not path.exists():
+            return pa.table({c: pa.array([], pa.null()) for c in SUBMITTED_COLUMNS[name]})
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError):
+            raise SubmissionRejected(f"{name}.parquet cannot be read as Parquet.") from None
+        missing = [c for c in SUBMITTED_COLUMNS[name] if c not in table.column_names]
+        if missing:
+            raise SubmissionRejected(
+                f"{name}.parquet lacks the column(s) {', '.join(missing)}.",
+                hint="The practice agent that made it may be out of date; update it.",
+            )
+        return table.select(list(SUBMITTED_COLUMNS[name]))
+
+    def _keep_original(self, folder: Path, submission_id: str, quarantine: pa.Table) -> None:
+        kept = self.folder / "submissions" / submission_id
+        if kept.exists():
+            shutil.rmtree(kept)
+        tmp = kept.with_name(f".{submission_id}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(folder, tmp)
+        pq.write_table(quarantine, tmp / "quarantine.parquet")
+        os.replace(tmp, kept)
+
+    def _keep_rejected(self, folder: Path, manifest: dict[str, Any] | None, reason: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        sid = str((manifest or {}).get("submission_id") or folder.name)[:80]
+        target = self.folder / "rejected" / f"{stamp}-{sid}"
+        target.mkdir(parents=True, exist_ok=True)
+        if folder.is_dir():
+            shutil.copytree(folder, target / "original")
+        elif folder.exists():
+            shutil.copy2(folder, target / "original")
+        (target / "reason.json").write_bytes(
+            orjson.dumps({"reason": reason, "received_at": stamp}, option=orjson.OPT_INDENT_2)
+        )
+        source = ((manifest or {}).get("source") or {}).get("ods")
+        self.ops.record(
+            f"{sid[:50]}#rejected-{stamp}",
+            source=str(source)[:8] if source else None,
+            created_at=str((manifest or {}).get("created_at"))[:40] if manifest else None,
+            status="rejected",
+            reason=reason,
+        )

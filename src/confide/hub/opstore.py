@@ -1,0 +1,111 @@
+"""The hub's operational store: which sources are enrolled, and every submission seen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, Text, insert, select, update
+
+from confide.common import opstore
+from confide.common.errors import SubmissionRejected
+from confide.common.home import Home
+
+metadata = MetaData()
+sources = Table(
+    "sources",
+    metadata,
+    Column("ods", String(8), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200)),
+    Column("verify_key", String(64), nullable=False),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+)
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("submission_id", String(80), primary_key=True),
+    Column("source", String(8)),
+    Column("created_at", String(40)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("summary", JSON),
+)
+
+
+class HubOpStore:
+    def __init__(self, home: Home) -> None:
+        self.engine = opstore.make_engine("hub", home.party("hub"))
+        opstore.migrate(self.engine, "hub")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def enrol(self, ods: str, kind: str, verify_key: bytes, name: str | None = None) -> None:
+        """Enrol (or re-key) a source; re-enrolling with the same key changes nothing."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(sources).where(sources.c.ods == ods)).first()
+            if row is None:
+                conn.execute(
+                    insert(sources).values(
+                        ods=ods, kind=kind, name=name, verify_key=verify_key.hex(), enrolled_at=now
+                    )
+                )
+            elif row.verify_key != verify_key.hex() or row.kind != kind:
+                conn.execute(
+                    update(sources)
+                    .where(sources.c.ods == ods)
+                    .values(kind=kind, verify_key=verify_key.hex(), enrolled_at=now)
+                )
+
+    def source_key(self, ods: str) -> tuple[str, bytes]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sources).where(sources.c.ods == ods)).first()
+        if row is None:
+            raise SubmissionRejected(
+                f"Source {ods} is not enrolled with this hub, so its submission cannot be "
+                "authenticated.",
+                hint="Ask the Confide operators to enrol the source's public key "
+                "(confide hub enrol).",
+            )
+        return row.kind, bytes.fromhex(row.verify_key)
+
+    def sources(self) -> dict[str, str]:
+        """Enrolled sources: ODS code → kind."""
+        with self.engine.connect() as conn:
+            return {r.ods: r.kind for r in conn.execute(select(sources.c.ods, sources.c.kind))}
+
+    def record(
+        self,
+        submission_id: str,
+        *,
+        source: str | None,
+        created_at: str | None,
+        status: str,
+        reason: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the outcome of a submission (the latest outcome for an id wins)."""
+        values = {
+            "source": source,
+            "created_at": created_at,
+            "received_at": datetime.now(UTC),
+            "status": status,
+            "reason": reason,
+            "summary": summary,
+        }
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(submissions)
+                .where(submissions.c.submission_id == submission_id)
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(submissions).values(submission_id=submission_id, **values))
+
+    def submissions(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(submissions).order_by(submissions.c.received_at)).all()
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,16 @@
+"""What the hub needs from other parties, as interfaces (no party's internals imported)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import pyarrow as pa
+
+
+class PseudonymService(Protocol):
+    def pseudonymise_submission(
+        self, source: str, submission_id: str, sealed: Iterable[bytes]
+    ) -> pa.Table:
+        """Sealed identity batches in; ``ref, pseudonym, birth_year, birth_month, sex, area,
+        status, reason`` out."""

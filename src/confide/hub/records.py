@@ -1,0 +1,239 @@
+"""The record store: pseudonymised Parquet tables, one snapshot per source, swapped atomically.
+
+Layout under ``<home>/hub/records``::
+
+    catalog.json                      the single source of truth: which files are live
+    tables/<table>/<ods>/<submission>.parquet
+
+Each source's latest submission replaces its previous snapshot. New files are written and
+fsynced first; the catalog is then replaced in one ``os.replace``; files no catalog refers to
+are removed afterwards (or at the next open, after a crash). A crash at any point leaves either
+the old snapshot or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from confide.common import canonical
+
+TABLES = ("patients", "registrations", "events", "medications", "hospital_episodes", "deaths")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "patients": pa.schema(
+        [
+            ("pseudonym", pa.string()),
+            ("source", pa.string()),
+            ("birth_year", pa.int16()),
+            ("birth_month", pa.int8()),
+            ("sex", pa.string()),
+            ("area", pa.string()),
+        ]
+    ),
+    "registrations": pa.schema(
+        [
+            ("pseudonym", pa.string()),
+            ("source", pa.string()),
+            ("practice", pa.string()),
+            ("start_date", pa.date32()),
+            ("end_date", pa.date32()),
+        ]
+    ),
+    "events": pa.schema(
+        [
+            ("pseudonym", pa.string()),
+            ("source", pa.string()),
+            ("kind", pa.string()),
+            ("system", pa.string()),
+            ("code", pa.string()),
+            ("date", pa.date32()),
+            ("value", pa.float64()),
+            ("unit", pa.string()),
+        ]
+    ),
+    "medications": pa.schema(
+        [
+            ("pseudonym", pa.string()),
+            ("source", pa.string()),
+            ("system", pa.string()),
+            ("code", pa.string()),
+            ("date", pa.date32()),
+            ("quantity", pa.float64()),
+            ("quantity_unit", pa.string()),
+        ]
+    ),
+    "hospital_episodes": pa.schema(
+        [
+            ("pseudonym", pa.string()),
+            ("source", pa.string()),
+            ("episode", pa.int32()),
+            ("admission_date", pa.date32()),
+            ("discharge_date", pa.date32()),
+            ("admission_method", pa.string()),
+            ("primary_diagnosis", pa.string()),
+            ("diagnoses", pa.list_(pa.string())),
+            ("procedures", pa.list_(pa.string())),
+        ]
+    ),
+    "deaths": pa.schema(
+        [("pseudonym", pa.string()), ("source", pa.string()), ("date_of_death", pa.date32())]
+    ),
+}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RecordStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.catalog_path = folder / "catalog.json"
+
+    # -- catalog ---------------------------------------------------------------------------
+    def catalog(self) -> dict[str, Any]:
+        if not self.catalog_path.exists():
+            return {"version": 0, "sources": {}, "ingested": {}}
+        return canonical.loads(self.catalog_path.read_bytes())
+
+    def _write_catalog(self, catalog: dict[str, Any]) -> None:
+        tmp = self.folder / ".catalog.json.tmp"
+        with tmp.open("wb") as fh:
+            fh.write(canonical.dumps(catalog))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.catalog_path)
+        _fsync(self.folder)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """One writer at a time (across processes): hold the store's lock while changing it."""
+        with (self.folder / ".lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self.collect_garbage()
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def live_files(self) -> set[Path]:
+        files: set[Path] = set()
+        for entry in self.catalog()["sources"].values():
+            files.update(self.folder / rel for rel in entry["files"].values())
+        return files
+
+    def collect_garbage(self) -> None:
+        """Remove files left by a crash or by replaced snapshots (call with the lock held)."""
+        live = self.live_files()
+        tables = self.folder / "tables"
+        if not tables.exists():
+            return
+        for path in tables.rglob("*"):
+            if path.is_file() and path not in live:
+                path.unlink()
+
+    # -- writing ---------------------------------------------------------------------------
+    def replace_source(
+        self,
+        ods: str,
+        submission_id: str,
+        created_at: str,
+        tables: dict[str, pa.Table],
+        summary: dict[str, Any],
+        *,
+        before_commit: Any = None,
+    ) -> None:
+        """Make ``tables`` the live snapshot of source ``ods`` (call inside ``writing()``)."""
+        files: dict[str, str] = {}
+        for name in TABLES:
+            table = tables.get(name, SCHEMAS[name].empty_table()).cast(SCHEMAS[name])
+            rel = f"tables/{name}/{ods}/{submission_id}.parquet"
+            path = self.folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path, compression="zstd", row_group_size=1_000_000)
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+            files[name] = rel
+            if before_commit is not None:
+                before_commit(name)
+        catalog = self.catalog()
+        catalog["version"] += 1
+        catalog["sources"][ods] = {
+            "submission_id": submission_id,
+            "created_at": created_at,
+            "files": files,
+        }
+        catalog["ingested"][submission_id] = summary
+        self._write_catalog(catalog)
+        self.collect_garbage()
+
+    def rewrite(self, transform: Any) -> int:
+        """Rewrite every live file through ``transform(table_name, arrow_table) -> table`` and
+        swap the catalog once (used for erasure). Returns rows removed."""
+        catalog = self.catalog()
+        removed = 0
+        new_version = catalog["version"] + 1
+        for entry in catalog["sources"].values():
+            for name, rel in list(entry["files"].items()):
+                path = self.folder / rel
+                before = pq.read_table(path)
+                after = transform(name, before)
+                if after.num_rows == before.num_rows:
+                    continue
+                removed += before.num_rows - after.num_rows
+                new_rel = rel.replace(".parquet", f".v{new_version}.parquet")
+                pq.write_table(after, self.folder / new_rel, compression="zstd")
+                entry["files"][name] = new_rel
+        if removed:
+            catalog["version"] = new_version
+            self._write_catalog(catalog)
+            self.collect_garbage()
+        return removed
+
+    # -- reading ---------------------------------------------------------------------------
+    def files(self, table: str) -> list[Path]:
+        return sorted(
+            self.folder / entry["files"][table]
+            for entry in self.catalog()["sources"].values()
+            if table in entry["files"]
+        )
+
+    def attach(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+        """Create one view per table over the live files (an empty typed view when none)."""
+        for name in TABLES:
+            files = self.files(name)
+            if files:
+                listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {prefix}{name} AS "
+                    f"SELECT * FROM read_parquet([{listing}])"
+                )
+            else:
+                con.register(f"_{prefix}{name}_empty", SCHEMAS[name].empty_table())
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {prefix}{name} AS SELECT * FROM _{prefix}{name}_empty"
+                )
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        self.attach(con)
+        return con
+
+    def wipe(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
