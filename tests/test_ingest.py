@@ -172,3 +172,22 @@ def test_invalid_numbers_and_unknown_codes_are_quarantined_with_reasons(world) -
     # Nothing valid is lost: every other event arrived.
     submitted = pq.read_table(path / "events.parquet").num_rows
     assert result.counts["events"] + sum(q["table"] == "events" for q in quarantine) == submitted
+
+
+def test_erasure_removes_every_row_of_the_people_named_and_only_theirs(world) -> None:
+    gp = small_extract(patients=30, seed=8)
+    world.hub.ingest(world.submit(gp))
+    trust = small_extract(source="RR8", kind="trust", patients=30, seed=8)
+    world.hub.ingest(world.submit(trust))
+    numbers = gp.table("patients").column("nhs_number").to_pylist()
+    pseudonyms = world.pseudonymiser.pseudonyms_for(numbers)
+    leaving = pseudonyms[:5]
+    before = {t: hub_rows(world.hub, t) for t in ("patients", "events", "medications")}
+    removed = world.hub.erase(leaving)
+    assert removed > 0
+    for table, rows in before.items():
+        after = hub_rows(world.hub, table)
+        assert after == [r for r in rows if r[0] not in leaving]
+    for path in world.hub.records.folder.rglob("*.parquet"):
+        values = set(pq.read_table(path).column("pseudonym").to_pylist())
+        assert not values & set(leaving), path

@@ -11,16 +11,9 @@ from rich.table import Table
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
 from confide.common.errors import InvalidInput, SubmissionRejected
 from confide.common.home import Home
+from confide.embedded import close_hub, open_hub
 
 hub_app = typer.Typer(help="The hub: record store and trusted research environment.")
-
-
-def open_hub(home: Home):
-    """The hub wired to the embedded pseudonymiser (the default single-process deployment)."""
-    from confide.hub.ingest import Hub
-    from confide.pseudonymiser import Pseudonymiser
-
-    return Hub(home, Pseudonymiser.open(home))
 
 
 @hub_app.command("enrol")
@@ -45,7 +38,7 @@ def enrol_cmd(
     try:
         hub.enrol(ods.upper(), kind, raw)
     finally:
-        hub.close()
+        close_hub(hub)
     report(
         {"enrolled": ods.upper(), "kind": kind},
         as_json,
@@ -73,7 +66,7 @@ def ingest_cmd(
                     failures.append({"submission": folder.name, **exc.as_dict()})
                 bar.advance(task)
     finally:
-        hub.close()
+        close_hub(hub)
 
     def human(r: dict) -> None:
         for item in r["ingested"]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,8 +197,10 @@ class RecordStore:
                 if after.num_rows == before.num_rows:
                     continue
                 removed += before.num_rows - after.num_rows
-                new_rel = rel.replace(".parquet", f".v{new_version}.parquet")
+                new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{new_version}.parquet", rel)
                 pq.write_table(after, self.folder / new_rel, compression="zstd")
+                with (self.folder / new_rel).open("rb") as fh:
+                    os.fsync(fh.fileno())
                 entry["files"][name] = new_rel
         if removed:
             catalog["version"] = new_version

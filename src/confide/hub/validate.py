@@ -57,7 +57,6 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
 
     person_reason = """
         CASE WHEN p.ref IS NULL THEN 'refers to a patient who is not in this submission'
-             WHEN p.status = 'objector' THEN 'patient has a type 1 objection'
              WHEN p.status <> 'linked' THEN coalesce(p.reason, 'patient could not be identified')
                   || '; the record is held until the patient can be linked'
         END"""
@@ -137,9 +136,12 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
         submitted = "episodes" if name == "hospital_episodes" else name
         if submitted not in tables:
             continue
+        # Rows of people who chose to share nothing are dropped outright: not stored, not
+        # quarantined (they are not errors), only counted.
         con.execute(
             f"CREATE TABLE chk_{name} AS SELECT t.*, p.pseudonym, {reason_sql} AS reason "
-            f"FROM {from_sql} LEFT JOIN people p ON p.ref = t.ref"
+            f"FROM {from_sql} LEFT JOIN people p ON p.ref = t.ref "
+            "WHERE p.status IS DISTINCT FROM 'objector'"
         )
         accepted[name] = con.sql(
             f"SELECT pseudonym, '{source}' AS source, {columns} FROM chk_{name} t "

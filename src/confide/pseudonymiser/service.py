@@ -63,6 +63,9 @@ class Pseudonymiser:
         )
         self._linker = linker or DeterministicLinker()
         self.type1_listeners: list[Callable[[list[Type1Change]], None]] = []
+        # Who has chosen to share nothing (the choices registry, in the embedded wiring):
+        # given valid NHS numbers, a boolean per number. Their rows never reach the hub.
+        self.shares_nothing: Callable[[list[str]], list[bool]] | None = None
 
     @classmethod
     def open(cls, home: Home) -> Pseudonymiser:
@@ -105,10 +108,19 @@ class Pseudonymiser:
     def _pseudonymise(self, source: str, submission_id: str, ids: pa.Table) -> pa.Table:
         cleaned, valid = demographics.normalised_numbers(ids.column("nhs_number"))
         linkable = self._linker.link(ids, valid)
-        objector = pc.fill_null(pc.equal(ids.column("type1"), "dissent"), False).to_numpy(
-            zero_copy_only=False
+        objector = np.array(
+            pc.fill_null(pc.equal(ids.column("type1"), "dissent"), False).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
         )
         numbers = cleaned.to_pylist()
+        self._announce_type1(source, ids, cleaned, valid)
+        if self.shares_nothing is not None and valid.any():
+            positions = np.flatnonzero(valid)
+            chosen = np.asarray(self.shares_nothing([numbers[i] for i in positions]), dtype=bool)
+            objector[positions[chosen]] = True
+        linkable = linkable & ~objector
         rows = np.flatnonzero(linkable)
         found = self._index.pseudonyms(
             [numbers[i] for i in rows], keys.load_ring(self._folder), create=True
@@ -133,8 +145,7 @@ class Pseudonymiser:
             },
             schema=PSEUDONYMISED_SCHEMA,
         )
-        self._hold_unlinked(source, submission_id, ids, linkable, reason)
-        self._announce_type1(source, ids, cleaned, valid)
+        self._hold_unlinked(source, submission_id, ids, linkable | objector, reason)
         return result
 
     def _hold_unlinked(
