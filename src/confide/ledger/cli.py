@@ -1,9 +1,131 @@
-"""Commands of the ledger party."""
+"""Commands of the ledger party: verify (the auditor's check), checkpoint, show."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from confide.cli.output import HomeOption, JsonOption, console, err_console, handle_errors, report
+from confide.common.errors import InvalidInput
+from confide.common.home import Home, resolve_home
+
+ledger_app = typer.Typer(
+    help="The transparency log: verify it, sign checkpoints, read entries.",
+    no_args_is_help=True,
+)
+
+VERIFIER_FOLDER = "ledger-verifier"
+
+
+def _open(home: Path | None):
+    from confide.ledger.log import Ledger
+
+    return Ledger.open(Home.at(home))
+
+
+@ledger_app.command("verify")
+@handle_errors
+def verify_cmd(
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Base URL of a ledger API (…/api/ledger) to audit."),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="File remembering the checkpoints seen (default: <home>/ledger-verifier/).",
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Pin this verifier key (name+hash+base64) instead of trusting "
+            "the key the log serves on first use.",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash the whole log and check it against every checkpoint seen; fail on tampering."""
+    from confide.ledger import verify as v
+
+    root = resolve_home(home)
+    state_path = state or root / VERIFIER_FOLDER / "state.json"
+    if url:
+        source = v.HttpSource.at(url)
+        try:
+            result = v.verify(source, state_path, pinned_key=key)
+        finally:
+            source.client.close()
+    else:
+        if not (root / "ledger").is_dir():
+            raise InvalidInput(
+                "There is no ledger in this home folder.",
+                hint="Give --home of a Confide installation, or --url of its ledger API.",
+            )
+        ledger = _open(home)
+        try:
+            result = v.verify(v.LocalSource(ledger), state_path, pinned_key=key, local=ledger)
+        finally:
+            ledger.close()
+    report(result, as_json, _print_verify)
+    if not result["ok"]:
+        raise typer.Exit(v.TamperDetected.exit_code)
+
+
+def _print_verify(r: dict) -> None:
+    for note in r["notes"]:
+        console.print(note)
+    if r["ok"]:
+        console.print(
+            f"[green]Log verified:[/] {r['size']} entries, root {r['root']}, consistent with "
+            f"{len(r['checkpoints_checked'])} earlier checkpoint(s)."
+        )
+        return
+    err_console.print("[bold red]TAMPERING DETECTED[/] in the transparency log:")
+    for problem in r["problems"]:
+        err_console.print(f"  - {problem}", highlight=False)
+
+
+@ledger_app.command("checkpoint")
+@handle_errors
+def checkpoint_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Sign a checkpoint of the log's current size and root, and print it."""
+    with _open(home) as ledger:
+        signed = ledger.checkpoint()
+    result = {**signed.as_dict(), "checkpoint": signed.text}
+    report(result, as_json, lambda r: typer.echo(r["checkpoint"], nl=False))
+
+
+@ledger_app.command("show")
+@handle_errors
+def show_cmd(
+    start: Annotated[int, typer.Option("--start", help="First index (from 0).")] = 0,
+    end: Annotated[
+        int | None, typer.Option("--end", help="One past the last index (default: start + 20).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print entries of the log, decoded."""
+    with _open(home) as ledger:
+        entries = ledger.decoded(start, start + 20 if end is None else end)
+        size = ledger.head().size
+    result = {"size": size, "entries": [e.as_dict() for e in entries]}
+
+    def human(r: dict) -> None:
+        console.print(f"{r['size']} entries in the log.")
+        for e in r["entries"]:
+            body = ", ".join(f"{k}={val}" for k, val in e["body"].items())
+            console.print(f"#{e['index']} {e['at']} {e['kind']} v{e['v']}: {body}", highlight=False)
+
+    report(result, as_json, human)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
+    app.add_typer(ledger_app, name="ledger")

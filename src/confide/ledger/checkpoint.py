@@ -1,0 +1,210 @@
+"""Signed checkpoints in the C2SP ``tlog-checkpoint`` text format, signed as C2SP signed notes.
+
+A checkpoint is a note whose text is three lines (the log's origin, the tree size in decimal,
+the base64 root hash), followed by a blank line and one signature line per signer::
+
+    confide.local/ledger/3f9a0c12
+    1024
+    6ls1+o2hXv3Jv0Bq1ZXQDh9iFZ5qxqgqvI3h6f0nqfE=
+
+    — confide.local/ledger/3f9a0c12 Az3grl...==
+
+Each signature line is ``— <key name> <base64(key hash || Ed25519 signature)>``, where the key
+hash is the first 4 bytes of ``SHA-256(name || 0x0A || 0x01 || public key)`` and the signature
+covers the note text up to and including its last newline. Verifier keys are written the
+signed-note way: ``<name>+<key hash hex>+<base64(0x01 || public key)>``. Any signed-note
+library (Go's ``golang.org/x/mod/sutil/note``, sigsum, Rekor tooling) reads these as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from confide.common.errors import InvalidInput
+from confide.common.secrets import load_or_create, write_secret
+
+ED25519 = 0x01
+SIGNATURE_DASH = "\u2014"  # the em dash that starts every signature line
+KEY_FILE = "checkpoint-signing.key"
+ORIGIN_FILE = "origin.txt"
+
+
+class CheckpointError(InvalidInput):
+    """A checkpoint that is malformed or whose signature does not verify."""
+
+
+def key_hash(name: str, public_key: bytes) -> bytes:
+    """The 4-byte key hash that names an Ed25519 key in signature lines."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c.isspace() for c in name) or "+" in name:
+        raise CheckpointError(
+            "A signing key name must be non-empty, with no spaces and no '+' sign."
+        )
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A public key that checks signature lines for one key name."""
+
+    name: str
+    public_key: bytes
+
+    @property
+    def key_hash(self) -> bytes:
+        return key_hash(self.name, self.public_key)
+
+    @property
+    def vkey(self) -> str:
+        """The signed-note verifier key string (what auditors pin)."""
+        encoded = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
+        return f"{self.name}+{self.key_hash.hex()}+{encoded}"
+
+    @classmethod
+    def parse(cls, vkey: str) -> Verifier:
+        """Read a ``name+hash+base64`` verifier key, checking its hash matches its key."""
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3:
+            raise CheckpointError("A verifier key has the form <name>+<key hash>+<key>.")
+        name, hash_hex, encoded = parts
+        _check_name(name)
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise CheckpointError("The verifier key is not valid base64.") from None
+        if len(raw) != 33 or raw[0] != ED25519:
+            raise CheckpointError("Only Ed25519 verifier keys (type 0x01) are supported.")
+        verifier = cls(name, raw[1:])
+        if verifier.key_hash.hex() != hash_hex.lower():
+            raise CheckpointError("The verifier key's hash does not match its public key.")
+        return verifier
+
+
+@dataclass(frozen=True)
+class Signer:
+    """An Ed25519 signing key with the note key name it signs under."""
+
+    name: str
+    seed: bytes
+
+    @property
+    def verifier(self) -> Verifier:
+        return Verifier(self.name, bytes(SigningKey(self.seed).verify_key))
+
+    def signature_line(self, text: str) -> str:
+        sig = SigningKey(self.seed).sign(text.encode()).signature
+        payload = base64.b64encode(self.verifier.key_hash + sig).decode()
+        return f"{SIGNATURE_DASH} {self.name} {payload}\n"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement: the log called ``origin`` had ``size`` entries with head ``root``."""
+
+    origin: str
+    size: int
+    root: bytes
+    text: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"origin": self.origin, "size": self.size, "root": self.root.hex()}
+
+
+def body(origin: str, size: int, root: bytes) -> str:
+    """The note text of a checkpoint (what gets signed)."""
+    if "\n" in origin or not origin:
+        raise CheckpointError("A log origin is one non-empty line.")
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+
+
+def sign(signer: Signer, size: int, root: bytes, origin: str | None = None) -> Checkpoint:
+    """Sign the tree head; by convention the key name is the log's origin."""
+    origin = origin or signer.name
+    text = body(origin, size, root)
+    return Checkpoint(origin, size, root, text + "\n" + signer.signature_line(text))
+
+
+def parse(note: str) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
+    """Split a checkpoint note into its head and its signatures ``(name, key hash, sig)``."""
+    text, sep, sigblock = note.partition("\n\n")
+    if not sep or not sigblock.endswith("\n"):
+        raise CheckpointError("A checkpoint is note text, a blank line, then signature lines.")
+    text += "\n"
+    lines = text.splitlines()
+    if len(lines) < 3:
+        raise CheckpointError("A checkpoint needs an origin line, a size line and a root line.")
+    origin, size_line, root_line = lines[:3]
+    if not size_line.isdigit() or (size_line.startswith("0") and size_line != "0"):
+        raise CheckpointError("The checkpoint's size line is not a decimal number.")
+    try:
+        root = base64.b64decode(root_line, validate=True)
+    except binascii.Error:
+        raise CheckpointError("The checkpoint's root line is not base64.") from None
+    if len(root) != 32:
+        raise CheckpointError("The checkpoint's root hash is not 32 bytes.")
+    sigs = []
+    for line in sigblock.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != SIGNATURE_DASH:
+            raise CheckpointError("A signature line reads '— <key name> <base64 signature>'.")
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except binascii.Error:
+            raise CheckpointError("A checkpoint signature is not base64.") from None
+        if len(raw) < 5:
+            raise CheckpointError("A checkpoint signature is too short.")
+        sigs.append((parts[1], raw[:4], raw[4:]))
+    return Checkpoint(origin, int(size_line), root, note), sigs
+
+
+def verify(note: str, verifier: Verifier) -> Checkpoint:
+    """The checkpoint in ``note`` if ``verifier`` signed it; :class:`CheckpointError` if not."""
+    checkpoint, sigs = parse(note)
+    text = note.partition("\n\n")[0] + "\n"
+    for name, khash, sig in sigs:
+        if name != verifier.name or khash != verifier.key_hash:
+            continue  # someone else's signature (a witness, say): not ours to judge
+        try:
+            VerifyKey(verifier.public_key).verify(text.encode(), sig)
+        except BadSignatureError:
+            raise CheckpointError(
+                f"The checkpoint at size {checkpoint.size} carries a signature that does not "
+                "verify: the checkpoint was altered or forged."
+            ) from None
+        return checkpoint
+    raise CheckpointError(
+        f"The checkpoint at size {checkpoint.size} is not signed by the expected ledger key.",
+        hint="Check you pinned the right verifier key for this log.",
+    )
+
+
+def load_signer(folder: Path) -> Signer:
+    """The ledger's checkpoint key and origin, created in ``folder`` on first use.
+
+    The origin is ``$CONFIDE_LEDGER_ORIGIN`` when set at first use, else a unique name made up
+    then; it never changes afterwards (a new origin is a new log).
+    """
+    seed = load_or_create(folder / KEY_FILE, lambda: secrets.token_bytes(32))
+    origin_path = folder / ORIGIN_FILE
+    if origin_path.exists():
+        origin = origin_path.read_text().strip()
+    else:
+        origin = os.environ.get("CONFIDE_LEDGER_ORIGIN") or (
+            f"confide.local/ledger/{secrets.token_hex(4)}"
+        )
+        _check_name(origin)
+        write_secret(origin_path, (origin + "\n").encode())
+    if len(seed) != 32:
+        raise CheckpointError("The ledger's checkpoint key file is damaged (not 32 bytes).")
+    return Signer(origin, seed)

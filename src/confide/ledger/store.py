@@ -1,0 +1,294 @@
+"""The log's durable state in the operational store (SQLite or PostgreSQL).
+
+Tables:
+
+- ``entries``: ``leaf_index`` (dense, from 0), ``leaf_input`` (the exact bytes hashed),
+  ``leaf_hash``. Rows are only ever inserted.
+- ``nodes``: the hash of every *complete* perfect subtree above the leaves, keyed by
+  ``(level, node_index)``; about one row per entry. Any proof needs at most ~2·log2(n) of
+  them, read in one indexed query, so proofs stay in the milliseconds at millions of entries.
+- ``tree_state``: one row with the size, the root and the *frontier* (the perfect subtrees
+  covering the whole log, concatenated), so an append needs no reads but this row.
+- ``checkpoints``: every signed checkpoint the log has issued.
+
+Appends are serialised by locking the ``tree_state`` row (``SELECT ... FOR UPDATE`` on
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite): index assignment, the new entries, their nodes
+and the new tree state commit together or not at all, so concurrent writers and crashes can
+never leave a gap, a fork or a lost entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
+
+from confide.common import opstore
+from confide.ledger import merkle
+
+metadata = MetaData()
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("leaf_input", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Index("ix_entries_leaf_hash", "leaf_hash"),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    # node_id = level * 2**40 + index: one integer key, so a proof is one IN (...) lookup.
+    Column("node_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+NODE_LEVEL = 1 << 40
+
+
+def node_id(level: int, index: int) -> int:
+    """The key of the perfect subtree ``(level, index)`` in the ``nodes`` table."""
+    return level * NODE_LEVEL + index
+
+
+_FETCH = union_all(
+    select(entries.c.leaf_index.label("key"), entries.c.leaf_hash.label("hash")).where(
+        entries.c.leaf_index.in_(bindparam("leaves", expanding=True))
+    ),
+    select(nodes.c.node_id.label("key"), nodes.c.hash).where(
+        nodes.c.node_id.in_(bindparam("nodes", expanding=True))
+    ),
+)
+
+tree_state = Table(
+    "tree_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False, index=True),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+_CHUNK = 5000  # rows per INSERT: keeps statements within driver parameter limits
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    created_at: datetime
+
+
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
+
+
+class LogStore:
+    """Entries, subtree hashes, tree state and checkpoints of one log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, folder: Path) -> LogStore:
+        engine = opstore.make_engine("ledger", folder)
+        opstore.migrate(engine, "ledger")
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def append(self, make_leaves: Callable[[], Sequence[bytes]]) -> range:
+        """Append the leaves ``make_leaves()`` returns, atomically; their indices.
+
+        ``make_leaves`` runs while the log is locked, so whatever it stamps into the entries
+        (the time, say) follows the order of the indices.
+        """
+        with self.engine.connect() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            state = conn.execute(
+                select(tree_state.c.size, tree_state.c.frontier)
+                .where(tree_state.c.id == 1)
+                .with_for_update()
+            ).one()
+            leaves = list(make_leaves())
+            start = size = state.size
+            frontier = _split(state.frontier)
+            entry_rows, node_rows = [], []
+            for data in leaves:
+                lh = merkle.leaf_hash(data)
+                entry_rows.append({"leaf_index": size, "leaf_input": data, "leaf_hash": lh})
+                for level, idx, h in merkle.append_leaf(frontier, size, lh)[1:]:
+                    node_rows.append({"node_id": node_id(level, idx), "hash": h})
+                size += 1
+            for i in range(0, len(entry_rows), _CHUNK):
+                conn.execute(insert(entries), entry_rows[i : i + _CHUNK])
+            for i in range(0, len(node_rows), _CHUNK):
+                conn.execute(insert(nodes), node_rows[i : i + _CHUNK])
+            conn.execute(
+                update(tree_state)
+                .where(tree_state.c.id == 1)
+                .values(size=size, root=merkle.fold_right(frontier), frontier=b"".join(frontier))
+            )
+            conn.commit()
+        return range(start, size)
+
+    def save_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(checkpoints).values(
+                    size=size, root=root, note=note, created_at=datetime.now(UTC)
+                )
+            )
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def head(self, conn: Connection | None = None) -> TreeHead:
+        with self._reading(conn) as c:
+            row = c.execute(select(tree_state.c.size, tree_state.c.root)).one()
+        return TreeHead(row.size, row.root)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(checkpoints).order_by(checkpoints.c.size.desc(), checkpoints.c.id.desc())
+            ).first()
+        return (
+            None if row is None else StoredCheckpoint(row.size, row.root, row.note, row.created_at)
+        )
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(checkpoints).order_by(checkpoints.c.id)).all()
+        return [StoredCheckpoint(r.size, r.root, r.note, r.created_at) for r in rows]
+
+    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """``(index, leaf_input)`` for stored indices in ``[start, end)``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(entries.c.leaf_index, entries.c.leaf_input)
+                .where(entries.c.leaf_index >= start, entries.c.leaf_index < end)
+                .order_by(entries.c.leaf_index)
+            ).all()
+        return [(r.leaf_index, bytes(r.leaf_input)) for r in rows]
+
+    def iter_rows(self, page: int = 10_000) -> Iterator[tuple[int, bytes, bytes]]:
+        """Every stored entry as ``(index, leaf_input, leaf_hash)``, in index order."""
+        after = -1
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(entries.c.leaf_index, entries.c.leaf_input, entries.c.leaf_hash)
+                    .where(entries.c.leaf_index > after)
+                    .order_by(entries.c.leaf_index)
+                    .limit(page)
+                ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield r.leaf_index, bytes(r.leaf_input), bytes(r.leaf_hash)
+            after = rows[-1].leaf_index
+
+    def iter_nodes(self, page: int = 20_000) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored subtree hash as ``(level, node_index, hash)``."""
+        after = -1
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(nodes.c.node_id, nodes.c.hash)
+                    .where(nodes.c.node_id > after)
+                    .order_by(nodes.c.node_id)
+                    .limit(page)
+                ).all()
+            if not rows:
+                return
+            for r in rows:
+                level, idx = divmod(r.node_id, NODE_LEVEL)
+                yield level, idx, bytes(r.hash)
+            after = rows[-1].node_id
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(entries)).scalar_one()
+
+    def leaf_index(self, leaf_hash: bytes, size: int, conn: Connection | None = None) -> int | None:
+        """The first index below ``size`` whose leaf hash is ``leaf_hash``."""
+        with self._reading(conn) as c:  # by the hash index alone: a hash matches ~1 row
+            found = c.execute(
+                select(entries.c.leaf_index).where(entries.c.leaf_hash == leaf_hash)
+            ).scalars()
+            return min((i for i in found if i < size), default=None)
+
+    def fetch(
+        self, wanted: set[merkle.Perfect], conn: Connection | None = None
+    ) -> dict[merkle.Perfect, bytes]:
+        """Hashes of the perfect subtrees ``wanted`` (level 0 are leaves), in one query."""
+        if not wanted:
+            return {}
+        leaves = [i for level, i in wanted if level == 0]
+        upper = {node_id(level, i): (level, i) for level, i in wanted if level}
+        with self._reading(conn) as c:
+            rows = c.execute(_FETCH, {"leaves": leaves, "nodes": list(upper)}).all()
+        out: dict[merkle.Perfect, bytes] = {}
+        for key, h in rows:  # the two halves of the union are told apart by their keys
+            out[upper.get(key, (0, key))] = bytes(h)
+        missing = wanted - out.keys()
+        if missing:
+            raise LookupError(f"the log store is missing {len(missing)} subtree hash(es)")
+        return out
+
+    @contextmanager
+    def _reading(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as fresh:
+                yield fresh
+
+    def reader(self) -> AbstractContextManager[Connection]:
+        """One connection for several reads (a proof: the head, then the hashes)."""
+        return self.engine.connect()

@@ -1,0 +1,177 @@
+"""The entry schema and the identifier scanner: nothing identifying reaches the log."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from confide.common.home import Home
+from confide.common.nhs_number import check_digit, is_valid
+from confide.ledger import entries
+from confide.ledger.log import Ledger
+
+DIGEST = "0f" * 32
+VALID_NHS = "9434765919"
+
+EXAMPLES = {
+    "submission_ingested": {
+        "submission_id": "sub-2025-01-A81001-0001",
+        "source": "A81001",
+        "digest": DIGEST,
+        "records": 1200,
+        "quarantined": 3,
+    },
+    "choice_changed": {
+        "commitment": DIGEST,
+        "set": ["no_research"],
+        "cleared": [],
+        "channel": "online",
+    },
+    "project_applied": {
+        "project_id": "P-0007",
+        "organisation": "University of Leeds",
+        "title": "Statin use and dementia",
+        "purpose": "research",
+        "recipient_kind": "academic",
+        "legal_basis": "art6_1e_art9_2j",
+        "datasets": ["gp_events", "hes_apc"],
+    },
+    "project_approved": {"project_id": "P-0007", "approved_by": "iag", "expires": "2027-03-31"},
+    "query_run": {"project_id": "P-0007", "query_id": "q-91", "query_digest": DIGEST},
+    "output_checked": {
+        "project_id": "P-0007",
+        "output_id": "o-91",
+        "outcome": "passed",
+        "method": "sdc_round5",
+        "cells_suppressed": 4,
+    },
+    "release": {
+        "release_id": "R-0003",
+        "project_id": "P-0007",
+        "organisation": "University of Leeds",
+        "purpose": "research",
+        "recipient_kind": "academic",
+        "legal_basis": "art6_1e_art9_2j",
+        "data_form": "aggregate",
+        "datasets": ["gp_events"],
+        "patients": 51234,
+        "opt_outs_applied": True,
+        "date": "2025-02-01",
+    },
+    "refusal": {"subject": "project", "ref": "P-0008", "reason": "Insurance is never allowed."},
+    "erasure": {"commitment": DIGEST, "stores": ["hub", "tre"], "rows": 311},
+    "deletion_notice": {
+        "notice_id": "N-1",
+        "project_id": "P-0007",
+        "organisation": "University of Leeds",
+        "release_ids": ["R-0003"],
+        "erasure_index": 17,
+    },
+    "key_rotation": {"party": "pseudonymiser", "key_kind": "hmac", "key_id": "k-2025-02"},
+}
+
+
+def test_every_kind_has_an_example_that_validates() -> None:
+    assert set(EXAMPLES) == set(entries.KINDS)
+    for kind, body in EXAMPLES.items():
+        entries.validate(kind, body)
+        assert entries.find_identifiers(body) == []
+
+
+def test_canonical_bytes_are_stable() -> None:
+    a = entries.encode("query_run", EXAMPLES["query_run"], "2025-01-01T00:00:00Z")
+    b = entries.encode(
+        "query_run", dict(reversed(EXAMPLES["query_run"].items())), "2025-01-01T00:00:00Z"
+    )
+    assert a == b
+    assert a.startswith(b'{"at":"2025-01-01T00:00:00Z","body":{"project_id"')
+    assert entries.decode(4, a).body == EXAMPLES["query_run"]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ({"note": VALID_NHS}, "NHS number"),
+        ({"note": "943 476 5919"}, "NHS number"),
+        ({"note": "patient 943-476-5919 opted out"}, "NHS number"),
+        ({"x": [{"y": ["a", f"ref {VALID_NHS}"]}]}, "NHS number"),
+        ({"n": int(VALID_NHS)}, "NHS number"),
+        ({"where": "LS1 4AP"}, "postcode"),
+        ({"where": "lives at ls14ap now"}, "postcode"),
+        ({"birth_date": "1970-01-01"}, "date of birth"),
+        ({"DOB": "01/01/1970"}, "date of birth"),
+        ({"date_of_birth": "x"}, "date of birth"),
+        ({"nhs_number": "x"}, "identifier"),
+        ({"pseudonym": "x"}, "identifier"),
+        ({"postcode": "LS1"}, "identifier"),
+    ],
+)
+def test_scanner_finds_identifiers(body, found) -> None:
+    problems = entries.find_identifiers(body)
+    assert problems and found in problems[0]
+    for p in problems:  # findings never repeat the value
+        assert VALID_NHS not in p and "4AP" not in p.upper()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"note": "9434765918"},  # fails modulus 11
+        {"note": "94347659190"},  # eleven digits: not an NHS number
+        {"digest": "9434765919" + "ab" * 27},  # a hash that happens to contain ten digits
+        {"district": "LS1"},
+        {"date": "1970-01-01"},
+        {"count": 12345},
+    ],
+)
+def test_scanner_leaves_clean_bodies_alone(body) -> None:
+    assert entries.find_identifiers(body) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(10**8, 10**9 - 1).filter(lambda n: check_digit(str(n)) is not None),
+    st.text(alphabet="abc .,;:", max_size=10),
+    st.sampled_from(["", " ", "-"]),
+)
+def test_any_valid_nhs_number_is_found_anywhere(stem: int, prefix: str, sep: str) -> None:
+    number = f"{stem}{check_digit(str(stem))}"
+    assert is_valid(number)
+    shown = sep.join([number[:3], number[3:6], number[6:]])
+    assert entries.find_identifiers({"reason": f"{prefix}{shown}."}) != []
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        ("unknown_kind", {}, "not a kind"),
+        ("query_run", {**EXAMPLES["query_run"], "extra": "x"}, "no field"),
+        ("query_run", {"project_id": "P1", "query_id": "q"}, "needs the field"),
+        ("query_run", {**EXAMPLES["query_run"], "query_digest": "xyz"}, "sha256 hex"),
+        ("release", {**EXAMPLES["release"], "patients": -1}, "count"),
+        ("release", {**EXAMPLES["release"], "data_form": "raw"}, "data_form"),
+        ("release", {**EXAMPLES["release"], "date": "2025-02-30"}, "date"),
+        ("refusal", {**EXAMPLES["refusal"], "reason": f"person {VALID_NHS}"}, "identifier"),
+    ],
+)
+def test_bad_bodies_are_refused(kind, body, message) -> None:
+    with pytest.raises(entries.EntryRejected, match=message):
+        entries.validate(kind, body)
+
+
+def test_ledger_refuses_identifying_entries_and_appends_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("CONFIDE_DATABASE_URL", raising=False)
+    with Ledger.open(Home.at(tmp_path)) as ledger:
+        good = ("query_run", EXAMPLES["query_run"])
+        bad = ("refusal", {**EXAMPLES["refusal"], "reason": "postcode LS1 4AP"})
+        with pytest.raises(entries.EntryRejected, match="Entry 2 of 2") as err:
+            ledger.append_many([good, bad])
+        assert "LS1" not in str(err.value)
+        assert ledger.head().size == 0
+        for kind, body in EXAMPLES.items():
+            ledger.append(kind, body)
+        for entry in ledger.decoded(0, 100):
+            assert entries.find_identifiers(entry.body) == []
+    raw = (tmp_path / "ledger" / "ledger.db").read_bytes()
+    assert VALID_NHS.encode() not in raw and b"4AP" not in raw
