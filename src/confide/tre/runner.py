@@ -1,0 +1,122 @@
+"""Runs a checked query on DuckDB within bounds of time, memory, threads and result size.
+
+The guard is the first line; the connection is the second: it is locked down before the query
+runs (no file or network access except the view files, configuration locked), so a query the
+guard wrongly let through still cannot read files, load extensions or change settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+
+from confide.common.errors import InvalidInput
+from confide.tre.disclosure import CheckedOutput, DisclosureRules, check_output, refused
+from confide.tre.guard import check_query
+from confide.tre.rewrite import plan_contributors
+
+
+class QueryLimitExceeded(InvalidInput):
+    """The query ran but went past one of the project's limits."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds for one query run."""
+
+    seconds: float = 30.0
+    memory: str = "1GB"
+    threads: int = 2
+    max_rows: int = 10_000
+    max_cells: int = 200_000
+
+
+class _HasSql(Protocol):
+    sql: str
+
+
+def lock_down(
+    con: duckdb.DuckDBPyConnection, limits: Limits, readable: Iterable[Path | str] = ()
+) -> None:
+    """Make ``con`` a sandbox: only ``readable`` files, bounded memory/threads, locked config.
+
+    Call after the project's views are created and before any researcher query runs; the
+    connection cannot be unlocked afterwards, so give each project run its own connection."""
+    paths = [str(Path(p)) for p in readable]
+    if paths:
+        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        con.execute(f"SET allowed_paths = [{listing}]")
+    con.execute(f"SET memory_limit = '{_safe_memory(limits.memory)}'")
+    con.execute(f"SET threads = {int(limits.threads)}")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allow_community_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _safe_memory(memory: str) -> str:
+    text = memory.strip().upper().replace(" ", "")
+    if not text[:-2].isdigit() or text[-2:] not in ("MB", "GB"):
+        raise InvalidInput(f"memory limit {memory!r} must look like '512MB' or '2GB'")
+    return text
+
+
+def run_checked(con: duckdb.DuckDBPyConnection, query: _HasSql, limits: Limits) -> pa.Table:
+    """Run ``query.sql`` (a CheckedQuery or CountingPlan) on a locked-down ``con``.
+
+    Stops the query after ``limits.seconds`` and refuses results larger than the row or cell
+    bounds (counted while fetching, so a huge result is never held in memory)."""
+    timer = threading.Timer(limits.seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        reader = con.sql(query.sql).to_arrow_reader(min(limits.max_rows + 1, 8192))
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            rows += batch.num_rows
+            if rows > limits.max_rows:
+                raise QueryLimitExceeded(f"the result has more than {limits.max_rows} rows")
+            if rows * batch.num_columns > limits.max_cells:
+                raise QueryLimitExceeded(f"the result has more than {limits.max_cells} cells")
+            batches.append(batch)
+        return pa.Table.from_batches(batches, schema=reader.schema)
+    except duckdb.InterruptException:
+        raise QueryLimitExceeded(
+            f"the query ran for more than {limits.seconds:g} seconds and was stopped"
+        ) from None
+    except duckdb.OutOfMemoryException:
+        raise QueryLimitExceeded(
+            f"the query needed more than {limits.memory} of memory and was stopped"
+        ) from None
+    except duckdb.PermissionException:
+        raise QueryLimitExceeded("the query tried to reach outside the project's views") from None
+    finally:
+        timer.cancel()
+
+
+def check_and_run(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    allowed: Mapping[str, set[str]],
+    limits: Limits | None = None,
+    rules: DisclosureRules | None = None,
+) -> CheckedOutput:
+    """The whole pipeline for one researcher query: guard, count contributors, run, check.
+
+    Refusals (by the guard, the row-level rule or a limit) come back as a ``refused`` output
+    with the reason, so callers record every outcome the same way."""
+    try:
+        checked = check_query(sql, allowed)
+        plan = plan_contributors(checked, allowed)
+        table = run_checked(con, plan, limits or Limits())
+    except InvalidInput as refusal:
+        return refused(refusal.message)
+    return check_output(table, plan, rules)
