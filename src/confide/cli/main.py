@@ -23,6 +23,7 @@ def _root() -> None:
 
 def _register() -> None:
     """Attach every party's commands (imported here so ``--help`` lists them all)."""
+    from confide.access import cli as access_cli
     from confide.choices import cli as choices_cli
     from confide.demo import cli as demo_cli
     from confide.hub import cli as hub_cli
@@ -36,6 +37,7 @@ def _register() -> None:
     pseudonymiser_cli.register(app)
     hub_cli.register(app)
     choices_cli.register(app)
+    access_cli.register(app)
     ledger_cli.register(app)
     demo_cli.register(app)
 
