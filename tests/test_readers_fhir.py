@@ -294,7 +294,8 @@ def test_xml_entities_are_not_expanded(tmp_path: Path):
     assert len(result.extract.rejected) == 1
 
 
-def test_general_practitioner_gives_a_registration_when_there_is_no_episode_of_care(tmp_path):
+def test_registrations_come_from_episodes_of_care_only(tmp_path):
+    """A registered GP named on a hospital's Patient is not registration history."""
     gp = {"identifier": {"system": ODS_SYSTEM, "value": "B82001"}}
     write(tmp_path, "a.json", patient("p1", generalPractitioner=[gp]))
     write(tmp_path, "b.json", patient("p2", generalPractitioner=[gp]))
@@ -307,6 +308,5 @@ def test_general_practitioner_gives_a_registration_when_there_is_no_episode_of_c
     write(tmp_path, "c.json", eoc)
     regs = read(tmp_path).extract.table("registrations").to_pylist()
     assert sorted((r["local_id"], r["practice"], r["start_date"]) for r in regs) == [
-        ("p1", "B82001", None),
         ("p2", "Y01234", date(2001, 2, 3)),
     ]

@@ -1,19 +1,35 @@
 """The embedded deployment: every party in one process, wired through public interfaces only.
 
-This is the one place that composes parties (hub ⇄ pseudonymiser ⇄ choices ⇄ ledger); the
-parties themselves never import each other's internals. A networked deployment replaces these
-constructors with clients of the same interfaces.
+This is the one place that composes parties; the parties themselves never import each other's
+internals. A networked deployment replaces these constructors with clients of the same
+interfaces. The wiring:
+
+- practice submissions' type 1 codes → choices registry (GP channel), through the pseudonymiser,
+  which alone sees NHS numbers; the registry tells the pseudonymiser who shares nothing, so no
+  source's rows for them reach the hub;
+- choice changes to ``share_nothing`` → erasure at the hub (pseudonyms from the pseudonymiser),
+  once per batch of changes, recorded in the ledger;
+- hub ingests and project decisions → ledger entries.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confide.access.service import Access
+from confide.choices.model import Choice, ChoiceEvent
+from confide.choices.registry import ChoicesRegistry
 from confide.common.home import Home
-from confide.hub.ingest import Hub
+from confide.hub.ingest import Hub, IngestResult
+from confide.ledger.log import Ledger
 from confide.pseudonymiser import Pseudonymiser
 
 
 def open_hub(home: Home) -> Hub:
-    """The hub wired to the in-process pseudonymiser."""
+    """The hub wired to the in-process pseudonymiser (for commands that need nothing else)."""
     return Hub(home, Pseudonymiser.open(home))
 
 
@@ -22,3 +38,140 @@ def close_hub(hub: Hub) -> None:
     close = getattr(hub.pseudonymiser, "close", None)
     if close is not None:
         close()
+
+
+def _submission_entry(result: IngestResult, manifest_digest: str) -> dict[str, Any]:
+    counts = result.counts
+    records = sum(
+        int(counts.get(t, 0))
+        for t in (
+            "patients",
+            "registrations",
+            "events",
+            "medications",
+            "hospital_episodes",
+            "deaths",
+        )
+    )
+    return {
+        "submission_id": result.submission_id,
+        "source": result.source,
+        "digest": manifest_digest,
+        "records": records,
+        "quarantined": int(counts.get("quarantined", 0)),
+    }
+
+
+# Access's project events → ledger entries (kinds the ledger's schema v1 knows).
+def _access_entry(kind: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    project = {"project_id": body.get("project", "")}
+    if kind == "project_applied":
+        return kind, {
+            **project,
+            "organisation": body["organisation_name"],
+            "title": body["title"],
+            "purpose": body["purpose"],
+            "recipient_kind": body["recipient_kind"],
+            "legal_basis": body["legal_basis"],
+            "datasets": sorted(body.get("datasets", {})),
+        }
+    if kind == "project_approved":
+        return kind, {
+            **project,
+            "approved_by": body.get("actor_role", "approver"),
+            "expires": body["expires_on"],
+        }
+    if kind in ("project_rejected", "project_refused", "project_suspended"):
+        reason = body.get("reason") or kind.replace("_", " ")
+        return "refusal", {
+            **project,
+            "subject": "project",
+            "ref": project["project_id"] or "-",
+            "reason": str(reason),
+        }
+    return None
+
+
+@dataclass
+class Installation:
+    """All parties of one home, wired together."""
+
+    home: Home
+    pseudonymiser: Pseudonymiser
+    hub: Hub
+    choices: ChoicesRegistry
+    ledger: Ledger
+    access: Access
+    erasures: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, home: Home) -> Installation:
+        pseudonymiser = Pseudonymiser.open(home)
+        hub = Hub(home, pseudonymiser)
+        choices = ChoicesRegistry.open(home)
+        ledger = Ledger.open(home)
+        access = Access.open(home)
+        parts = cls(home, pseudonymiser, hub, choices, ledger, access)
+        parts._wire()
+        return parts
+
+    def _wire(self) -> None:
+        self.pseudonymiser.type1_listeners.append(self.choices.apply_gp_codes)
+        self.pseudonymiser.shares_nothing = self.choices.shares_nothing
+        self.choices.batch_listeners.append(self._erase_those_who_share_nothing)
+        self.hub.listeners.append(self._log_submission)
+        self.access.listeners.append(self._log_access)
+
+    def close(self) -> None:
+        self.access.close()
+        self.ledger.close()
+        self.choices.close()
+        self.hub.close()
+        self.pseudonymiser.close()
+
+    def __enter__(self) -> Installation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- wiring ----------------------------------------------------------------------------
+    def _log_submission(self, result: IngestResult) -> None:
+        manifest = self.hub.folder / "submissions" / result.submission_id / "manifest.json"
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        self.ledger.append("submission_ingested", _submission_entry(result, digest))
+
+    def _log_access(self, kind: str, body: dict[str, Any]) -> None:
+        entry = _access_entry(kind, body)
+        if entry is not None:
+            self.ledger.append(*entry)
+
+    def _erase_those_who_share_nothing(self, events: Sequence[ChoiceEvent]) -> None:
+        """One erasure pass for every person in the batch who now shares nothing."""
+        leaving = sorted(
+            {e.nhs_number for e in events if e.changes.get(Choice.SHARE_NOTHING) is True}
+        )
+        if not leaving:
+            return
+        pseudonyms = [p for p in self.pseudonymiser.pseudonyms_for(leaving) if p is not None]
+        rows = self.hub.erase(pseudonyms) if pseudonyms else 0
+        entries = [
+            (
+                "erasure",
+                {
+                    "commitment": self._commitment(event.change_id),
+                    "stores": ["hub.records"],
+                    "rows": rows if len(leaving) == 1 else 0,
+                },
+            )
+            for event in events
+            if event.changes.get(Choice.SHARE_NOTHING) is True
+        ]
+        self.ledger.append_many(entries)
+        self.erasures.append({"people": len(leaving), "rows": rows})
+
+    @staticmethod
+    def _commitment(change_id: str) -> str:
+        """A value naming one recorded change, not the person: the change id is random and
+        known only to the registry and the person it concerns."""
+        return hashlib.sha256(f"confide-erasure:{change_id}".encode()).hexdigest()

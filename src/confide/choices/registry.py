@@ -85,6 +85,9 @@ class ChoicesRegistry:
         self.engine = engine
         self.folder = folder
         self.listeners: list[Listener] = []
+        # Called once per committed batch (a bulk change, a submission's type 1 codes), so
+        # work that should happen once for many people (erasure) is not repeated per person.
+        self.batch_listeners: list[Callable[[Sequence[ChoiceEvent]], None]] = []
 
     @classmethod
     def open(cls, home: Home) -> ChoicesRegistry:
@@ -255,6 +258,9 @@ class ChoicesRegistry:
         for listener in list(self.listeners):
             for event in events:
                 listener(event)
+        if events:
+            for batch_listener in list(self.batch_listeners):
+                batch_listener(events)
 
     # --- reading ---------------------------------------------------------------------------
 

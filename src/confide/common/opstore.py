@@ -16,6 +16,7 @@ its own version table), applied by :func:`migrate` when the party opens its stor
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -63,8 +64,20 @@ def make_engine(party: str, folder: Path) -> Engine:
     return engine
 
 
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine, party: str) -> None:
-    """Bring a party's store up to its latest migration (safe to call every time)."""
+    """Bring a party's store up to its latest migration (safe to call every time).
+
+    Alembic's command machinery is not thread-safe, so migrations in one process run one at
+    a time; across processes the database's own locking (and Alembic's version table) decide.
+    """
+    with _MIGRATING:
+        _migrate(engine, party)
+
+
+def _migrate(engine: Engine, party: str) -> None:
     script_location = Path(__file__).resolve().parent.parent / party / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))

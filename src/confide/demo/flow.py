@@ -15,16 +15,24 @@ import orjson
 
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
+from confide.embedded import Installation
 from confide.hub.ingest import Hub
 from confide.practice import keys as practice_keys
 from confide.practice.agent import extract
-from confide.pseudonymiser import Pseudonymiser
 
 Progress = Callable[[str, int, int], None]
 
 
 def _sources(area: Path) -> list[Path]:
-    found = sorted(p.parent for p in area.glob("*/source.json"))
+    """Source folders, practices before trusts (so type 1 objections recorded at practices
+    are known before hospital records arrive; later erasure covers the other order)."""
+    found = sorted(
+        (p.parent for p in area.glob("*/source.json")),
+        key=lambda folder: (
+            orjson.loads((folder / "source.json").read_bytes())["kind"] != "practice",
+            folder.name,
+        ),
+    )
     if not found:
         raise InvalidInput(
             f"{area} holds no source exports (folders with a source.json).",
@@ -80,10 +88,10 @@ def run_demo(
         area = Path(from_dir)
     sources = _sources(area)
 
-    pseudonymiser = Pseudonymiser.open(home)
-    hub = Hub(home, pseudonymiser)
+    parties = Installation.open(home)
+    hub = parties.hub
     try:
-        box_key = pseudonymiser.public_key()
+        box_key = parties.pseudonymiser.public_key()
         totals: dict[str, int] = {}
         seconds.update({"extract": 0.0, "pseudonymise": 0.0, "ingest": 0.0})
         for i, folder in enumerate(sources):
@@ -119,10 +127,11 @@ def run_demo(
             "quarantined": totals.get("quarantined", 0),
             "unlinked": totals.get("unlinked", 0),
             "linkage_rate": linkage_rate(hub),
+            "ledger_entries": parties.ledger.head().size,
         }
+        parties.ledger.checkpoint()
     finally:
-        hub.close()
-        pseudonymiser.close()
+        parties.close()
     seconds["total"] = time.perf_counter() - t0
     summary["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     return summary

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from confide.common.codes import NHS_NUMBER_SYSTEM, ODS_SYSTEM, system_name
+from confide.common.codes import NHS_NUMBER_SYSTEM, system_name
 from confide.practice.model import SCHEMAS, Rejection
 
 # v3 ActCode classes that mean an inpatient stay (IMP and its two specialisations).
@@ -258,7 +258,6 @@ class FhirCollector:
         self._episodes: dict[Key, _Episode] = {}
         self._medications: dict[Key, tuple[str | None, str | None]] = {}
         self._pending_meds: list[_PendingMedication] = []
-        self._gp: dict[str, str] = {}
         self._order = 0
 
     # -- entry points --
@@ -364,7 +363,6 @@ class FhirCollector:
         death = day(res, "deceasedDateTime", "Patient")
         if "deceasedBoolean" in res and not isinstance(res["deceasedBoolean"], bool):
             raise Unusable("Patient.deceasedBoolean must be true or false")
-        gp = _gp_ods(as_list(res.get("generalPractitioner"), "Patient.generalPractitioner"))
         self._append(
             "patients",
             local_id=key[1],
@@ -374,8 +372,6 @@ class FhirCollector:
             sex=sex,
             death_date=death,
         )
-        if gp is not None:
-            self._gp[key[1]] = gp
 
     def _episode_of_care(self, res: dict[str, Any], ctx: Context) -> None:
         local_id = self._patient_of(res, "patient", ctx)
@@ -574,10 +570,6 @@ class FhirCollector:
         """Place linked Conditions/Procedures, resolve medication references, build tables."""
         self._place_linked()
         self._place_medications()
-        registered = set(self._rows["registrations"]["local_id"])
-        for local_id, ods in self._gp.items():
-            if local_id not in registered:
-                self._append("registrations", local_id=local_id, practice=ods)
         tables = {
             name: pa.table(cols, schema=SCHEMAS[name])
             for name, cols in self._rows.items()
@@ -672,16 +664,6 @@ def _postcode(addresses: list[Any]) -> str | None:
             return code
         best = best or code
     return best
-
-
-def _gp_ods(refs: list[Any]) -> str | None:
-    for i, ref in enumerate(refs):
-        if not isinstance(ref, dict):
-            raise Unusable(f"Patient.generalPractitioner[{i}] must be an object")
-        ident = obj(ref, "identifier", f"Patient.generalPractitioner[{i}]")
-        if ident is not None and ident.get("system") == ODS_SYSTEM:
-            return text(ident, "value", f"Patient.generalPractitioner[{i}].identifier")
-    return None
 
 
 def _admission_method(res: dict[str, Any]) -> str | None:
