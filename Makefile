@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint bench clean
+.PHONY: demo test setup docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,3 +30,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .confide
+
+docs: setup
+	$(BIN)/python -m confide.cli.reference > docs/cli.md
