@@ -7,38 +7,13 @@ interfaces they would use across a network.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from confide.common.errors import InvalidInput
 from confide.common.home import Home
+from confide.demo.pipeline import Progress, process_sources
 from confide.embedded import Installation
 from confide.hub.ingest import Hub
-from confide.practice import keys as practice_keys
-from confide.practice.agent import extract
-
-Progress = Callable[[str, int, int], None]
-
-
-def _sources(area: Path) -> list[Path]:
-    """Source folders, practices before trusts (so type 1 objections recorded at practices
-    are known before hospital records arrive; later erasure covers the other order)."""
-    found = sorted(
-        (p.parent for p in area.glob("*/source.json")),
-        key=lambda folder: (
-            orjson.loads((folder / "source.json").read_bytes())["kind"] != "practice",
-            folder.name,
-        ),
-    )
-    if not found:
-        raise InvalidInput(
-            f"{area} holds no source exports (folders with a source.json).",
-            hint="Point --from at the folder `confide synth` wrote.",
-        )
-    return found
 
 
 def linkage_rate(hub: Hub) -> float | None:
@@ -74,6 +49,7 @@ def run_demo(
     seed: int = 2026,
     from_dir: Path | None = None,
     on_progress: Progress | None = None,
+    workers: int = 2,
 ) -> dict[str, Any]:
     """Run the flow and return the summary the CLI prints."""
     seconds: dict[str, float] = {}
@@ -86,36 +62,19 @@ def run_demo(
         seconds["synth"] = time.perf_counter() - t0
     else:
         area = Path(from_dir)
-    sources = _sources(area)
-
     parties = Installation.open(home)
     hub = parties.hub
     try:
-        box_key = parties.pseudonymiser.public_key()
-        totals: dict[str, int] = {}
-        seconds.update({"extract": 0.0, "pseudonymise": 0.0, "ingest": 0.0})
-        for i, folder in enumerate(sources):
-            meta = orjson.loads((folder / "source.json").read_bytes())
-            ods, kind = meta["ods"], meta["kind"]
-            hub.enrol(ods, kind, practice_keys.verify_key(home, ods), meta.get("name"))
-            t1 = time.perf_counter()
-            made = extract(folder, home, box_key)
-            seconds["extract"] += time.perf_counter() - t1
-            t2 = time.perf_counter()
-            result = hub.ingest(made.path)
-            took = time.perf_counter() - t2
-            pseudonymising = result.seconds.get("pseudonymise", 0.0)
-            seconds["pseudonymise"] += pseudonymising
-            seconds["ingest"] += took - pseudonymising
-            for key, value in result.counts.items():
-                totals[key] = totals.get(key, 0) + int(value)
-            if on_progress:
-                on_progress(ods, i + 1, len(sources))
+        t1 = time.perf_counter()
+        done = process_sources(parties, area, workers=workers, on_progress=on_progress)
+        seconds.update(done.seconds)
+        seconds["extract_to_ingest_wall"] = time.perf_counter() - t1
+        totals = done.counts
         con = hub.records.connect()
         people = con.execute("SELECT count(DISTINCT pseudonym) FROM patients").fetchone()[0]
         summary = {
             "home": str(home.root),
-            "sources": len(sources),
+            "sources": totals["sources"],
             "patients": int(people),
             "events": totals.get("events", 0),
             "medications": totals.get("medications", 0),

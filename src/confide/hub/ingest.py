@@ -71,6 +71,15 @@ class IngestResult:
         }
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    """Keep the original by hard link when on the same file system (no second copy of the
+    bytes; the inbox copy can be deleted safely), else copy it."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 class Hub:
     """The hub's ingest side: one record store, one operational store, one pseudonym port."""
 
@@ -213,7 +222,7 @@ class Hub:
             shutil.rmtree(kept)
         tmp = kept.with_name(f".{submission_id}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(folder, tmp)
+        shutil.copytree(folder, tmp, copy_function=_link_or_copy)
         pq.write_table(quarantine, tmp / "quarantine.parquet")
         os.replace(tmp, kept)
 

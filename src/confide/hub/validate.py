@@ -145,7 +145,7 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
         )
         accepted[name] = con.sql(
             f"SELECT pseudonym, '{source}' AS source, {columns} FROM chk_{name} t "
-            "WHERE reason IS NULL ORDER BY pseudonym"
+            "WHERE reason IS NULL"
         ).to_arrow_table()
         quarantined.append(
             con.sql(
@@ -155,7 +155,7 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
         )
     accepted["patients"] = con.sql(
         f"SELECT pseudonym, '{source}' AS source, birth_year, birth_month, sex, area "
-        "FROM people WHERE status = 'linked' ORDER BY pseudonym"
+        "FROM people WHERE status = 'linked'"
     ).to_arrow_table()
     quarantined.append(
         con.sql(

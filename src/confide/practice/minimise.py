@@ -91,7 +91,7 @@ def minimise(extract: Extract, type1: pa.Table) -> Minimised:
         "deaths": "SELECT k.ref, p.death_date AS date_of_death FROM people p "
         "JOIN kept k USING (local_id) WHERE p.death_date IS NOT NULL",
     }
-    tables = {name: con.sql(sql + " ORDER BY 1").to_arrow_table() for name, sql in queries.items()}
+    tables = {name: con.sql(sql).to_arrow_table() for name, sql in queries.items()}
 
     for name in ("registrations", "events", "medications", "episodes"):
         orphans = con.execute(

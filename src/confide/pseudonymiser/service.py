@@ -7,6 +7,7 @@ to ``type1_listeners`` (the choices registry), never to the hub.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -61,6 +62,9 @@ class Pseudonymiser:
             " birth_date VARCHAR, postcode VARCHAR, sex VARCHAR, reason VARCHAR,"
             " received_at TIMESTAMP, PRIMARY KEY (submission_id, ref))"
         )
+        # The index is one DuckDB connection: one caller at a time (ingests may run in threads).
+        # Re-entrant: type 1 codes announced mid-pseudonymisation can lead back here (erasure).
+        self._lock = threading.RLock()
         self._linker = linker or DeterministicLinker()
         self.type1_listeners: list[Callable[[list[Type1Change]], None]] = []
         # Who has chosen to share nothing (the choices registry, in the embedded wiring):
@@ -86,7 +90,8 @@ class Pseudonymiser:
         cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
         values = cleaned.to_pylist()
         known = [values[i] for i in np.flatnonzero(valid)]
-        found = self._index.pseudonyms(known, keys.load_ring(self._folder), create=False)
+        with self._lock:
+            found = self._index.pseudonyms(known, keys.load_ring(self._folder), create=False)
         out: list[str | None] = [None] * len(nhs_numbers)
         for i, p in zip(np.flatnonzero(valid), found, strict=True):
             out[int(i)] = p
@@ -103,7 +108,8 @@ class Pseudonymiser:
             if batches
             else IDENTITY_SCHEMA.empty_table()
         )
-        return self._pseudonymise(source, submission_id, identities)
+        with self._lock:
+            return self._pseudonymise(source, submission_id, identities)
 
     def _pseudonymise(self, source: str, submission_id: str, ids: pa.Table) -> pa.Table:
         cleaned, valid = demographics.normalised_numbers(ids.column("nhs_number"))
