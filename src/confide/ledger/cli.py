@@ -128,4 +128,7 @@ def show_cmd(
 
 def register(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
+    from confide.ledger.register_cli import add_commands
+
+    add_commands(ledger_app)
     app.add_typer(ledger_app, name="ledger")
