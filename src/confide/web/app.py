@@ -1,0 +1,197 @@
+"""Build the web app: the parties' HTTP APIs under ``/api`` and the HTML pages around them.
+
+``create_app(home)`` opens each party from the home folder unless it is given one (tests and
+the demo pass their own). The app closes only what it opened. API routes answer in JSON as
+their routers define; every other route answers with an NHS.UK-styled page, including errors,
+which never repeat what was typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from confide.access.api import make_router as access_router
+from confide.access.service import Access
+from confide.choices.api import make_router as choices_router
+from confide.choices.identity import IdentityService, TooManyAttempts
+from confide.choices.registry import ChoicesRegistry
+from confide.common.errors import ConfideError
+from confide.common.home import Home
+from confide.ledger.api import make_router as ledger_router
+from confide.ledger.log import Ledger
+from confide.web.context import WebState
+from confide.web.forms import BodyTooLarge
+from confide.web.notices import ChangeNotices, OutboxNotices
+from confide.web.pages import demo as demo_pages
+from confide.web.pages import letter, patient, public
+from confide.web.rendering import render, render_text
+from confide.web.security import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    CsrfRefused,
+    SafeErrors,
+    SecurityHeaders,
+    session_secret,
+)
+
+STATIC = Path(__file__).parent / "static"
+API = "/api/"
+
+_TITLES = {
+    400: "There is a problem with what was sent",
+    403: "This form could not be accepted",
+    404: "Page not found",
+    405: "This page cannot do that",
+    413: "What was sent is too large",
+    422: "There is a problem with what was sent",
+    429: "Too many attempts",
+}
+
+
+def _problem(request: Request, status: int, message: str, hint: str | None = None) -> Response:
+    return render(
+        request,
+        "problem.html",
+        {
+            "title": _TITLES.get(status, "Sorry, there is a problem"),
+            "message": message,
+            "hint": hint,
+        },
+        status_code=status,
+    )
+
+
+def _status_of(exc: ConfideError) -> int:
+    if isinstance(exc, CsrfRefused):
+        return 403
+    if isinstance(exc, BodyTooLarge):
+        return 413
+    if isinstance(exc, TooManyAttempts):
+        return 429
+    return 422
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(API):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 404:
+            message = "If you typed the web address, check it is correct."
+        else:
+            message = "The page could not do what was asked. Nothing was changed."
+        return _problem(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith(API):
+            return await request_validation_exception_handler(request, exc)
+        return _problem(request, 422, "What was sent could not be read. Nothing was changed.")
+
+    @app.exception_handler(ConfideError)
+    async def confide_error(request: Request, exc: ConfideError) -> Response:
+        status = _status_of(exc)
+        if request.url.path.startswith(API):
+            return JSONResponse({"detail": exc.as_dict()}, status_code=status)
+        return _problem(request, status, exc.message, exc.hint)
+
+
+def create_app(
+    home: Home,
+    *,
+    registry: ChoicesRegistry | None = None,
+    identity: IdentityService | None = None,
+    ledger: Ledger | None = None,
+    access: Access | None = None,
+    notices: ChangeNotices | None = None,
+    demo: bool = False,
+    gp_token: str | None = None,
+    secure_cookies: bool = True,
+) -> FastAPI:
+    """The Confide web app over ``home``; parties not given are opened (and closed) by it.
+
+    ``demo`` adds the demo outbox page (it shows one-time codes: never in production).
+    ``secure_cookies=False`` is only for plain-HTTP use away from localhost.
+    """
+    opened: list[Callable[[], Any]] = []
+    if registry is None:
+        registry = ChoicesRegistry.open(home)
+        opened.append(registry.close)
+    if identity is None:
+        identity = IdentityService.open(registry, home.root)
+    if ledger is None:
+        ledger = Ledger.open(home)
+        opened.append(ledger.close)
+    if access is None:
+        access = Access.open(home)
+        opened.append(access.close)
+    outbox = home.root / "outbox"
+    state = WebState(
+        registry=registry,
+        identity=identity,
+        ledger=ledger,
+        notices=notices or OutboxNotices(outbox),
+        outbox=outbox,
+        demo=demo,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for close in reversed(opened):
+                close()
+
+    app = FastAPI(
+        title="Confide",
+        summary="Patients' choices, the transparency log and project access.",
+        docs_url=None,  # the interactive docs load scripts from elsewhere: the CSP forbids it
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.confide = state
+    app.include_router(ledger_router(ledger), prefix="/api/ledger")
+    app.include_router(choices_router(registry, identity, gp_token=gp_token), prefix="/api/choices")
+    app.include_router(access_router(access))
+    for pages in (patient, letter, public):
+        app.include_router(pages.router)
+    if demo:
+        app.include_router(demo_pages.router)
+    app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
+    _install_error_pages(app)
+
+    error_page = render_text(
+        "problem.html",
+        {
+            "title": "Sorry, there is a problem with the service",
+            "message": "Try again later. Nothing you sent was changed.",
+        },
+    ).encode()
+    # Added innermost first: headers wrap everything, including the 500 page.
+    app.add_middleware(SafeErrors, page=lambda: error_page)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(home.party("web")),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE,
+        same_site="strict",
+        https_only=secure_cookies,
+    )
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,105 @@
+"""Reading web forms defensively: bounded size, bounded fields, clear messages, no echoes.
+
+Forms are read by hand rather than by the framework so that every refusal (too big, not a
+web form, not UTF-8, a field too long) has a message a patient can act on, and so that no
+value a person typed ever appears in a message (it may be an NHS number).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from confide.common.errors import InvalidInput
+from confide.web.security import CSRF_FIELD, check_csrf
+
+MAX_BODY = 16 * 1024
+MAX_FIELDS = 40
+FORM_TYPE = "application/x-www-form-urlencoded"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class BodyTooLarge(InvalidInput):
+    """A form bigger than any of ours can be."""
+
+
+@dataclass
+class Form:
+    """A submitted form: every value of every field, as text."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)
+
+    def get(self, name: str) -> str:
+        """The first value of ``name`` ("" when absent)."""
+        return (self.values.get(name) or [""])[0]
+
+    def all(self, name: str) -> list[str]:
+        return list(self.values.get(name, []))
+
+
+async def read_form(request: Request, *, csrf: bool = True) -> Form:
+    """The posted form, after size, type, encoding and (by default) CSRF checks."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise BodyTooLarge("The form sent was too large, so it was not read. Nothing changed.")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise InvalidInput(
+            "The form was not sent the way this website's own pages send it. Nothing changed.",
+            hint="Use the form on the page.",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY:
+            raise BodyTooLarge("The form sent was too large, so it was not read. Nothing changed.")
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput(
+            "The form could not be read. Nothing changed.", hint="Use the form on the page."
+        ) from None
+    form = Form()
+    for name, value in pairs:
+        form.values.setdefault(name, []).append(value)
+    if csrf:
+        check_csrf(request, form.get(CSRF_FIELD))
+    return form
+
+
+def clean_text(raw: str, *, limit: int, multiline: bool = False) -> str:
+    """Trimmed, NFC text without control characters; InvalidInput when over ``limit``."""
+    text = unicodedata.normalize("NFC", raw)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not multiline:
+        text = " ".join(text.split())
+    else:
+        text = "\n".join(" ".join(line.split()) for line in text.split("\n")).strip()
+    text = _CONTROL.sub("", text)
+    if len(text) > limit:
+        raise InvalidInput(f"This must be {limit} characters or fewer.")
+    return text
+
+
+def parse_date_parts(day: str, month: str, year: str, *, today: date) -> date:
+    """A past date from the NHS date-input's three boxes, or InvalidInput saying what is wrong."""
+    parts = [p.strip() for p in (day, month, year)]
+    if not all(parts):
+        raise InvalidInput("Enter the date of birth, including a day, month and year.")
+    if not all(p.isdigit() and len(p) <= 4 for p in parts) or len(parts[2]) != 4:
+        raise InvalidInput("The date of birth must be numbers, for example 15 3 1984.")
+    try:
+        value = date(int(parts[2]), int(parts[1]), int(parts[0]))
+    except ValueError:
+        raise InvalidInput("The date of birth must be a real date.") from None
+    if value > today:
+        raise InvalidInput("The date of birth must be in the past.")
+    if value.year < 1880:
+        raise InvalidInput("Check the year of the date of birth.")
+    return value
