@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup docs bench clean
+.PHONY: demo test setup docs bench web-assets clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,7 @@ demo: setup
 
 test: setup
 	bash scripts/ensure-postgres
+	bash scripts/ensure-browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 -q
@@ -33,3 +34,6 @@ clean:
 
 docs: setup
 	$(BIN)/python -m confide.cli.reference > docs/cli.md
+
+web-assets:
+	bash scripts/build-web-assets

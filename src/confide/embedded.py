@@ -26,6 +26,8 @@ from confide.common.home import Home
 from confide.hub.ingest import Hub, IngestResult
 from confide.ledger.log import Ledger
 from confide.pseudonymiser import Pseudonymiser
+from confide.usage.choices import erasure_body, log_choice_events
+from confide.usage.salts import SaltStore
 
 
 def open_hub(home: Home) -> Hub:
@@ -102,6 +104,7 @@ class Installation:
     choices: ChoicesRegistry
     ledger: Ledger
     access: Access
+    salts: SaltStore
     erasures: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -111,18 +114,21 @@ class Installation:
         choices = ChoicesRegistry.open(home)
         ledger = Ledger.open(home)
         access = Access.open(home)
-        parts = cls(home, pseudonymiser, hub, choices, ledger, access)
+        salts = SaltStore.open(home)
+        parts = cls(home, pseudonymiser, hub, choices, ledger, access, salts)
         parts._wire()
         return parts
 
     def _wire(self) -> None:
         self.pseudonymiser.type1_listeners.append(self.choices.apply_gp_codes)
         self.pseudonymiser.shares_nothing = self.choices.shares_nothing
+        self.choices.batch_listeners.append(self._log_choices)
         self.choices.batch_listeners.append(self._erase_those_who_share_nothing)
         self.hub.listeners.append(self._log_submission)
         self.access.listeners.append(self._log_access)
 
     def close(self) -> None:
+        self.salts.close()
         self.access.close()
         self.ledger.close()
         self.choices.close()
@@ -146,6 +152,10 @@ class Installation:
         if entry is not None:
             self.ledger.append(*entry)
 
+    def _log_choices(self, events: Sequence[ChoiceEvent]) -> None:
+        """Every change into the ledger as a commitment only the person can recognise."""
+        log_choice_events(events, self.ledger, self.salts)
+
     def _erase_those_who_share_nothing(self, events: Sequence[ChoiceEvent]) -> None:
         """One erasure pass for every person in the batch who now shares nothing."""
         leaving = sorted(
@@ -155,23 +165,19 @@ class Installation:
             return
         pseudonyms = [p for p in self.pseudonymiser.pseudonyms_for(leaving) if p is not None]
         rows = self.hub.erase(pseudonyms) if pseudonyms else 0
+        leavers = [e for e in events if e.changes.get(Choice.SHARE_NOTHING) is True]
+        secrets = self.salts.secrets_for([e.nhs_number for e in leavers])
         entries = [
             (
                 "erasure",
-                {
-                    "commitment": self._commitment(event.change_id),
-                    "stores": ["hub.records"],
-                    "rows": rows if len(leaving) == 1 else 0,
-                },
+                erasure_body(
+                    secrets[e.nhs_number],
+                    e.change_id,
+                    ["hub.records"],
+                    rows if len(leaving) == 1 else None,
+                ),
             )
-            for event in events
-            if event.changes.get(Choice.SHARE_NOTHING) is True
+            for e in leavers
         ]
         self.ledger.append_many(entries)
         self.erasures.append({"people": len(leaving), "rows": rows})
-
-    @staticmethod
-    def _commitment(change_id: str) -> str:
-        """A value naming one recorded change, not the person: the change id is random and
-        known only to the registry and the person it concerns."""
-        return hashlib.sha256(f"confide-erasure:{change_id}".encode()).hexdigest()

@@ -124,7 +124,10 @@ class ChoicesRegistry:
         self, requests: Iterable[ChangeRequest], *, notify: bool = True
     ) -> list[ChoiceEvent]:
         """Record many changes in one transaction: all are validated first, then all or none."""
-        parsed = _parse_requests(list(requests))
+        items = list(requests)
+        if not items:
+            return []
+        parsed = _parse_requests(items)
         today = utc(None).date()
         recorded = utc(None)
         ev = store.choice_events

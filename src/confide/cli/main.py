@@ -31,6 +31,8 @@ def _register() -> None:
     from confide.practice import cli as practice_cli
     from confide.pseudonymiser import cli as pseudonymiser_cli
     from confide.synth import cli as synth_cli
+    from confide.usage import cli as usage_cli
+    from confide.web import cli as web_cli
 
     synth_cli.register(app)
     practice_cli.register(app)
@@ -39,6 +41,8 @@ def _register() -> None:
     choices_cli.register(app)
     access_cli.register(app)
     ledger_cli.register(app)
+    usage_cli.register(app)
+    web_cli.register(app)
     demo_cli.register(app)
 
 
