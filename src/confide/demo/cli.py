@@ -25,6 +25,7 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Do not start the web server afterwards.")
     ] = False,
+    port: Annotated[int, typer.Option("--port", help="Port for the web server.")] = 8000,
     as_json: JsonOption = False,
 ) -> None:
     """Generate an area, extract every practice and trust, pseudonymise, ingest, summarise."""
@@ -61,6 +62,17 @@ def demo(
         console.print(f"State is in {r['home']}.")
 
     report(summary, as_json, human)
+    if not no_serve:
+        from confide.embedded import Installation
+        from confide.web.cli import serve_installation
+
+        console.print(
+            "Sign in as any patient of the area (see the area's exports under "
+            f"{where.root / 'area'} for synthetic NHS numbers); one-time codes appear at "
+            "/demo/outbox. Add --no-serve to skip the web server."
+        )
+        with Installation.open(where) as parties:
+            serve_installation(parties, host="127.0.0.1", port=port, demo=True)
 
 
 def register(app: typer.Typer) -> None:

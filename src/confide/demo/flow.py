@@ -12,6 +12,7 @@ from typing import Any
 
 from confide.common.home import Home
 from confide.demo.pipeline import Progress, process_sources
+from confide.demo.seed import seed as seed_parties
 from confide.embedded import Installation
 from confide.hub.ingest import Hub
 
@@ -88,6 +89,11 @@ def run_demo(
             "linkage_rate": linkage_rate(hub),
             "ledger_entries": parties.ledger.head().size,
         }
+        t2 = time.perf_counter()
+        seeded = seed_parties(parties, area)
+        seconds["seed"] = time.perf_counter() - t2
+        summary["projects"] = sorted(seeded["access"]["projects"])
+        summary["identity_check_enrolled"] = seeded["demographics"]
         parties.ledger.checkpoint()
     finally:
         parties.close()

@@ -31,16 +31,31 @@ def serve(
     home: HomeOption = None,
 ) -> None:
     """Serve the web app. Behind HTTPS in production; plain HTTP is for this machine only."""
-    import uvicorn
-
-    from confide.web.app import create_app
+    from confide.embedded import Installation
 
     if demo and host not in LOCAL_HOSTS:
         raise InvalidInput(
             "The demo shows one-time codes on a web page, so it may listen on this machine only.",
             hint="Use --host 127.0.0.1 with --demo.",
         )
-    app = create_app(Home.at(home), demo=demo)
+    with Installation.open(Home.at(home)) as parties:
+        serve_installation(parties, host=host, port=port, demo=demo)
+
+
+def serve_installation(parties, *, host: str, port: int, demo: bool) -> None:
+    """Serve the web app over already-wired parties (so web changes erase and log as the
+    CLI's do), until interrupted."""
+    import uvicorn
+
+    from confide.web.app import create_app
+
+    app = create_app(
+        parties.home,
+        registry=parties.choices,
+        ledger=parties.ledger,
+        access=parties.access,
+        demo=demo,
+    )
     console.print(f"Confide is running at http://{host}:{port}/ (press Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 
