@@ -1,0 +1,85 @@
+"""Share nothing means erasure: every row of the person leaves every hub file, once per batch,
+and the ledger shows it without naming anyone."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from factories import small_extract
+
+from confide.choices.model import ChangeRequest, Channel, Choice
+from confide.common.home import Home
+from confide.embedded import Installation
+from confide.practice import keys
+
+
+@pytest.fixture
+def parties(tmp_path, opstore):
+    with Installation.open(Home.at(tmp_path)) as installed:
+        yield installed
+
+
+def _submit(parties: Installation, extract) -> None:
+    from confide.practice.minimise import minimise
+    from confide.practice.type1 import type1_states
+    from confide.practice.writer import write_submission
+
+    parties.hub.enrol(extract.source, extract.kind, keys.verify_key(parties.home, extract.source))
+    done = minimise(extract, type1_states(extract.table("events")))
+    _, path = write_submission(
+        parties.home.root / "outbox",
+        ods=extract.source,
+        kind=extract.kind,
+        identities=done.identities,
+        tables=done.tables,
+        counts={},
+        pseudonymiser_key=parties.pseudonymiser.public_key(),
+        signing_key=keys.signing_key(parties.home, extract.source),
+    )
+    parties.hub.ingest(path)
+
+
+def _values_in_hub(parties: Installation) -> set[str]:
+    found: set[str] = set()
+    for path in (parties.hub.folder / "records").rglob("*.parquet"):
+        found.update(pq.read_table(path).column("pseudonym").to_pylist())
+    return found
+
+
+def test_share_nothing_erases_from_every_source_and_is_logged(parties) -> None:
+    gp = small_extract(patients=30, seed=21)
+    _submit(parties, gp)
+    _submit(parties, small_extract(source="RR8", kind="trust", patients=30, seed=21))
+    numbers = gp.table("patients").column("nhs_number").to_pylist()
+    leaving = numbers[:3]
+    pseudonyms = parties.pseudonymiser.pseudonyms_for(leaving)
+    assert set(pseudonyms) <= _values_in_hub(parties)
+
+    parties.choices.bulk_set(
+        ChangeRequest(n, {Choice.SHARE_NOTHING: True}, Channel.ONLINE) for n in leaving
+    )
+    held = _values_in_hub(parties)
+    assert not set(pseudonyms) & held
+    assert set(parties.pseudonymiser.pseudonyms_for(numbers[3:])) <= held
+    assert parties.erasures == [{"people": 3, "rows": parties.erasures[0]["rows"]}]
+    assert parties.erasures[0]["rows"] > 0
+
+    entries = parties.ledger.decoded(0, parties.ledger.head().size)
+    erasures = [e for e in entries if e.kind == "erasure"]
+    assert len(erasures) == 3
+    assert len({e.body["commitment"] for e in erasures}) == 3
+    for entry in entries:
+        text = str(entry.body)
+        assert not any(n in text for n in numbers)
+        assert not any(p in text for p in pseudonyms)
+
+
+def test_later_submissions_never_bring_them_back(parties) -> None:
+    gp = small_extract(patients=20, seed=22)
+    numbers = gp.table("patients").column("nhs_number").to_pylist()
+    parties.choices.set(numbers[0], {Choice.SHARE_NOTHING: True}, Channel.LETTER)
+    _submit(parties, gp)
+    _submit(parties, small_extract(source="RR8", kind="trust", patients=20, seed=22))
+    ours = parties.pseudonymiser.pseudonyms_for([numbers[0]])[0]
+    assert ours is None or ours not in _values_in_hub(parties)
+    assert len(_values_in_hub(parties)) == 19
