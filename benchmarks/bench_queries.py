@@ -1,0 +1,133 @@
+"""Standard cohort queries with consent filtering and output checking, beside the same SQL run
+directly on the raw tables in the same run.
+
+The privacy path is the whole service: authorise, ask the choices registry who is excluded
+now, build the project's views (exclusions, date window, columns, per-project pseudonyms),
+check and rewrite the SQL, run it locked down, check every cell, store the outcome, write the
+release's contributor commitments and append to the ledger. The raw path runs the researcher's
+SQL on the record store's tables with ``pseudonym`` renamed to ``patient_id``: nothing else.
+
+    python benchmarks/bench_queries.py [--patients 100000] [--patients 1000000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline import run_pipeline
+from common import print_rows, save
+
+from confide.access.seed import PEOPLE, seed_demo
+from confide.common.home import Home
+from confide.hub.records import TABLES, RecordStore
+from confide.synth import generate
+from confide.tre.wiring import embedded_tre
+
+# name → (project, who runs it, SQL)
+QUERIES: dict[str, tuple[str, str, str]] = {
+    "prevalence by age band and sex": (
+        "demo-research",
+        "researcher",
+        "SELECT CASE WHEN 2024 - p.birth_year < 40 THEN '0-39' "
+        "WHEN 2024 - p.birth_year < 65 THEN '40-64' ELSE '65+' END AS age_band, p.sex, "
+        "count(DISTINCT p.patient_id) AS patients "
+        "FROM patients p JOIN events e ON e.patient_id = p.patient_id "
+        "WHERE e.code = '44054006' GROUP BY 1, 2",
+    ),
+    "counts by practice": (
+        "demo-planning",
+        "planner",
+        "SELECT r.practice, count(DISTINCT r.patient_id) AS patients FROM registrations r "
+        "GROUP BY r.practice",
+    ),
+    "medication after diagnosis": (
+        "demo-research",
+        "researcher",
+        "WITH dx AS (SELECT patient_id, min(date) AS dx_date FROM events "
+        "WHERE code = '44054006' GROUP BY patient_id), "
+        "rx AS (SELECT patient_id, min(date) AS rx_date FROM medications "
+        "WHERE code = '39720311000001101' OR code LIKE '3%' GROUP BY patient_id) "
+        "SELECT p.sex, count(*) AS patients, "
+        "avg(date_diff('day', dx.dx_date, rx.rx_date)) AS mean_days "
+        "FROM dx JOIN rx ON rx.patient_id = dx.patient_id "
+        "JOIN patients p ON p.patient_id = dx.patient_id "
+        "WHERE rx.rx_date BETWEEN dx.dx_date AND dx.dx_date + INTERVAL 90 DAY GROUP BY p.sex",
+    ),
+}
+
+
+def raw_connection(records: RecordStore) -> duckdb.DuckDBPyConnection:
+    """The record store's tables as they are, with ``pseudonym`` called ``patient_id``."""
+    con = duckdb.connect()
+    records.attach(con, prefix="raw_")
+    for name in TABLES:
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT * EXCLUDE (pseudonym), pseudonym AS patient_id "
+            f"FROM raw_{name}"
+        )
+    return con
+
+
+def median(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(size: int, repeats: int) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="confide-bench-queries-"))
+    try:
+        area = work / "area"
+        generate(area, patients=size, seed=1, fmt="csv")
+        home = Home.at(work / "home")
+        run_pipeline(area, home)
+        rows: dict[str, object] = {"patients": size}
+        table = []
+        with embedded_tre(home) as tre:
+            seed_demo(tre.access)
+            raw = raw_connection(RecordStore(home.party("hub") / "records"))
+            for name, (project, who, sql) in QUERIES.items():
+                org, _, email, _ = PEOPLE[who]
+                principal = tre.access.principal_for(org, email)
+                outcome = tre.service.run(principal, project, sql)
+                assert outcome.status == "released", (name, outcome.reason)
+                private = median(lambda: tre.service.run(principal, project, sql), repeats)  # noqa: B023
+                direct = median(lambda: raw.execute(sql).fetchall(), repeats)  # noqa: B023
+                ratio = private / direct
+                rows[name] = {"private_s": private, "raw_s": direct, "overhead": ratio - 1}
+                table.append(
+                    (
+                        name,
+                        f"{private * 1000:,.0f} ms",
+                        f"raw {direct * 1000:,.0f} ms; privacy +{(ratio - 1) * 100:,.0f}%",
+                    )
+                )
+        print_rows(f"Cohort queries, {size:,} patients (median of {repeats})", table)
+        return rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, action="append")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    results = {f"patients_{n}": bench(n, args.repeats) for n in args.patients or [100_000]}
+    print(f"\nSaved {save('queries', results)}")
+
+
+if __name__ == "__main__":
+    main()

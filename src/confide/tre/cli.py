@@ -1,0 +1,230 @@
+"""Commands of the TRE: run and inspect queries, see a project's privacy budget, review outputs.
+
+Every command acts for a person identified by a bearer token (``--token`` or
+``$CONFIDE_ACCESS_TOKEN``), exactly as the HTTP API does, so the same rules apply to both.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
+from confide.common.errors import InvalidInput
+from confide.common.home import Home
+
+query_app = typer.Typer(help="Run queries over your project's views (only checked outputs leave).")
+review_app = typer.Typer(help="Output checkers: review outputs held for two independent votes.")
+
+TokenOption = Annotated[
+    str,
+    typer.Option(
+        "--token",
+        envvar="CONFIDE_ACCESS_TOKEN",
+        help="Your bearer token (from `confide access token`).",
+        show_default=False,
+    ),
+]
+
+
+RunTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="CONFIDE_ACCESS_TOKEN",
+        help="Your bearer token (from `confide access token`). In a demo home, the demo "
+        "project's own credentials are used when this is not given.",
+        show_default=False,
+    ),
+]
+
+
+def _demo_token(tre, project: str) -> str:
+    """A token from the demo's saved credentials for ``project`` (demo homes only)."""
+    from confide.demo.credentials import load
+
+    found = load(tre.home).get(project)
+    if not found:
+        raise InvalidInput(
+            "No --token given, and this home has no demo credentials for that project.",
+            hint="Get a token with `confide access token` and pass --token.",
+        )
+    return tre.access.issue_token(found["client_id"], found["client_secret"]).access_token
+
+
+def _bounds(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """``mean_hba1c=20:120`` (repeatable) → ``{"mean_hba1c": (20.0, 120.0)}``."""
+    out: dict[str, tuple[float, float]] = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        low, colon, high = rest.partition(":")
+        try:
+            if not (sep and colon and name.strip()):
+                raise ValueError
+            out[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise InvalidInput(
+                f"--bound {spec[:60]!r} is not in the form column=LOW:HIGH.",
+                hint="For example --bound mean_value=0:200",
+            ) from None
+    return out
+
+
+def _show_outcome(r: dict[str, Any]) -> None:
+    console.print(f"[bold]{r['status']}[/] (query {r['id']}, {r['mode']})")
+    if r.get("reason"):
+        console.print(f"  {r['reason']}")
+    result = r.get("result")
+    if result:
+        table = Table(*result["columns"])
+        intervals = result.get("intervals")
+        for i, row in enumerate(result["rows"]):
+            cells = []
+            for column in result["columns"]:
+                value = row[column]
+                text = "[redacted]" if value is None else f"{value:.4g}" if isinstance(
+                    value, float
+                ) else str(value)  # fmt: skip
+                if intervals and column in intervals[i]:
+                    low, high = intervals[i][column]
+                    text += f" (95% CI {low:.4g} to {high:.4g})"
+                cells.append(text)
+            table.add_row(*cells)
+        console.print(table)
+        for label in r.get("labels") or []:
+            where = f"row {label['row']}, " if "row" in label else ""
+            console.print(f"  {where}{label['column']}: {label['action']} — {label['reason']}")
+    if r.get("budget_left") is not None:
+        console.print(f"  privacy budget left: epsilon {r['budget_left']:.4g}")
+
+
+@query_app.command("run")
+@handle_errors
+def run(
+    sql: Annotated[str, typer.Argument(help="One SELECT over your project's views.")],
+    project: Annotated[str, typer.Option("--project", help="The project's short name.")],
+    token: RunTokenOption = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="rounding (suppress and round) or dp (noise).")
+    ] = "rounding",
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="DP mode: privacy budget to spend.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option("--preset", help="opensafely, nhs_statistics or ons.")
+    ] = None,
+    bound: Annotated[
+        list[str] | None, typer.Option("--bound", help="DP: column=LOW:HIGH clamping bounds.")
+    ] = None,
+    contributions: Annotated[
+        int, typer.Option("--contributions", help="DP: groups one person may count in.")
+    ] = 1,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run one query; prints its status (released / held_for_review / refused) and result."""
+    from confide.embedded import embedded_tre
+
+    with embedded_tre(Home.at(home)) as tre:
+        principal = tre.access.authenticate(token or _demo_token(tre, project))
+        outcome = tre.service.run(
+            principal,
+            project,
+            sql,
+            mode=mode,
+            epsilon=epsilon,
+            preset=preset,
+            bounds=_bounds(bound or []),
+            contributions=contributions,
+        )
+    report(outcome.as_dict(), as_json, _show_outcome)
+
+
+@query_app.command("show")
+@handle_errors
+def show(
+    query_id: Annotated[str, typer.Argument(help="The query id printed by `query run`.")],
+    token: TokenOption,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one of your organisation's queries (its result once released)."""
+    from confide.embedded import embedded_tre
+
+    with embedded_tre(Home.at(home)) as tre:
+        outcome = tre.service.show(tre.access.authenticate(token), query_id)
+    report(outcome.as_dict(), as_json, _show_outcome)
+
+
+@query_app.command("budget")
+@handle_errors
+def budget(
+    project: Annotated[str, typer.Option("--project", help="The project's short name.")],
+    token: TokenOption,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a project's privacy budget (total, spent and left epsilon)."""
+    from confide.embedded import embedded_tre
+
+    with embedded_tre(Home.at(home)) as tre:
+        result = tre.service.budget(tre.access.authenticate(token), project)
+    report(
+        result,
+        as_json,
+        lambda r: console.print(
+            f"{r['project']}: epsilon {r['epsilon_left']:.4g} left of {r['epsilon_total']:.4g}"
+        ),
+    )
+
+
+@review_app.command("queue")
+@handle_errors
+def queue(token: TokenOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Outputs waiting for your review (your own vote only; others' stay hidden)."""
+    from confide.embedded import embedded_tre
+
+    with embedded_tre(Home.at(home)) as tre:
+        items = tre.review.queue(tre.access.authenticate(token))
+
+    def human(r: dict[str, Any]) -> None:
+        if not r["items"]:
+            console.print("Nothing waiting for review.")
+        for item in r["items"]:
+            mine = item["your_vote"]
+            console.print(
+                f"[bold]{item['id']}[/] {item['project']}: {item['reason']} "
+                f"({item['votes_in']} of {item['votes_needed']} votes in"
+                + (f"; you voted {'approve' if mine['approve'] else 'reject'}" if mine else "")
+                + ")"
+            )
+            console.print(f"  {item['sql']}")
+
+    report({"items": items}, as_json, human)
+
+
+@review_app.command("vote")
+@handle_errors
+def vote(
+    query_id: Annotated[str, typer.Argument(help="The held output's query id.")],
+    token: TokenOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the decision).")],
+    approve: Annotated[
+        bool, typer.Option("--approve/--reject", help="Approve or reject the release.")
+    ],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Vote to approve or reject a held output; two approvals release it, a rejection refuses."""
+    from confide.embedded import embedded_tre
+
+    with embedded_tre(Home.at(home)) as tre:
+        item = tre.review.vote(tre.access.authenticate(token), query_id, approve, reason)
+    report(item, as_json, lambda r: console.print(f"Voted. The output is {r['status']}."))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(query_app, name="query")
+    app.add_typer(review_app, name="review")

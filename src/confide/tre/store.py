@@ -1,0 +1,263 @@
+"""The TRE's own state: queries and outcomes, checkers' votes, privacy budgets, project keys.
+
+The operational tables live in the TRE's store (SQLite in ``<home>/tre`` by default, its own
+schema on PostgreSQL). Project keys are secret files under ``<home>/tre/keys/projects``: one
+random 32-byte key per project, made on first use and never shown to anyone, so project
+pseudonyms cannot be recomputed (or joined across projects) outside the TRE.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from confide.common import opstore
+from confide.common.errors import InvalidInput, NotFound
+from confide.common.home import Home
+from confide.common.secrets import load_or_create
+
+metadata = MetaData()
+queries = Table(
+    "queries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(80), nullable=False),
+    Column("project_slug", String(80), nullable=False),
+    Column("organisation_id", String(80), nullable=False),
+    Column("person_id", String(80), nullable=False),
+    Column("sql_text", Text, nullable=False),
+    Column("sql_digest", String(64), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("preset", String(32), nullable=False),
+    Column("epsilon", Float),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text),
+    Column("result", JSON),
+    Column("release_id", String(32)),
+    Column("release", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+)
+votes = Table(
+    "votes",
+    metadata,
+    Column("query_id", String(32), ForeignKey("queries.id"), primary_key=True),
+    Column("checker_id", String(80), primary_key=True),
+    Column("approve", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("project_id", String(80), primary_key=True),
+    Column("total", Float, nullable=False),
+    Column("spent", Float, nullable=False),
+    Column("delta_spent", Float, nullable=False),
+)
+spends = Table(
+    "spends",
+    metadata,
+    Column("query_id", String(32), primary_key=True),
+    Column("project_id", String(80), nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def query_not_found() -> NotFound:
+    """One answer for "no such query" and "another organisation's query"."""
+    return NotFound(
+        "No query with that id is visible to you.",
+        hint="Check the id printed when the query ran (`confide query run`).",
+    )
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One stored query and its outcome (``result`` is the checked output, or the held one)."""
+
+    id: str
+    project_id: str
+    project_slug: str
+    organisation_id: str
+    person_id: str
+    sql_text: str
+    sql_digest: str
+    mode: str
+    preset: str
+    epsilon: float | None
+    status: str
+    reason: str | None
+    result: dict[str, Any] | None
+    release_id: str | None
+    release: dict[str, Any] | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class TreStore:
+    """The TRE's operational store and secret folder."""
+
+    def __init__(self, engine: Engine, folder: Path) -> None:
+        self.engine = engine
+        self.folder = folder
+
+    @classmethod
+    def open(cls, home: Home) -> TreStore:
+        folder = home.party("tre")
+        engine = opstore.make_engine("tre", folder)
+        opstore.migrate(engine, "tre")
+        return cls(engine, folder)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> TreStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- files ------------------------------------------------------------------------------
+
+    def project_key(self, project_id: str) -> bytes:
+        """The project's secret pseudonym key (32 random bytes, made on first use)."""
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", project_id)
+        return load_or_create(
+            self.folder / "keys" / "projects" / f"{safe}.key", lambda: os.urandom(32)
+        )
+
+    @property
+    def releases(self) -> Path:
+        """Where released outputs' contributor commitments are kept (see ``service``)."""
+        path = self.folder / "releases"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    @property
+    def mapping_cache(self) -> Path:
+        """Per-project pseudonym mappings, one per record-store version (see ``views``)."""
+        path = self.folder / "cache" / "people"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    @property
+    def pending(self) -> Path:
+        """Contributor commitments of outputs held for review, moved to ``releases`` on
+        approval and deleted on rejection."""
+        path = self.folder / "pending"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def save_query(self, record: QueryRecord) -> None:
+        values = {column.name: getattr(record, column.name) for column in queries.columns}
+        with self.engine.begin() as conn:
+            conn.execute(insert(queries).values(**values))
+
+    def query(self, query_id: str) -> QueryRecord:
+        if not _ID.match(str(query_id)):
+            raise query_not_found()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(queries).where(queries.c.id == query_id)).first()
+        if row is None:
+            raise query_not_found()
+        return _record(row)
+
+    def queries_with_status(self, status: str) -> list[QueryRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queries).where(queries.c.status == status).order_by(queries.c.created_at)
+            ).all()
+        return [_record(r) for r in rows]
+
+    def decide(
+        self,
+        query_id: str,
+        *,
+        from_status: str,
+        to_status: str,
+        reason: str | None,
+        release: dict[str, Any] | None = None,
+    ) -> bool:
+        """Compare-and-set the status; False when someone else decided first."""
+        values: dict[str, Any] = {"status": to_status, "reason": reason, "decided_at": utcnow()}
+        if release is not None:
+            values["release"] = release
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(queries)
+                .where(queries.c.id == query_id, queries.c.status == from_status)
+                .values(**values)
+            )
+        return done.rowcount == 1
+
+    # --- votes ------------------------------------------------------------------------------
+
+    def add_vote(self, query_id: str, checker_id: str, approve: bool, reason: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(votes).values(
+                        query_id=query_id,
+                        checker_id=checker_id,
+                        approve=approve,
+                        reason=reason,
+                        at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            raise InvalidInput(
+                "You have already voted on this output; each checker votes once."
+            ) from None
+
+    def votes(self, query_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(votes).where(votes.c.query_id == query_id).order_by(votes.c.at)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+
+def _record(row: Any) -> QueryRecord:
+    data = dict(row._mapping)
+    data["created_at"] = _aware(data["created_at"])
+    data["decided_at"] = _aware(data["decided_at"])
+    return QueryRecord(**data)

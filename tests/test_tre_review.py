@@ -1,0 +1,78 @@
+"""Two independent, blind output checkers decide every held output."""
+
+from __future__ import annotations
+
+import pytest
+from tre_world import TreWorld, build
+
+from confide.access.errors import Conflict, Forbidden
+from confide.common.errors import InvalidInput
+
+HELD_SQL = "SELECT max(birth_year) AS newest FROM patients"
+
+
+@pytest.fixture(scope="module")
+def tre(tmp_path_factory: pytest.TempPathFactory) -> TreWorld:
+    made = build(tmp_path_factory.mktemp("tre-review"), practices=1, patients=20)
+    yield made
+    made.close()
+
+
+def _held(tre: TreWorld) -> str:
+    outcome = tre.service.run(tre.principal("researcher"), "demo-research", HELD_SQL)
+    assert outcome.status == "held_for_review"
+    return outcome.id
+
+
+def test_two_approvals_release_the_output(tre: TreWorld) -> None:
+    query_id = _held(tre)
+    one, two = tre.principal("output_checker_1"), tre.principal("output_checker_2")
+    assert query_id in [item["id"] for item in tre.review.queue(one)]
+    first = tre.review.vote(one, query_id, True, "A single year of birth over 20 people: safe.")
+    assert first["status"] == "held_for_review" and first["votes_in"] == 1
+    assert "votes" not in first
+    seen_by_two = tre.review.item(two, query_id)
+    assert seen_by_two["your_vote"] is None and "votes" not in seen_by_two  # blind
+    final = tre.review.vote(two, query_id, True, "Agree: no small cell.")
+    assert final["status"] == "released" and len(final["votes"]) == 2
+    shown = tre.service.show(tre.principal("researcher"), query_id)
+    assert shown.status == "released" and shown.result["rows"]
+    release_id = shown.release_id
+    assert (tre.store.releases / f"{release_id}.contributors").exists()
+    assert not (tre.store.pending / f"{release_id}.contributors").exists()
+    size = tre.ledger.head().size
+    kinds = [(e.kind, e.body.get("method")) for e in tre.ledger.decoded(size - 2, size)]
+    assert kinds == [("output_checked", "two_checker_review"), ("release", None)]
+    assert query_id not in [item["id"] for item in tre.review.queue(one)]
+
+
+def test_one_rejection_refuses_the_output(tre: TreWorld) -> None:
+    query_id = _held(tre)
+    record = tre.store.query(query_id)
+    tre.review.vote(tre.principal("output_checker_2"), query_id, False, "Releases one value.")
+    assert tre.store.query(query_id).status == "refused"
+    assert not (tre.store.pending / f"{record.release_id}.contributors").exists()
+    last = tre.ledger.decoded(tre.ledger.head().size - 1, tre.ledger.head().size)[0]
+    assert last.kind == "refusal" and last.body["subject"] == "output"
+    with pytest.raises(Conflict):
+        tre.review.vote(tre.principal("output_checker_1"), query_id, True, "Too late.")
+
+
+def test_nobody_votes_twice_and_reasons_are_required(tre: TreWorld) -> None:
+    query_id = _held(tre)
+    one = tre.principal("output_checker_1")
+    with pytest.raises(InvalidInput):
+        tre.review.vote(one, query_id, True, "   ")
+    tre.review.vote(one, query_id, True, "Fine.")
+    with pytest.raises(InvalidInput, match="already voted"):
+        tre.review.vote(one, query_id, True, "Fine again.")
+    assert tre.store.query(query_id).status == "held_for_review"
+
+
+@pytest.mark.parametrize("who", ["researcher", "planner", "approver", "administrator"])
+def test_only_output_checkers_of_another_organisation_review(tre: TreWorld, who: str) -> None:
+    query_id = _held(tre)
+    with pytest.raises(Forbidden):
+        tre.review.queue(tre.principal(who))
+    with pytest.raises(Forbidden):
+        tre.review.vote(tre.principal(who), query_id, True, "Looks fine to me.")

@@ -1,0 +1,178 @@
+"""The query service end to end on a real store: authorise, check, views, run, check the
+output, store, record in the ledger, and the usage-report files."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from tre_world import DIABETES, TreWorld, build
+
+from confide.access.errors import Forbidden
+from confide.common.errors import InvalidInput, NotFound
+from confide.tre import service as service_module
+from confide.tre import views as views_module
+from confide.tre.views import project_pseudonym
+
+BY_SEX = "SELECT p.sex, count(DISTINCT p.patient_id) AS n FROM patients p GROUP BY p.sex"
+
+
+@pytest.fixture(scope="module")
+def tre(tmp_path_factory: pytest.TempPathFactory) -> TreWorld:
+    made = build(tmp_path_factory.mktemp("tre-service"))
+    yield made
+    made.close()
+
+
+def _ledger_tail(tre: TreWorld, n: int) -> list:
+    size = tre.ledger.head().size
+    return tre.ledger.decoded(max(0, size - n), size)
+
+
+def test_a_released_query_is_stored_and_recorded(tre: TreWorld) -> None:
+    outcome = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+    assert outcome.status == "released" and outcome.reason is None
+    assert {r["sex"] for r in outcome.result["rows"]} == {"female", "male"}
+    assert all(r["n"] % 5 == 0 for r in outcome.result["rows"])
+    stored = tre.store.query(outcome.id)
+    assert stored.sql_text == BY_SEX
+    assert stored.sql_digest == hashlib.sha256(BY_SEX.encode()).hexdigest()
+    kinds = [e.kind for e in _ledger_tail(tre, 3)]
+    assert kinds == ["query_run", "output_checked", "release"]
+    release = _ledger_tail(tre, 1)[0].body
+    assert release["release_id"] == outcome.release_id
+    assert release["organisation"] == "demo-university"
+    assert release["data_form"] == "aggregate" and release["datasets"] == ["patients"]
+    assert release["opt_outs_applied"] is True and release["patients"] == 120
+    assert BY_SEX not in str(_ledger_tail(tre, 3))  # the log carries the digest only
+
+
+def test_release_files_follow_the_usage_report_contract(tre: TreWorld) -> None:
+    registry, pseudonymiser = tre.registry, tre.world.pseudonymiser
+    target = tre.numbers[3]
+    registry.set(target, {"no_research": True}, "online")
+    try:
+        outcome = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+    finally:
+        registry.set(target, {"no_research": False}, "online")
+    release_id = outcome.release_id
+    contributors = (tre.store.releases / f"{release_id}.contributors").read_bytes()
+    excluded = (tre.store.releases / f"{release_id}.excluded").read_bytes()
+    hubs = pseudonymiser.pseudonyms_for(tre.numbers)
+
+    def commit(p: str) -> bytes:
+        return hashlib.sha256(f"{release_id}:{p}".encode()).digest()
+
+    expected = sorted(commit(p) for n, p in zip(tre.numbers, hubs, strict=True) if n != target)
+    assert contributors == b"".join(expected)
+    assert excluded == commit(hubs[3])
+
+
+def test_refusals_say_why_and_are_recorded(tre: TreWorld) -> None:
+    outcome = tre.service.run(
+        tre.principal("researcher"), "demo-research", "SELECT * FROM read_csv('/etc/passwd')"
+    )
+    assert outcome.status == "refused" and "file access" in outcome.reason
+    assert outcome.result is None
+    entry = _ledger_tail(tre, 1)[0]
+    assert entry.kind == "refusal" and entry.body["ref"] == outcome.id
+    row_level = tre.service.run(
+        tre.principal("researcher"), "demo-research", "SELECT patient_id FROM patients"
+    )
+    assert row_level.status == "refused" and "row-per-patient" in row_level.reason
+
+
+def test_held_outputs_show_no_result_to_the_researcher(tre: TreWorld) -> None:
+    researcher = tre.principal("researcher")
+    outcome = tre.service.run(
+        researcher, "demo-research", "SELECT max(birth_year) AS m FROM patients"
+    )
+    assert outcome.status == "held_for_review" and outcome.result is None
+    assert "single person's value" in outcome.reason
+    assert tre.service.show(researcher, outcome.id).result is None
+    assert tre.store.query(outcome.id).result["rows"]  # kept for the checkers
+
+
+def test_unapproved_columns_and_tables_are_refused(tre: TreWorld) -> None:
+    planner = tre.principal("commercial")
+    outcome = tre.service.run(
+        planner, "demo-commercial", "SELECT area, count(*) AS n FROM patients GROUP BY area"
+    )
+    assert outcome.status == "refused" and "area" in outcome.reason
+    outcome = tre.service.run(planner, "demo-commercial", "SELECT count(*) AS n FROM deaths")
+    assert outcome.status == "refused" and "deaths" in outcome.reason
+
+
+def test_other_organisations_and_roles_cannot_query(tre: TreWorld) -> None:
+    with pytest.raises(NotFound):
+        tre.service.run(tre.principal("planner"), "demo-research", BY_SEX)
+    with pytest.raises(Forbidden):
+        tre.service.run(tre.principal("output_checker_1"), "demo-research", BY_SEX)
+    mine = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+    with pytest.raises(NotFound):
+        tre.service.show(tre.principal("planner"), mine.id)
+    with pytest.raises(NotFound):
+        tre.service.budget(tre.principal("planner"), "demo-research")
+    with pytest.raises(InvalidInput):
+        tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX, mode="exact")
+
+
+def test_suspended_and_expired_projects_are_refused(tmp_path: Path) -> None:
+    tre = build(tmp_path, practices=1, patients=20)
+    try:
+        admin = tre.principal("administrator")
+        tre.access.suspend(admin, "demo-planning", "Demo: paused for audit.")
+        outcome = tre.service.run(
+            tre.principal("planner"), "demo-planning", BY_SEX.replace("p.sex", "p.area")
+        )
+        assert outcome.status == "refused" and "suspended" in outcome.reason
+        assert _ledger_tail(tre, 1)[0].kind == "refusal"
+        later = tre.access.clock() + timedelta(days=400)
+        tre.access.clock = lambda: later
+        expired = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+        assert expired.status == "refused" and "expired" in expired.reason
+    finally:
+        tre.close()
+
+
+def test_project_pseudonyms_differ_between_projects(tre: TreWorld) -> None:
+    """The same person has unrelated patient_ids in two projects (keys differ)."""
+    hub = tre.world.pseudonymiser.pseudonyms_for(tre.numbers[:1])[0]
+    research = tre.access.project(tre.principal("researcher"), "demo-research").id
+    planning = tre.access.project(tre.principal("planner"), "demo-planning").id
+    a = project_pseudonym(tre.store.project_key(research), hub)
+    b = project_pseudonym(tre.store.project_key(planning), hub)
+    assert a != b and len(a) == 32
+
+
+def test_every_query_runs_on_a_connection_built_by_build_views(
+    tre: TreWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: set[int] = set()
+    ran: list[int] = []
+    real_build, real_run = views_module.build_views, service_module.run_checked
+
+    def spy_build(con, *args, **kwargs):  # type: ignore[no-untyped-def]
+        built.add(id(con))
+        return real_build(con, *args, **kwargs)
+
+    def spy_run(con, plan, limits):  # type: ignore[no-untyped-def]
+        ran.append(id(con))
+        return real_run(con, plan, limits)
+
+    monkeypatch.setattr(views_module, "build_views", spy_build)
+    monkeypatch.setattr(service_module, "run_checked", spy_run)
+    researcher = tre.principal("researcher")
+    for sql, mode in (
+        (BY_SEX, "rounding"),
+        ("SELECT max(birth_year) AS m FROM patients", "rounding"),
+        (BY_SEX, "dp"),
+        (
+            f"SELECT count(DISTINCT e.patient_id) AS n FROM events e WHERE e.code = '{DIABETES}'",
+            "rounding",
+        ),
+    ):
+        tre.service.run(researcher, "demo-research", sql, mode=mode, epsilon=0.1)
+    assert len(ran) == 4 and set(ran) <= built
