@@ -50,7 +50,7 @@ def test_same_person_links_across_sources_and_survives_key_rotation(world) -> No
     trust = small_extract(source="RR8", kind="trust", patients=30, seed=5)
     world.hub.ingest(world.submit(trust))
     by_source: dict[str, set[str]] = {}
-    for row in hub_rows(world.hub, "patients"):
+    for row in hub_rows(world.hub, "patient_sources"):
         by_source.setdefault(row[1], set()).add(row[0])
     assert by_source["B86001"] == by_source["RR8"] == set(before)
 

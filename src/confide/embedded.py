@@ -14,8 +14,9 @@ interfaces. The wiring:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,19 @@ from confide.common.home import Home
 from confide.hub.ingest import Hub, IngestResult
 from confide.ledger.log import Ledger
 from confide.pseudonymiser import Pseudonymiser
+from confide.tre.review import ReviewQueue
+from confide.tre.service import QueryService
+from confide.tre.store import TreStore
+from confide.tre.wiring import query_service, review_queue
 from confide.usage.choices import erasure_body, log_choice_events
 from confide.usage.salts import SaltStore
+
+
+@contextlib.contextmanager
+def embedded_tre(home: Home) -> Iterator[Installation]:
+    """Every party, wired, for one TRE command (``.service``, ``.review``, ``.access``)."""
+    with Installation.open(home) as parties:
+        yield parties
 
 
 def open_hub(home: Home) -> Hub:
@@ -105,6 +117,9 @@ class Installation:
     ledger: Ledger
     access: Access
     salts: SaltStore
+    tre_store: TreStore
+    service: QueryService
+    review: ReviewQueue
     erasures: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -115,7 +130,28 @@ class Installation:
         ledger = Ledger.open(home)
         access = Access.open(home)
         salts = SaltStore.open(home)
-        parts = cls(home, pseudonymiser, hub, choices, ledger, access, salts)
+        tre_store = TreStore.open(home)
+        service = query_service(
+            home,
+            access=access,
+            registry=choices,
+            pseudonymiser=pseudonymiser,
+            records=hub.records,
+            ledger=ledger,
+            store=tre_store,
+        )
+        parts = cls(
+            home,
+            pseudonymiser,
+            hub,
+            choices,
+            ledger,
+            access,
+            salts,
+            tre_store,
+            service,
+            review_queue(service),
+        )
         parts._wire()
         return parts
 
@@ -128,6 +164,7 @@ class Installation:
         self.access.listeners.append(self._log_access)
 
     def close(self) -> None:
+        self.tre_store.close()
         self.salts.close()
         self.access.close()
         self.ledger.close()

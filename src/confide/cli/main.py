@@ -31,6 +31,7 @@ def _register() -> None:
     from confide.practice import cli as practice_cli
     from confide.pseudonymiser import cli as pseudonymiser_cli
     from confide.synth import cli as synth_cli
+    from confide.tre import cli as tre_cli
     from confide.usage import cli as usage_cli
     from confide.web import cli as web_cli
 
@@ -40,6 +41,7 @@ def _register() -> None:
     hub_cli.register(app)
     choices_cli.register(app)
     access_cli.register(app)
+    tre_cli.register(app)
     ledger_cli.register(app)
     usage_cli.register(app)
     web_cli.register(app)

@@ -15,6 +15,7 @@ from typing import Any
 
 from confide.access.seed import seed_demo
 from confide.common import postcode as postcodes
+from confide.demo import credentials
 from confide.demo.pipeline import source_folders
 from confide.embedded import Installation
 from confide.practice.readers import read_export
@@ -60,4 +61,5 @@ def seed(parties: Installation, area: Path) -> dict[str, Any]:
     """Enrol demographics and the demo projects; returns what the demo prints."""
     enrolled = enrol_demographics(parties, area)
     projects = seed_demo(parties.access)
+    credentials.save(parties.home, projects)
     return {"demographics": enrolled, "access": projects}

@@ -39,6 +39,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("birth_month", pa.int8()),
             ("sex", pa.string()),
             ("area", pa.string()),
+            ("source_kind", pa.string()),
         ]
     ),
     "registrations": pa.schema(
@@ -217,20 +218,34 @@ class RecordStore:
         )
 
     def attach(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
-        """Create one view per table over the live files (an empty typed view when none)."""
+        """Create one view per table over the live files (an empty typed view when none).
+
+        Each source sends its own demographics for a person, so the stored patients table has
+        a row per person per source; the ``patients`` view keeps one row per person (the GP
+        practice's record first), and ``patient_sources`` shows every source's row.
+        """
         for name in TABLES:
+            stored = "patient_sources" if name == "patients" else name
             files = self.files(name)
             if files:
                 listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
                 con.execute(
-                    f"CREATE OR REPLACE VIEW {prefix}{name} AS "
+                    f"CREATE OR REPLACE VIEW {prefix}{stored} AS "
                     f"SELECT * FROM read_parquet([{listing}])"
                 )
             else:
                 con.register(f"_{prefix}{name}_empty", SCHEMAS[name].empty_table())
                 con.execute(
-                    f"CREATE OR REPLACE VIEW {prefix}{name} AS SELECT * FROM _{prefix}{name}_empty"
+                    f"CREATE OR REPLACE VIEW {prefix}{stored} AS "
+                    f"SELECT * FROM _{prefix}{name}_empty"
                 )
+        con.execute(
+            f"CREATE OR REPLACE VIEW {prefix}patients AS "
+            "SELECT pseudonym, source, birth_year, birth_month, sex, area, source_kind FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY pseudonym"
+            "    ORDER BY source_kind = 'practice' DESC, source) AS choice"
+            f"  FROM {prefix}patient_sources) WHERE choice = 1"
+        )
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()

@@ -154,8 +154,8 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
             ).to_arrow_table()
         )
     accepted["patients"] = con.sql(
-        f"SELECT pseudonym, '{source}' AS source, birth_year, birth_month, sex, area "
-        "FROM people WHERE status = 'linked'"
+        f"SELECT pseudonym, '{source}' AS source, birth_year, birth_month, sex, area, "
+        f"'{kind}' AS source_kind FROM people WHERE status = 'linked'"
     ).to_arrow_table()
     quarantined.append(
         con.sql(

@@ -121,6 +121,8 @@ def create_app(
     demo: bool = False,
     gp_token: str | None = None,
     secure_cookies: bool = True,
+    queries: Any = None,
+    review: Any = None,
 ) -> FastAPI:
     """The Confide web app over ``home``; parties not given are opened (and closed) by it.
 
@@ -169,6 +171,10 @@ def create_app(
     app.include_router(ledger_router(ledger), prefix="/api/ledger")
     app.include_router(choices_router(registry, identity, gp_token=gp_token), prefix="/api/choices")
     app.include_router(access_router(access))
+    if queries is not None and review is not None:
+        from confide.tre.api import make_router as tre_router
+
+        app.include_router(tre_router(queries, review, access))
     for pages in (patient, letter, public):
         app.include_router(pages.router)
     if demo:

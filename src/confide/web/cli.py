@@ -55,6 +55,8 @@ def serve_installation(parties, *, host: str, port: int, demo: bool) -> None:
         ledger=parties.ledger,
         access=parties.access,
         demo=demo,
+        queries=parties.service,
+        review=parties.review,
     )
     console.print(f"Confide is running at http://{host}:{port}/ (press Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
