@@ -85,11 +85,49 @@ def run_pipeline(area: Path, home: Home) -> dict[str, float]:
     return {**done.seconds, "wall": wall}
 
 
+def bench_erasure(home: Home, share: float) -> dict[str, float]:
+    """Erase ``share`` of the store's people in one batch, beside the cost of rewriting every
+    live file once with DuckDB and no filter (the floor for any full-store deletion)."""
+    with Installation.open(home) as parties:
+        records = parties.hub.records
+        con = records.connect()
+        people = [r[0] for r in con.execute("SELECT DISTINCT pseudonym FROM patients").fetchall()]
+        leaving = people[: int(len(people) * share)]
+        files = [
+            f
+            for t in (
+                "patients",
+                "registrations",
+                "events",
+                "medications",
+                "hospital_episodes",
+                "deaths",
+            )
+            for f in records.files(t)
+        ]
+        scratch = Path(tempfile.mkdtemp(prefix="confide-rewrite-"))
+        t = time.perf_counter()
+        for i, path in enumerate(files):
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet('{path}')) TO '{scratch}/{i}.parquet' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+        rewrite = time.perf_counter() - t
+        shutil.rmtree(scratch, ignore_errors=True)
+        t = time.perf_counter()
+        removed = parties.hub.erase(leaving)
+        erase = time.perf_counter() - t
+    return {"people": len(leaving), "rows": removed, "erase_s": erase, "rewrite_s": rewrite}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, action="append")
     parser.add_argument("--fhir", action="store_true", help="Also run the FHIR path at 100k.")
     parser.add_argument("--repeats", type=int, default=3, help="Repeats for the HMAC figures.")
+    parser.add_argument(
+        "--erase-share", type=float, default=0.1, help="Share of people to erase afterwards."
+    )
     args = parser.parse_args()
     sizes = args.patients or [100_000]
     results: dict[str, object] = {}
@@ -119,6 +157,7 @@ def main() -> None:
             rows = csv_rows(area)
             t_duck = duckdb_straight(area, work / "straight")
             stages = run_pipeline(area, Home.at(work / "home"))
+            erasure = bench_erasure(Home.at(work / "home"), args.erase_share)
             total = stages["wall"]
             row = {
                 "patients": size,
@@ -128,6 +167,7 @@ def main() -> None:
                 **{f"{k}_s": v for k, v in stages.items()},
                 "pipeline_s": total,
                 "synth_summary": summary,
+                "erasure": erasure,
             }
             results[f"csv_{size}"] = row
             print_rows(
@@ -146,6 +186,13 @@ def main() -> None:
                         "DuckDB CSV→Parquet",
                         f"{t_duck:,.1f} s",
                         f"{rows / t_duck:,.0f} rows/s; Confide at {t_duck / total:.2f}× its rate",
+                    ),
+                    (
+                        f"erase {erasure['people']:,} people",
+                        f"{erasure['erase_s']:,.1f} s",
+                        f"{erasure['rows']:,} rows; one unfiltered rewrite of the store takes "
+                        f"{erasure['rewrite_s']:,.1f} s "
+                        f"(ratio {erasure['erase_s'] / erasure['rewrite_s']:.2f})",
                     ),
                 ],
             )
