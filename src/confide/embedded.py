@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,5 +217,45 @@ class Installation:
             )
             for e in leavers
         ]
-        self.ledger.append_many(entries)
-        self.erasures.append({"people": len(leaving), "rows": rows})
+        indices = self.ledger.append_many(entries)
+        notices = self._deletion_notices(pseudonyms, indices[0] if indices else None)
+        self.erasures.append({"people": len(leaving), "rows": rows, "notices": notices})
+
+    def _deletion_notices(self, pseudonyms: list[str], erasure_index: int | None) -> int:
+        """Tell the recipients of earlier releases that included any of these people: one
+        ``deletion_notice`` per project, naming its releases (never the people)."""
+        folder = self.tre_store.releases
+        releases = [
+            e for e in self.ledger.decoded(0, self.ledger.head().size) if e.kind == "release"
+        ]
+        affected: dict[str, dict[str, Any]] = {}
+        for entry in releases:
+            release_id = entry.body["release_id"]
+            path = folder / f"{release_id}.contributors"
+            if not path.exists():
+                continue
+            data = path.read_bytes()
+            members = {data[i : i + 32] for i in range(0, len(data), 32)}
+            marks = {hashlib.sha256(f"{release_id}:{p}".encode()).digest() for p in pseudonyms}
+            if members & marks:
+                notice = affected.setdefault(
+                    entry.body["project_id"],
+                    {"organisation": entry.body["organisation"], "release_ids": []},
+                )
+                notice["release_ids"].append(release_id)
+        bodies = [
+            (
+                "deletion_notice",
+                {
+                    "notice_id": uuid.uuid4().hex,
+                    "project_id": project,
+                    "organisation": item["organisation"],
+                    "release_ids": sorted(item["release_ids"]),
+                    **({"erasure_index": erasure_index} if erasure_index is not None else {}),
+                },
+            )
+            for project, item in sorted(affected.items())
+        ]
+        if bodies:
+            self.ledger.append_many(bodies)
+        return len(bodies)

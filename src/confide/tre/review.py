@@ -145,7 +145,7 @@ class ReviewQueue:
         refusal = {
             "subject": "output",
             "ref": record.id,
-            "project_id": record.project_id,
+            "project_id": record.project_slug,
             "reason": public_text(why, "refused by an output checker"),
         }
         self.ledger.append_many([_checked(record, "failed"), ("refusal", refusal)])
@@ -159,7 +159,7 @@ def _checked(record: QueryRecord, outcome: str) -> tuple[str, dict[str, Any]]:
     return (
         "output_checked",
         {
-            "project_id": record.project_id,
+            "project_id": record.project_slug,
             "output_id": record.id,
             "outcome": outcome,
             "method": METHOD,

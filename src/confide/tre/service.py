@@ -342,7 +342,7 @@ class QueryService:
         people = len(files["contributors"]) // 32
         return {
             "release_id": release_id,
-            "project_id": grant.project_id,
+            "project_id": grant.slug,
             "organisation": grant.organisation,
             "purpose": grant.purpose.value,
             "recipient_kind": grant.recipient_kind.value,
@@ -361,7 +361,7 @@ class QueryService:
         return (
             "output_checked",
             {
-                "project_id": record.project_id,
+                "project_id": record.project_slug,
                 "output_id": record.id,
                 "outcome": outcome,
                 "method": method,
@@ -373,7 +373,7 @@ class QueryService:
         return (
             "query_run",
             {
-                "project_id": record.project_id,
+                "project_id": record.project_slug,
                 "query_id": record.id,
                 "query_digest": record.sql_digest,
             },
@@ -432,7 +432,7 @@ class QueryService:
         refusal = {
             "subject": subject,
             "ref": record.id,
-            "project_id": record.project_id,
+            "project_id": record.project_slug,
             "reason": public_text(reason, "refused before running (reason kept by the TRE)"),
         }
         self.ledger.append_many([self._query_entry(record), ("refusal", refusal)])
