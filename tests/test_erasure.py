@@ -61,7 +61,7 @@ def test_share_nothing_erases_from_every_source_and_is_logged(parties) -> None:
     held = _values_in_hub(parties)
     assert not set(pseudonyms) & held
     assert set(parties.pseudonymiser.pseudonyms_for(numbers[3:])) <= held
-    assert parties.erasures == [{"people": 3, "rows": parties.erasures[0]["rows"]}]
+    assert parties.erasures == [{"people": 3, "rows": parties.erasures[0]["rows"], "notices": 0}]
     assert parties.erasures[0]["rows"] > 0
 
     entries = parties.ledger.decoded(0, parties.ledger.head().size)

@@ -218,13 +218,15 @@ class Installation:
             for e in leavers
         ]
         indices = self.ledger.append_many(entries)
-        notices = self._deletion_notices(pseudonyms, indices[0] if indices else None)
+        notices = self._deletion_notices(pseudonyms, indices[0] if indices else None) if rows else 0
         self.erasures.append({"people": len(leaving), "rows": rows, "notices": notices})
 
     def _deletion_notices(self, pseudonyms: list[str], erasure_index: int | None) -> int:
         """Tell the recipients of earlier releases that included any of these people: one
         ``deletion_notice`` per project, naming its releases (never the people)."""
         folder = self.tre_store.releases
+        if not any(folder.glob("*.contributors")):
+            return 0
         releases = [
             e for e in self.ledger.decoded(0, self.ledger.head().size) if e.kind == "release"
         ]

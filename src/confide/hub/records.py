@@ -106,6 +106,9 @@ class RecordStore:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.catalog_path = folder / "catalog.json"
+        # A full sweep for leftovers is needed once per opening, and again after a write that
+        # failed part-way; otherwise each write removes only the files it replaced.
+        self._swept = False
 
     # -- catalog ---------------------------------------------------------------------------
     def catalog(self) -> dict[str, Any]:
@@ -128,8 +131,13 @@ class RecordStore:
         with (self.folder / ".lock").open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                self.collect_garbage()
+                if not self._swept:
+                    self.collect_garbage()
+                    self._swept = True
                 yield
+            except BaseException:
+                self._swept = False
+                raise
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -174,6 +182,7 @@ class RecordStore:
             if before_commit is not None:
                 before_commit(name)
         catalog = self.catalog()
+        replaced = set((catalog["sources"].get(ods) or {}).get("files", {}).values())
         catalog["version"] += 1
         catalog["sources"][ods] = {
             "submission_id": submission_id,
@@ -182,13 +191,18 @@ class RecordStore:
         }
         catalog["ingested"][submission_id] = summary
         self._write_catalog(catalog)
-        self.collect_garbage()
+        self._remove(replaced - set(files.values()))
+
+    def _remove(self, relative_paths: set[str]) -> None:
+        for rel in relative_paths:
+            (self.folder / rel).unlink(missing_ok=True)
 
     def rewrite(self, transform: Any) -> int:
         """Rewrite every live file through ``transform(table_name, arrow_table) -> table`` and
         swap the catalog once (used for erasure). Returns rows removed."""
         catalog = self.catalog()
         removed = 0
+        replaced: set[str] = set()
         new_version = catalog["version"] + 1
         for entry in catalog["sources"].values():
             for name, rel in list(entry["files"].items()):
@@ -203,10 +217,11 @@ class RecordStore:
                 with (self.folder / new_rel).open("rb") as fh:
                     os.fsync(fh.fileno())
                 entry["files"][name] = new_rel
+                replaced.add(rel)
         if removed:
             catalog["version"] = new_version
             self._write_catalog(catalog)
-            self.collect_garbage()
+            self._remove(replaced)
         return removed
 
     # -- reading ---------------------------------------------------------------------------
