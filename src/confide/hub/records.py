@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -197,27 +198,38 @@ class RecordStore:
         for rel in relative_paths:
             (self.folder / rel).unlink(missing_ok=True)
 
-    def rewrite(self, transform: Any) -> int:
+    def rewrite(self, transform: Any, *, workers: int = 2) -> int:
         """Rewrite every live file through ``transform(table_name, arrow_table) -> table`` and
-        swap the catalog once (used for erasure). Returns rows removed."""
+        swap the catalog once (used for erasure). Files are independent, so they are rewritten
+        a few at a time (Parquet decoding and encoding release the GIL). Returns rows removed."""
         catalog = self.catalog()
-        removed = 0
-        replaced: set[str] = set()
         new_version = catalog["version"] + 1
-        for entry in catalog["sources"].values():
-            for name, rel in list(entry["files"].items()):
-                path = self.folder / rel
-                before = pq.read_table(path)
-                after = transform(name, before)
-                if after.num_rows == before.num_rows:
-                    continue
-                removed += before.num_rows - after.num_rows
-                new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{new_version}.parquet", rel)
-                pq.write_table(after, self.folder / new_rel, compression="zstd")
-                with (self.folder / new_rel).open("rb") as fh:
-                    os.fsync(fh.fileno())
+        jobs = [
+            (entry, name, rel)
+            for entry in catalog["sources"].values()
+            for name, rel in list(entry["files"].items())
+        ]
+
+        def one(job: tuple[dict, str, str]) -> tuple[dict, str, str, str, int]:
+            entry, name, rel = job
+            before = pq.read_table(self.folder / rel)
+            after = transform(name, before)
+            gone = before.num_rows - after.num_rows
+            if not gone:
+                return entry, name, rel, rel, 0
+            new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{new_version}.parquet", rel)
+            pq.write_table(after, self.folder / new_rel, compression="zstd")
+            with (self.folder / new_rel).open("rb") as fh:
+                os.fsync(fh.fileno())
+            return entry, name, rel, new_rel, gone
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            done = list(pool.map(one, jobs))
+        removed = sum(gone for *_, gone in done)
+        replaced = {rel for _, _, rel, new_rel, gone in done if gone}
+        for entry, name, _rel, new_rel, gone in done:
+            if gone:
                 entry["files"][name] = new_rel
-                replaced.add(rel)
         if removed:
             catalog["version"] = new_version
             self._write_catalog(catalog)
