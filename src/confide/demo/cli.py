@@ -12,6 +12,16 @@ from confide.cli.output import HomeOption, JsonOption, console, handle_errors, p
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
 
+STAGE_LABELS = {
+    "synth": "synthetic area",
+    "extract": "extract (summed over sources)",
+    "pseudonymise": "pseudonymise (summed)",
+    "ingest": "ingest (summed)",
+    "extract_to_ingest_wall": "extract → ingest, wall clock",
+    "seed": "seed demo projects and identity data",
+    "total": "total",
+}
+
 
 @handle_errors
 def demo(
@@ -57,7 +67,7 @@ def demo(
         rate = r["linkage_rate"]
         table.add_row("GP–hospital linkage rate", "n/a" if rate is None else f"{rate:.1%}")
         for stage, secs in r["seconds"].items():
-            table.add_row(f"Time: {stage}", f"{secs:.1f} s")
+            table.add_row(f"Time: {STAGE_LABELS.get(stage, stage)}", f"{secs:.1f} s")
         console.print(table)
         console.print(f"State is in {r['home']}.")
 

@@ -27,9 +27,11 @@ def linkage_rate(hub: Hub) -> float | None:
     ]
     if not trusts:
         return None
+    # People a trust sent minus those excluded by their own choice (their records were never
+    # meant to link): the rest either link to a GP-registered person or wait for linkage.
+    summaries = [catalog["ingested"][catalog["sources"][ods]["submission_id"]] for ods in trusts]
     submitted = sum(
-        catalog["ingested"][catalog["sources"][ods]["submission_id"]].get("submitted_patients", 0)
-        for ods in trusts
+        s.get("submitted_patients", 0) - s.get("excluded_by_choice", 0) for s in summaries
     )
     if not submitted:
         return None
