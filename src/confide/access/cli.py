@@ -248,56 +248,31 @@ def project_submit(
     report(_act(home, token, "submit", slug), as_json, _show_project)
 
 
-@project_app.command("approve")
-@handle_errors
-def project_approve(
-    slug: str,
-    token: TokenOption,
-    reason: ReasonOption,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Approve a submitted application (approvers of an approving body)."""
-    report(_act(home, token, "approve", slug, reason), as_json, _show_project)
+def _decision(action: str, summary: str) -> None:
+    """Register ``confide access project <action> SLUG --reason …`` (the decisions all share
+    one shape: who may take them is the access service's business, not the CLI's)."""
+
+    @handle_errors
+    def command(
+        slug: str,
+        token: TokenOption,
+        reason: ReasonOption,
+        home: HomeOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        report(_act(home, token, action, slug, reason), as_json, _show_project)
+
+    command.__doc__ = summary
+    project_app.command(action)(command)
 
 
-@project_app.command("reject")
-@handle_errors
-def project_reject(
-    slug: str,
-    token: TokenOption,
-    reason: ReasonOption,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Reject a submitted application."""
-    report(_act(home, token, "reject", slug, reason), as_json, _show_project)
-
-
-@project_app.command("suspend")
-@handle_errors
-def project_suspend(
-    slug: str,
-    token: TokenOption,
-    reason: ReasonOption,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Suspend an approved project at once (administrators of an approving body)."""
-    report(_act(home, token, "suspend", slug, reason), as_json, _show_project)
-
-
-@project_app.command("reinstate")
-@handle_errors
-def project_reinstate(
-    slug: str,
-    token: TokenOption,
-    reason: ReasonOption,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Reinstate a suspended project."""
-    report(_act(home, token, "reinstate", slug, reason), as_json, _show_project)
+for _action, _summary in (
+    ("approve", "Approve a submitted application (approvers of an approving body)."),
+    ("reject", "Reject a submitted application."),
+    ("suspend", "Suspend an approved project at once (administrators of an approving body)."),
+    ("reinstate", "Reinstate a suspended project."),
+):
+    _decision(_action, _summary)
 
 
 @project_app.command("list")
