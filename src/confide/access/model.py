@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from confide.common.errors import InvalidInput
+from confide.common.enums import parse_enum
 
 
 class Role(StrEnum):
@@ -66,30 +66,20 @@ class ProjectStatus(StrEnum):
     EXPIRED = "expired"
 
 
-def _parse(kind: type[StrEnum], what: str, raw: object) -> Any:
-    try:
-        return kind(str(raw).strip().lower().replace("-", "_").replace(" ", "_"))
-    except ValueError:
-        known = ", ".join(m.value for m in kind)
-        raise InvalidInput(
-            f"Unknown {what} {str(raw)[:40]!r}.", hint=f"Use one of: {known}."
-        ) from None
-
-
 def parse_role(raw: str | Role) -> Role:
-    return _parse(Role, "role", raw)
+    return parse_enum(Role, "role", raw)
 
 
 def parse_purpose(raw: str | Purpose) -> Purpose:
-    return _parse(Purpose, "purpose", raw)
+    return parse_enum(Purpose, "purpose", raw)
 
 
 def parse_recipient_kind(raw: str | RecipientKind) -> RecipientKind:
-    return _parse(RecipientKind, "recipient kind", raw)
+    return parse_enum(RecipientKind, "recipient kind", raw)
 
 
 def parse_legal_basis(raw: str | LegalBasis) -> LegalBasis:
-    return _parse(LegalBasis, "legal basis", raw)
+    return parse_enum(LegalBasis, "legal basis", raw)
 
 
 def effective_status(stored: ProjectStatus, expires_on: date, today: date) -> ProjectStatus:

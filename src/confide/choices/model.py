@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from confide.common.enums import parse_enum
 from confide.common.errors import InvalidInput
 
 
@@ -51,29 +52,17 @@ CHOICE_HELP = {
 }
 
 
-def _parse(kind: type[StrEnum], what: str, raw: str | StrEnum) -> Any:
-    if isinstance(raw, kind):
-        return raw
-    try:
-        return kind(str(raw).strip().lower().replace("-", "_"))
-    except ValueError:
-        known = ", ".join(m.value for m in kind)
-        raise InvalidInput(
-            f"Unknown {what} {str(raw)[:40]!r}.", hint=f"Use one of: {known}."
-        ) from None
-
-
 def parse_choice(raw: str | Choice) -> Choice:
     """A ``Choice`` from user input (``no-research`` and ``NO_RESEARCH`` both work)."""
-    return _parse(Choice, "choice", raw)
+    return parse_enum(Choice, "choice", raw)
 
 
 def parse_channel(raw: str | Channel) -> Channel:
-    return _parse(Channel, "channel", raw)
+    return parse_enum(Channel, "channel", raw)
 
 
 def parse_actor(raw: str | Actor) -> Actor:
-    return _parse(Actor, "actor", raw)
+    return parse_enum(Actor, "actor", raw)
 
 
 def parse_changes(changes: Mapping[str | Choice, bool]) -> dict[Choice, bool]:
