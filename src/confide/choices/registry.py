@@ -190,6 +190,7 @@ class ChoicesRegistry:
             for row in rows:
                 row["seq"] = seq_of[(row["change_id"], row["choice"])]
             store.fold_into_state(conn, rows)
+            store.bump_version(conn)
         events = []
         for change_id, (number, changes, channel, actor, _p, at), proxy_details in zip(
             change_ids, parsed, details, strict=True
@@ -327,6 +328,14 @@ class ChoicesRegistry:
             rows = [dict(r) for r in rows]
         names = {r["person_id"]: r["nhs_number"] for r in rows}
         return self._events_from_rows(rows, names)
+
+    def version(self) -> int:
+        """A counter that grows with every recorded change (cheap: one primary-key read).
+
+        Equal values mean the choices are unchanged, so anything derived from them (the TRE's
+        exclusions) may be reused; it is bumped in the same transaction as the change."""
+        with self.engine.connect() as conn:
+            return store.read_version(conn)
 
     def holders(self, choices: Iterable[Choice]) -> np.ndarray:
         """Sorted unique NHS numbers (int64) of everyone holding any of ``choices`` now."""

@@ -27,8 +27,10 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -128,6 +130,16 @@ identity_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row, bumped in the same transaction as every change to the choices: readers (the TRE's
+# exclusions) can tell at the cost of one primary-key read whether anything changed since they
+# last looked. The row lock also orders concurrent writers' commits on PostgreSQL.
+registry_version = Table(
+    "registry_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 _CHUNK = 5_000
 
 
@@ -160,6 +172,20 @@ def person_ids(conn: Connection, numbers: Iterable[str], *, create: bool) -> dic
             )
             found.update({n: i for n, i in rows})
     return found
+
+
+def bump_version(conn: Connection) -> None:
+    """Mark that the choices changed (call inside the writing transaction)."""
+    rv = registry_version
+    done = conn.execute(update(rv).where(rv.c.id == 1).values(version=rv.c.version + 1))
+    if done.rowcount == 0:
+        conn.execute(insert(rv).values(id=1, version=1))
+
+
+def read_version(conn: Connection) -> int:
+    """The registry's change counter (0 before the first change)."""
+    rv = registry_version
+    return int(conn.execute(select(rv.c.version).where(rv.c.id == 1)).scalar() or 0)
 
 
 def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -237,23 +237,34 @@ class RecordStore:
         return removed
 
     # -- reading ---------------------------------------------------------------------------
-    def files(self, table: str) -> list[Path]:
+    def files(self, table: str, catalog: dict[str, Any] | None = None) -> list[Path]:
+        """The live files of ``table`` (in ``catalog``, a snapshot, when given)."""
+        catalog = catalog if catalog is not None else self.catalog()
         return sorted(
             self.folder / entry["files"][table]
-            for entry in self.catalog()["sources"].values()
+            for entry in catalog["sources"].values()
             if table in entry["files"]
         )
 
-    def attach(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+    def attach(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        prefix: str = "",
+        catalog: dict[str, Any] | None = None,
+    ) -> None:
         """Create one view per table over the live files (an empty typed view when none).
+
+        ``catalog``: a snapshot read earlier with :meth:`catalog`, so every table comes from
+        one version even if a write lands meanwhile (read once here when not given).
 
         Each source sends its own demographics for a person, so the stored patients table has
         a row per person per source; the ``patients`` view keeps one row per person (the GP
         practice's record first), and ``patient_sources`` shows every source's row.
         """
+        catalog = catalog if catalog is not None else self.catalog()
         for name in TABLES:
             stored = "patient_sources" if name == "patients" else name
-            files = self.files(name)
+            files = self.files(name, catalog)
             if files:
                 listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
                 con.execute(
