@@ -38,8 +38,9 @@ def test_two_approvals_release_the_output(tre: TreWorld) -> None:
     shown = tre.service.show(tre.principal("researcher"), query_id)
     assert shown.status == "released" and shown.result["rows"]
     release_id = shown.release_id
-    assert (tre.store.releases / f"{release_id}.contributors").exists()
-    assert not (tre.store.pending / f"{release_id}.contributors").exists()
+    for suffix in ("salt", "contributors", "excluded"):
+        assert (tre.store.releases / f"{release_id}.{suffix}").exists()
+        assert not (tre.store.pending / f"{release_id}.{suffix}").exists()
     size = tre.ledger.head().size
     kinds = [(e.kind, e.body.get("method")) for e in tre.ledger.decoded(size - 2, size)]
     assert kinds == [("output_checked", "two_checker_review"), ("release", None)]
@@ -51,7 +52,7 @@ def test_one_rejection_refuses_the_output(tre: TreWorld) -> None:
     record = tre.store.query(query_id)
     tre.review.vote(tre.principal("output_checker_2"), query_id, False, "Releases one value.")
     assert tre.store.query(query_id).status == "refused"
-    assert not (tre.store.pending / f"{record.release_id}.contributors").exists()
+    assert not list(tre.store.pending.glob(f"{record.release_id}.*"))
     last = tre.ledger.decoded(tre.ledger.head().size - 1, tre.ledger.head().size)[0]
     assert last.kind == "refusal" and last.body["subject"] == "output"
     with pytest.raises(Conflict):

@@ -62,8 +62,11 @@ def test_release_files_follow_the_usage_report_contract(tre: TreWorld) -> None:
     excluded = (tre.store.releases / f"{release_id}.excluded").read_bytes()
     hubs = pseudonymiser.pseudonyms_for(tre.numbers)
 
+    salt = (tre.store.releases / f"{release_id}.salt").read_text().strip()
+    assert len(salt) == 32 and salt != release_id  # random per cohort
+
     def commit(p: str) -> bytes:
-        return hashlib.sha256(f"{release_id}:{p}".encode()).digest()
+        return hashlib.sha256(f"{salt}:{p}".encode()).digest()
 
     expected = sorted(commit(p) for n, p in zip(tre.numbers, hubs, strict=True) if n != target)
     assert contributors == b"".join(expected)

@@ -63,7 +63,9 @@ def _seen(tre: TreWorld, grant: ProjectGrant, preset: str, mode: str, key: bytes
     excluded = exclusions.excluded(grant, OUTPUT_FORMS[mode])
     con = duckdb.connect()
     try:
-        build_views(con, tre.world.hub.records, grant, excluded.pseudonyms, key)
+        build_views(
+            con, tre.world.hub.records, grant, excluded.pseudonyms, key, cohorts=tre.store.cohorts
+        )
         people = {r[0] for r in con.execute("SELECT patient_id FROM patients").fetchall()}
         events = {r[0] for r in con.execute("SELECT patient_id FROM events").fetchall()}
     finally:
@@ -119,7 +121,7 @@ def test_views_show_exactly_the_people_the_policy_includes(
             tre.registry.set(tre.numbers[person], dict.fromkeys(CHOICES, False), "online")
 
 
-def test_views_hold_only_approved_columns_and_dates(tre: TreWorld) -> None:
+def test_views_hold_only_approved_columns_and_dates(tre: TreWorld, tmp_path: Path) -> None:
     grant = _grant(
         "research",
         "academic",
@@ -129,7 +131,9 @@ def test_views_hold_only_approved_columns_and_dates(tre: TreWorld) -> None:
         window_end=date(2018, 12, 31),
     )
     con = duckdb.connect()
-    views = build_views(con, tre.world.hub.records, grant, pa.array([], pa.string()), b"k" * 32)
+    views = build_views(
+        con, tre.world.hub.records, grant, pa.array([], pa.string()), b"k" * 32, cohorts=tmp_path
+    )
     assert views.allowed == {
         "events": {"patient_id", "code", "date"},
         "registrations": {"patient_id", "practice"},
@@ -147,11 +151,11 @@ def test_views_hold_only_approved_columns_and_dates(tre: TreWorld) -> None:
         con.execute("SELECT count(*) FROM patients")  # not approved: no view at all
 
 
-def test_the_duckdb_hmac_matches_the_reference(tre: TreWorld) -> None:
+def test_the_duckdb_hmac_matches_the_reference(tre: TreWorld, tmp_path: Path) -> None:
     key = hashlib.sha256(b"a key longer than a block" * 5).digest() * 3  # 96 bytes: hashed first
     grant = _grant("planning", "nhs", "public_task")
     con = duckdb.connect()
-    build_views(con, tre.world.hub.records, grant, pa.array([], pa.string()), key)
+    build_views(con, tre.world.hub.records, grant, pa.array([], pa.string()), key, cohorts=tmp_path)
     pairs = con.execute("SELECT pseudonym, patient_id FROM __people").fetchall()
     assert len(pairs) == 60
     assert all(project_pseudonym(key, hub) == pid for hub, pid in pairs)
@@ -205,7 +209,8 @@ def test_a_choice_applies_to_every_query_that_starts_after_it_is_recorded(
 
         def included(release_id: str) -> bool:
             data = (tre.store.releases / f"{release_id}.contributors").read_bytes()
-            mark = hashlib.sha256(f"{release_id}:{hub}".encode()).digest()
+            salt = (tre.store.releases / f"{release_id}.salt").read_text().strip()
+            mark = hashlib.sha256(f"{salt}:{hub}".encode()).digest()
             return any(data[i : i + 32] == mark for i in range(0, len(data), 32))
 
         after = [r for r in runs if r[0] > done]

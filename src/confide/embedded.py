@@ -33,6 +33,7 @@ from confide.tre.service import QueryService
 from confide.tre.store import TreStore
 from confide.tre.wiring import query_service, review_queue
 from confide.usage.choices import erasure_body, log_choice_events
+from confide.usage.report import membership_digest, release_salt
 from confide.usage.salts import SaltStore
 
 
@@ -236,9 +237,13 @@ class Installation:
             path = folder / f"{release_id}.contributors"
             if not path.exists():
                 continue
+            salt_file = folder / f"{release_id}.salt"
+            salt = release_salt(release_id, salt_file.read_bytes() if salt_file.exists() else None)
+            if salt is None:
+                continue
             data = path.read_bytes()
             members = {data[i : i + 32] for i in range(0, len(data), 32)}
-            marks = {hashlib.sha256(f"{release_id}:{p}".encode()).digest() for p in pseudonyms}
+            marks = {membership_digest(salt, p) for p in pseudonyms}
             if members & marks:
                 notice = affected.setdefault(
                     entry.body["project_id"],

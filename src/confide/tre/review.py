@@ -21,7 +21,7 @@ from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Role
 from confide.common.errors import InvalidInput
 from confide.tre.disclosure import OutputStatus
-from confide.tre.service import public_text, release_entry
+from confide.tre.service import MEMBERSHIP_FILES, public_text, release_entry
 from confide.tre.store import QueryRecord, TreStore, query_not_found
 
 APPROVALS_NEEDED = 2
@@ -127,7 +127,7 @@ class ReviewQueue:
         ):  # fmt: skip
             return
         release_id = body["release_id"]
-        for suffix in ("contributors", "excluded"):
+        for suffix in MEMBERSHIP_FILES:
             pending = self.store.pending / f"{release_id}.{suffix}"
             if pending.exists():
                 os.replace(pending, self.store.releases / pending.name)
@@ -140,7 +140,7 @@ class ReviewQueue:
         ):
             return
         if record.release_id:
-            for suffix in ("contributors", "excluded"):
+            for suffix in MEMBERSHIP_FILES:
                 (self.store.pending / f"{record.release_id}.{suffix}").unlink(missing_ok=True)
         refusal = {
             "subject": "output",

@@ -12,16 +12,20 @@ Contract for the patients' usage report (built elsewhere on these files)
 For every release (automatic, or after two checkers approved) the TRE writes, under
 ``<home>/tre/releases``:
 
+* ``<release_id>.salt``: 32 hex digits, the salt of the release's cohort
+  (:mod:`confide.tre.cohorts`);
 * ``<release_id>.contributors``: the sorted, unique SHA-256 digests of
-  ``release_id + ":" + hub_pseudonym`` (UTF-8, no separator between digests: raw 32-byte
-  values concatenated) of everyone with rows in the views the query read, after exclusions;
+  ``salt + ":" + hub_pseudonym`` (UTF-8, no separator between digests: raw 32-byte values
+  concatenated) of everyone with rows in the views the query read, after exclusions;
 * ``<release_id>.excluded``: the same construction for the people in the record store whom
   their choices left out of this project at the time of the query.
 
 ``release_id`` is the ``release_id`` of the ledger's ``release`` entry (32 hex digits). A
-person's report recomputes SHA-256(release_id ":" their hub pseudonym) for each release in the
-ledger and looks it up (binary search) in the two files. The digests are salted by the release
-so the files cannot be joined with each other. Outputs held for review keep their files under
+person's report recomputes SHA-256(salt ":" their hub pseudonym) for each release in the
+ledger and looks it up (binary search) in the two files (releases made before salts were
+published have no ``.salt`` file and use the release id as their salt). The salt is random per
+cohort, so releases of different cohorts cannot be joined; releases of one cohort share their
+files, since they had the same contributors. Outputs held for review keep their files under
 ``<home>/tre/pending`` until the decision (moved on approval, deleted on rejection).
 """
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +42,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
-import pyarrow as pa
 
 from confide.access.errors import project_not_found
 from confide.access.model import Principal, ProjectGrant
@@ -51,13 +55,14 @@ from confide.tre import views as project_views
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
 from confide.tre.disclosure import DEFAULT_PRESET, OutputStatus, check_output, round_to, rules_for
 from confide.tre.dp import DpOptions, plan_dp, release_dp
-from confide.tre.exclusions import OUTPUT_FORMS, ExclusionSource
+from confide.tre.exclusions import OUTPUT_FORMS, Exclusions, ExclusionSource
 from confide.tre.guard import check_query
 from confide.tre.rewrite import plan_contributors
 from confide.tre.runner import Limits, lock_down, run_checked
 from confide.tre.store import QueryRecord, TreStore, query_not_found, utcnow
 
 MODES = tuple(OUTPUT_FORMS)
+MEMBERSHIP_FILES = ("salt", "contributors", "excluded")
 DEFAULT_EPSILON = 0.5
 _LEDGER_TEXT_MAX = 500
 
@@ -110,15 +115,6 @@ def public_text(text: str, fallback: str) -> str:
     if not clean or not clean.isprintable() or find_identifiers(clean):
         return fallback
     return clean
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def opt_outs_reason(terms: Terms) -> str:
@@ -243,12 +239,15 @@ class QueryService:
         allowed = project_views.view_columns(grant)
         checked = check_query(sql, allowed)
         plan = plan_contributors(checked, allowed)
-        exclusions = self.exclusions.excluded(grant, OUTPUT_FORMS["rounding"])
+        catalog = self.records.catalog()
+        exclusions = self.exclusions.excluded(
+            grant, OUTPUT_FORMS["rounding"], int(catalog["version"])
+        )
         release_id = uuid.uuid4().hex
-        with self._views(grant, exclusions.pseudonyms) as con:
+        with self._views(grant, exclusions, catalog) as (con, views):
             table = run_checked(con, plan, self.limits)
             output = check_output(table, plan, rules)
-            files = self._commitments(con, grant, checked.tables, release_id)
+            files = membership(con, views, checked.tables)
         result = output.as_dict()
         result.pop("status")
         suppressed = sum(1 for label in output.labels if label.action != "rounded")
@@ -280,11 +279,12 @@ class QueryService:
                 f"The project's privacy budget is exhausted: this query needs epsilon "
                 f"{epsilon:g} but only {left:g} is left."
             )
-        exclusions = self.exclusions.excluded(grant, OUTPUT_FORMS["dp"])
+        catalog = self.records.catalog()
+        exclusions = self.exclusions.excluded(grant, OUTPUT_FORMS["dp"], int(catalog["version"]))
         release_id = uuid.uuid4().hex
-        with self._views(grant, exclusions.pseudonyms) as con:
+        with self._views(grant, exclusions, catalog) as (con, views):
             table = run_checked(con, plan, self.limits)
-            files = self._commitments(con, grant, checked.tables, release_id)
+            files = membership(con, views, checked.tables)
         self.budgets.spend(grant.project_id, record.id, epsilon, options.delta)
         output = release_dp(table, plan, options)
         result = {
@@ -309,24 +309,23 @@ class QueryService:
 
     # --- views and files --------------------------------------------------------------------
 
-    def _views(self, grant: ProjectGrant, excluded: pa.Array) -> _ProjectConnection:
-        return _ProjectConnection(self, grant, excluded)
+    def _views(
+        self, grant: ProjectGrant, exclusions: Exclusions, catalog: dict[str, Any]
+    ) -> _ProjectConnection:
+        return _ProjectConnection(self, grant, exclusions, catalog)
 
-    def _commitments(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        grant: ProjectGrant,
-        tables: frozenset[str],
-        release_id: str,
-    ) -> dict[str, bytes]:
-        return {
-            "contributors": project_views.contributor_commitments(con, grant, tables, release_id),
-            "excluded": project_views.excluded_commitments(con, release_id),
-        }
-
-    def _write_files(self, folder: Path, release_id: str, files: Mapping[str, bytes]) -> None:
-        for suffix, data in files.items():
-            write_atomic(folder / f"{release_id}.{suffix}", data)
+    def _write_files(self, folder: Path, release_id: str, files: Mapping[str, Path]) -> None:
+        """Link the cohort's membership files under the release's name (copy if linking fails:
+        another file system)."""
+        for suffix in MEMBERSHIP_FILES:
+            target = folder / f"{release_id}.{suffix}"
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(files[suffix], tmp)
+            except OSError:
+                shutil.copyfile(files[suffix], tmp)
+            os.replace(tmp, target)
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -336,10 +335,10 @@ class QueryService:
         release_id: str,
         form: str,
         tables: frozenset[str],
-        files: Mapping[str, bytes],
+        files: Mapping[str, Path],
         terms: Terms,
     ) -> dict[str, Any]:
-        people = len(files["contributors"]) // 32
+        people = files["contributors"].stat().st_size // 32
         return {
             "release_id": release_id,
             "project_id": grant.slug,
@@ -384,7 +383,7 @@ class QueryService:
         record: QueryRecord,
         result: dict[str, Any],
         facts: dict[str, Any],
-        files: Mapping[str, bytes],
+        files: Mapping[str, Path],
         entries: list[tuple[str, dict[str, Any]]],
     ) -> QueryOutcome:
         release_id = facts["release_id"]
@@ -407,7 +406,7 @@ class QueryService:
         record: QueryRecord,
         result: dict[str, Any],
         facts: dict[str, Any],
-        files: Mapping[str, bytes],
+        files: Mapping[str, Path],
         reason: str,
         method: str,
     ) -> QueryOutcome:
@@ -462,6 +461,23 @@ class QueryService:
         released = record.status == str(OutputStatus.RELEASED)
         return self._outcome(record, record.result if released else None)
 
+    def history(self, principal: Principal, project_slug: str) -> list[dict[str, Any]]:
+        """The project's latest queries (never their results), for its own organisation."""
+        project = self.access.project(principal, project_slug)
+        if project.organisation_id != principal.organisation_id:
+            raise project_not_found()
+        return [
+            {
+                "id": r.id,
+                "sql": r.sql_text,
+                "mode": r.mode,
+                "status": r.status,
+                "reason": r.reason,
+                "created_at": r.created_at,
+            }
+            for r in self.store.queries_of_project(project.id)
+        ]
+
     def budget(self, principal: Principal, project_slug: str) -> dict[str, Any]:
         """The project's privacy budget, for its own organisation."""
         project = self.access.project(principal, project_slug)
@@ -487,13 +503,20 @@ def _with(record: QueryRecord, **changes: Any) -> QueryRecord:
 class _ProjectConnection:
     """A fresh connection with the project's views, locked down; closed on exit."""
 
-    def __init__(self, service: QueryService, grant: ProjectGrant, excluded: pa.Array) -> None:
+    def __init__(
+        self,
+        service: QueryService,
+        grant: ProjectGrant,
+        exclusions: Exclusions,
+        catalog: dict[str, Any],
+    ) -> None:
         self.service = service
         self.grant = grant
-        self.excluded = excluded
+        self.exclusions = exclusions
+        self.catalog = catalog
         self.con: duckdb.DuckDBPyConnection | None = None
 
-    def __enter__(self) -> duckdb.DuckDBPyConnection:
+    def __enter__(self) -> tuple[duckdb.DuckDBPyConnection, project_views.ProjectViews]:
         service = self.service
         con = service.connect()
         try:
@@ -501,17 +524,32 @@ class _ProjectConnection:
                 con,
                 service.records,
                 self.grant,
-                self.excluded,
+                self.exclusions.pseudonyms,
                 service.store.project_key(self.grant.project_id),
+                cohorts=service.store.cohorts,
                 cache=service.store.mapping_cache,
+                catalog=self.catalog,
+                exclusions_digest=self.exclusions.digest,
             )
             lock_down(con, service.limits, views.readable)
         except BaseException:
             con.close()
             raise
         self.con = con
-        return con
+        return con, views
 
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
             self.con.close()
+
+
+def membership(
+    con: duckdb.DuckDBPyConnection, views: project_views.ProjectViews, tables: frozenset[str]
+) -> dict[str, Path]:
+    """The membership files of a release that read ``tables`` (see the module docstring)."""
+    cohort = views.cohort
+    return {
+        "salt": cohort.folder / "salt",
+        "contributors": project_views.contributor_commitments(con, views, tables),
+        "excluded": cohort.excluded,
+    }

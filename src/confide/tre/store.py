@@ -178,6 +178,13 @@ class TreStore:
         return path
 
     @property
+    def cohorts(self) -> Path:
+        """Built cohorts: each project's people per store version and exclusion set."""
+        path = self.folder / "cache" / "cohorts"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    @property
     def pending(self) -> Path:
         """Contributor commitments of outputs held for review, moved to ``releases`` on
         approval and deleted on rejection."""
@@ -200,6 +207,17 @@ class TreStore:
         if row is None:
             raise query_not_found()
         return _record(row)
+
+    def queries_of_project(self, project_id: str, limit: int = 50) -> list[QueryRecord]:
+        """A project's latest queries, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queries)
+                .where(queries.c.project_id == project_id)
+                .order_by(queries.c.created_at.desc())
+                .limit(limit)
+            ).all()
+        return [_record(r) for r in rows]
 
     def queries_with_status(self, status: str) -> list[QueryRecord]:
         with self.engine.connect() as conn:

@@ -6,14 +6,16 @@ it creates, on a fresh DuckDB connection, one view per approved table that
 * has only the approved columns, plus ``patient_id``;
 * has only rows inside the approved date window (:data:`WINDOW_RULES`);
 * has no rows of people whose choices exclude them (an anti-join on the hub pseudonym, done
-  once when the people table is built);
+  once when the cohort's people table is built);
 * carries ``patient_id`` = the first 128 bits (hex) of HMAC-SHA256(project key, hub pseudonym)
   in place of the hub pseudonym, so two projects' outputs can never be joined on person.
 
-The people table (``__people``: hub pseudonym → project pseudonym, without excluded people) is
-the hub's ``patients`` list: a row of any other table whose person has no ``patients`` row is
-left out (failing closed). The HMAC is computed inside DuckDB from SHA-256 (RFC 2104:
-H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))), so no per-person Python work is needed; the test suite
+The people table (``__people``: hub pseudonym → project pseudonym and the approved patients
+columns, without excluded people) is the hub's ``patients`` list, read from the project's
+current cohort (:mod:`confide.tre.cohorts`), built once per store version and exclusion set: a
+row of any other table whose person has no ``patients`` row is left out (failing closed).
+The HMAC is computed inside DuckDB from SHA-256 (RFC 2104: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))),
+so no per-person Python work is needed; the test suite
 checks it against a reference HMAC. Internal names start with ``__``, which the guard refuses
 in researchers' SQL.
 """
@@ -22,13 +24,13 @@ from __future__ import annotations
 
 import hmac
 import os
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +38,16 @@ import pyarrow as pa
 from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS, RecordStore
+from confide.tre.cohorts import (
+    EXCLUDED_FILE,
+    PEOPLE_FILE,
+    Cohort,
+    cohort_key,
+    open_cohort,
+    safe_name,
+    write_commitments,
+)
+from confide.tre.exclusions import pseudonyms_digest
 from confide.tre.guard import PATIENT_COLUMN
 
 PEOPLE = "__people"
@@ -58,10 +70,13 @@ _HIDDEN_COLUMNS = frozenset({"pseudonym"})
 
 @dataclass(frozen=True)
 class ProjectViews:
-    """What :func:`build_views` made: the guard's allowlist and the files the query may read."""
+    """What :func:`build_views` made: the guard's allowlist, the files the query may read and
+    the cohort the views show."""
 
     allowed: dict[str, set[str]]
     readable: tuple[Path, ...]
+    cohort: Cohort
+    window: dict[str, str]
 
 
 def approved_columns(grant: ProjectGrant) -> dict[str, list[str]]:
@@ -115,41 +130,102 @@ def build_views(
     excluded_pseudonyms: pa.Array,
     project_key: bytes,
     *,
+    cohorts: Path,
     cache: Path | None = None,
+    catalog: dict[str, Any] | None = None,
+    exclusions_digest: str | None = None,
 ) -> ProjectViews:
     """Create the project's views on ``con`` (a fresh connection); lock it down afterwards.
 
-    ``cache``: a private folder where the project's pseudonym mapping (everyone in the store,
-    before exclusions) is kept per record-store version, so the keyed hash runs once per
-    snapshot rather than once per query. Exclusions are applied on every call regardless."""
+    ``cohorts``: the private folder of built cohorts (see :mod:`confide.tre.cohorts`); the
+    project's people after exclusions are read from its cohort, built here when it is new.
+    ``cache``: where the project's pseudonym mapping (everyone in the store, before
+    exclusions) is kept per store version, so the keyed hash runs once per snapshot.
+    ``catalog``: the record-store snapshot to read (the one exclusions were computed for).
+    """
     if len(project_key) < 16:
         raise ValueError("a project key must be at least 16 bytes")
     columns = approved_columns(grant)
-    version = int(records.catalog()["version"])
-    records.attach(con, prefix=RAW)
-    excluded = pa.table({"pseudonym": pa.array(excluded_pseudonyms, pa.string())})
-    con.register(f"{EXCLUDED}_arrow", excluded)
-    con.execute(f"CREATE TEMP TABLE {EXCLUDED} AS SELECT DISTINCT pseudonym FROM {EXCLUDED}_arrow")
-    con.unregister(f"{EXCLUDED}_arrow")
-    _load_everyone(con, project_key, grant.project_id, version, cache)
-    con.execute(
-        f"CREATE TEMP TABLE {PEOPLE} AS SELECT * FROM {EVERYONE} ANTI JOIN {EXCLUDED} "
-        "USING (pseudonym)"
-    )
-    con.execute(f"DROP TABLE {EVERYONE}")
+    catalog = catalog if catalog is not None else records.catalog()
+    version = int(catalog["version"])
+    records.attach(con, prefix=RAW, catalog=catalog)
+    excluded = pa.array(excluded_pseudonyms, pa.string())
+    fingerprint = sha256(b"confide-project-key:" + project_key).hexdigest()[:16]
     window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}
-    readable: set[Path] = set(records.files("patients"))
+    patient_columns = columns.get("patients", [])
+    key = cohort_key(
+        project=grant.project_id,
+        key=fingerprint,
+        version=version,
+        excluded=exclusions_digest or pseudonyms_digest(excluded),
+        columns=patient_columns,
+        window=[window["start"], window["end"]],
+    )
+
+    def build(folder: Path, salt: str) -> None:
+        _build_cohort(con, folder, salt, grant, project_key, version, excluded, patient_columns,
+                      cache)  # fmt: skip
+
+    cohort = open_cohort(cohorts / safe_name(grant.project_id) / key, build)
+    con.execute(f"CREATE TEMP VIEW {PEOPLE} AS SELECT * FROM read_parquet({_path(cohort.people)})")
+    readable: set[Path] = {cohort.people}
     for table, cols in columns.items():
+        if table == "patients":
+            selected = ", ".join([PATIENT_COLUMN, *(_quote(c) for c in cols)])
+            con.execute(f"CREATE VIEW patients AS SELECT {selected} FROM {PEOPLE}")
+            continue
         selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{_quote(c)}" for c in cols)])
         con.execute(
             f"CREATE VIEW {table} AS SELECT {selected} FROM {RAW}{table} t "
             f"JOIN {PEOPLE} p ON p.pseudonym = t.pseudonym{_where(table, window)}"
         )
-        readable.update(records.files(table))
+        readable.update(records.files(table, catalog))
     return ProjectViews(
         allowed={t: {*cols, PATIENT_COLUMN} for t, cols in columns.items()},
         readable=tuple(sorted(readable)),
+        cohort=cohort,
+        window=window,
     )
+
+
+def _build_cohort(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    salt: str,
+    grant: ProjectGrant,
+    project_key: bytes,
+    version: int,
+    excluded: pa.Array,
+    patient_columns: list[str],
+    cache: Path | None,
+) -> None:
+    """Write a new cohort's people (after exclusions) and its excluded commitments."""
+    con.register(f"{EXCLUDED}_arrow", pa.table({"pseudonym": excluded}))
+    con.execute(f"CREATE TEMP TABLE {EXCLUDED} AS SELECT DISTINCT pseudonym FROM {EXCLUDED}_arrow")
+    con.unregister(f"{EXCLUDED}_arrow")
+    mapping = _mapping(con, project_key, grant.project_id, version, cache)
+    extra = "".join(f", r.{_quote(c)}" for c in patient_columns)
+    people = folder / PEOPLE_FILE
+    con.execute(
+        f"COPY (SELECT m.pseudonym, m.{PATIENT_COLUMN}{extra} FROM {mapping} m "
+        f"JOIN {RAW}patients r ON r.pseudonym = m.pseudonym "
+        f"ANTI JOIN {EXCLUDED} e ON e.pseudonym = m.pseudonym) "
+        f"TO {_path(people)} (FORMAT parquet)"
+    )
+    write_commitments(
+        con,
+        f"SELECT e.pseudonym FROM {EXCLUDED} e "
+        f"SEMI JOIN {RAW}patient_sources r ON r.pseudonym = e.pseudonym",
+        salt,
+        folder / EXCLUDED_FILE,
+    )
+    con.execute(f"DROP TABLE {EXCLUDED}")
+    if cache is None:
+        con.execute(f"DROP TABLE IF EXISTS {EVERYONE}")
+
+
+def _path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _where(table: str, window: dict[str, str]) -> str:
@@ -157,77 +233,59 @@ def _where(table: str, window: dict[str, str]) -> str:
     return f" WHERE {rule.format(**window)}" if rule else ""
 
 
-def _load_everyone(
+def _mapping(
     con: duckdb.DuckDBPyConnection,
     project_key: bytes,
     project_id: str,
     version: int,
     cache: Path | None,
-) -> None:
-    """``__everyone``: hub pseudonym → project pseudonym for every person in the store."""
+) -> str:
+    """SQL naming hub pseudonym → project pseudonym for everyone in the store: a cached
+    Parquet file per store version when ``cache`` is given, else a temporary table."""
     fingerprint = sha256(b"confide-project-key:" + project_key).hexdigest()[:16]
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", project_id)[:80]
+    safe = safe_name(project_id)
     path = cache / f"{safe}-{fingerprint}-v{version}.parquet" if cache else None
     if path is not None and path.exists():
-        con.execute(f"CREATE TEMP TABLE {EVERYONE} AS SELECT * FROM read_parquet(?)", [str(path)])
-        return
+        return f"read_parquet({_path(path)})"
     outer, inner = _pads(project_key)
     con.execute(
         f"CREATE TEMP TABLE {EVERYONE} AS "
         "SELECT pseudonym, "
         f"left(sha256(?::BLOB || unhex(sha256(?::BLOB || encode(pseudonym)))), {PSEUDONYM_HEX})"
         f" AS {PATIENT_COLUMN} "
-        f"FROM (SELECT DISTINCT pseudonym FROM {RAW}patients WHERE pseudonym IS NOT NULL)",
+        f"FROM (SELECT DISTINCT pseudonym FROM {RAW}patient_sources WHERE pseudonym IS NOT NULL)",
         [outer, inner],
     )
     if path is None:
-        return
+        return EVERYONE
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    con.execute(f"COPY {EVERYONE} TO '{tmp}' (FORMAT parquet)")
+    con.execute(f"COPY {EVERYONE} TO {_path(tmp)} (FORMAT parquet)")
+    con.execute(f"DROP TABLE {EVERYONE}")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     for old in path.parent.glob(f"{safe}-*.parquet"):
         if old != path:
             old.unlink(missing_ok=True)
+    return f"read_parquet({_path(path)})"
 
 
 def contributor_commitments(
-    con: duckdb.DuckDBPyConnection, grant: ProjectGrant, views: Iterable[str], release_id: str
-) -> bytes:
-    """Sorted unique SHA-256(release_id ":" hub pseudonym) of everyone with rows in ``views``
-    (after exclusions), concatenated as raw 32-byte digests."""
-    window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}
-    names = sorted(set(views))
-    if not names:
-        return b""
-    if "patients" in names:  # the patients view holds everyone the other views can hold
-        return _commitments(con, f"SELECT pseudonym FROM {PEOPLE}", release_id)
-    union = " UNION ".join(
-        f"SELECT t.pseudonym FROM {RAW}{name} t SEMI JOIN {PEOPLE} p "
-        f"ON p.pseudonym = t.pseudonym{_where(name, window)}"
-        for name in names
-    )
-    return _commitments(con, union, release_id)
-
-
-def excluded_commitments(con: duckdb.DuckDBPyConnection, release_id: str) -> bytes:
-    """The same commitments for people in the store whom their choices left out."""
-    sql = (
-        f"SELECT DISTINCT e.pseudonym FROM {EXCLUDED} e "
-        f"SEMI JOIN (SELECT pseudonym FROM {RAW}patients) r ON r.pseudonym = e.pseudonym"
-    )
-    return _commitments(con, sql, release_id)
-
-
-def _commitments(con: duckdb.DuckDBPyConnection, people_sql: str, release_id: str) -> bytes:
-    table = con.sql(
-        f"SELECT unhex(sha256(? || ':' || pseudonym)) AS c FROM ({people_sql}) ORDER BY c",
-        params=[release_id],
-    ).to_arrow_table()
-    column = table.column("c").combine_chunks()
-    if len(column) == 0:
-        return b""
-    fixed = column.cast(pa.binary(32))
-    data = fixed.buffers()[1]
-    return data.to_pybytes()[fixed.offset * 32 : (fixed.offset + len(fixed)) * 32]
+    con: duckdb.DuckDBPyConnection, views: ProjectViews, tables: Iterable[str]
+) -> Path:
+    """The cohort's commitments for everyone with rows in ``tables`` (after exclusions and
+    the date window), written on first use: see :mod:`confide.tre.cohorts`."""
+    names = sorted(set(tables))
+    path = views.cohort.contributors(names)
+    if path.exists():
+        return path
+    if not names or "patients" in names:  # the patients view holds everyone the others can
+        people_sql = f"SELECT pseudonym FROM {PEOPLE}"
+    else:
+        people_sql = " UNION ".join(
+            f"SELECT t.pseudonym FROM {RAW}{name} t SEMI JOIN {PEOPLE} p "
+            f"ON p.pseudonym = t.pseudonym{_where(name, views.window)}"
+            for name in names
+        )
+    write_commitments(con, people_sql, views.cohort.salt, path)
+    return path

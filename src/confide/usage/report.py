@@ -2,15 +2,17 @@
 
 Runs at the choices + pseudonymiser side, for a person who passed the identity check. The
 pseudonymiser turns the NHS number into the person's hub pseudonym; nothing about the person
-goes any further. For every ``release`` entry in the log the TRE publishes two files (the
-contract with the TRE)::
+goes any further. For every ``release`` entry in the log the TRE publishes three files (the
+contract with the TRE, see :mod:`confide.tre.service`)::
 
+    <home>/tre/releases/<release_id>.salt
     <home>/tre/releases/<release_id>.contributors
     <home>/tre/releases/<release_id>.excluded
 
-each the sorted, unique, raw 32-byte ``SHA-256(release_id ":" hub_pseudonym)`` digests
-(UTF-8 text in), concatenated: everyone whose data was in the views used, and everyone left
-out by their choices. The report reads *both files of every release*, whoever is asking (and
+the salt (32 hex digits, random per cohort; the release id for releases made before salts were
+published) and two files of sorted, unique, raw 32-byte ``SHA-256(salt ":" hub_pseudonym)``
+digests (UTF-8 text in), concatenated: everyone whose data was in the views used, and everyone left
+out by their choices. The report reads *every file of every release*, whoever is asking (and
 also when the person is unknown), and tests membership locally. The log is read whole at its
 latest signed checkpoint (:class:`~confide.usage.proofs.LogSnapshot`). So the hub, the TRE's
 file server and the log's server see exactly the same requests for every person: nothing tells
@@ -24,6 +26,7 @@ person's own ``choice_changed`` and ``erasure`` entries, recognised by their com
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +45,8 @@ from confide.usage.salts import SaltStore
 DIGEST_SIZE = 32
 CONTRIBUTORS = "contributors"
 EXCLUDED = "excluded"
+SALT = "salt"
+_SALT = re.compile(r"^[0-9a-f]{32}$")
 
 
 class PseudonymLookup(Protocol):
@@ -77,9 +82,18 @@ class FolderReleaseFiles:
         return path.read_bytes()
 
 
-def membership_digest(release_id: str, hub_pseudonym: str) -> bytes:
-    """``SHA-256(release_id ":" hub_pseudonym)``: one person's line in one release's files."""
-    return hashlib.sha256(f"{release_id}:{hub_pseudonym}".encode()).digest()
+def membership_digest(salt: str, hub_pseudonym: str) -> bytes:
+    """``SHA-256(salt ":" hub_pseudonym)``: one person's line in one release's files."""
+    return hashlib.sha256(f"{salt}:{hub_pseudonym}".encode()).digest()
+
+
+def release_salt(release_id: str, published: bytes | None) -> str | None:
+    """The salt of a release's files: its published ``.salt`` (the cohort's), or the release
+    id for releases made before salts were published; None when the salt file is damaged."""
+    if published is None:
+        return release_id
+    text = published.decode("ascii", "replace").strip()
+    return text if _SALT.match(text) else None
 
 
 def parse_members(data: bytes) -> np.ndarray:
@@ -207,6 +221,10 @@ def usage_report(
         seen.add(release_id)
         # Both files of every release are read, before knowing whether the answer matters.
         raw = {part: files.read(f"{release_id}.{part}") for part in (CONTRIBUTORS, EXCLUDED)}
+        salt = release_salt(release_id, files.read(f"{release_id}.{SALT}"))
+        if salt is None:
+            unchecked.append(release_id)
+            continue
         try:
             sets = {part: parse_members(data) for part, data in raw.items() if data is not None}
         except InvalidInput:
@@ -217,7 +235,7 @@ def usage_report(
             continue
         if pseudonym is None:
             continue
-        digest = membership_digest(release_id, pseudonym)
+        digest = membership_digest(salt, pseudonym)
         status = (
             "included"
             if is_member(sets[CONTRIBUTORS], digest)
