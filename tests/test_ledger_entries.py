@@ -38,7 +38,20 @@ EXAMPLES = {
         "datasets": ["gp_events", "hes_apc"],
     },
     "project_approved": {"project_id": "P-0007", "approved_by": "iag", "expires": "2027-03-31"},
-    "query_run": {"project_id": "P-0007", "query_id": "q-91", "query_digest": DIGEST},
+    "query_run": {
+        "project_id": "P-0007",
+        "query_id": "q-91",
+        "query_digest": DIGEST,
+        "mode": "rounding",
+        "sql": "SELECT sex, count(*) AS n\nFROM patients GROUP BY sex",
+    },
+    "review_vote": {
+        "project_id": "P-0007",
+        "output_id": "o-91",
+        "vote": "approve",
+        "order": 1,
+        "reason": "No cell below the threshold.",
+    },
     "output_checked": {
         "project_id": "P-0007",
         "output_id": "o-91",
@@ -85,7 +98,8 @@ def test_canonical_bytes_are_stable() -> None:
         "query_run", dict(reversed(EXAMPLES["query_run"].items())), "2025-01-01T00:00:00Z"
     )
     assert a == b
-    assert a.startswith(b'{"at":"2025-01-01T00:00:00Z","body":{"project_id"')
+    assert a.startswith(b'{"at":"2025-01-01T00:00:00Z","body":{"mode"')
+    assert b'"kind":"query_run","v":2}' in a
     assert entries.decode(4, a).body == EXAMPLES["query_run"]
 
 
@@ -175,3 +189,41 @@ def test_ledger_refuses_identifying_entries_and_appends_nothing(tmp_path, monkey
             assert entries.find_identifiers(entry.body) == []
     raw = (tmp_path / "ledger" / "ledger.db").read_bytes()
     assert VALID_NHS.encode() not in raw and b"4AP" not in raw
+
+
+def test_entries_of_an_earlier_version_still_validate_under_it() -> None:
+    v1 = {"project_id": "P-0007", "query_id": "q-1", "query_digest": DIGEST}
+    entries.validate("query_run", v1, 1)
+    with pytest.raises(entries.EntryRejected, match="needs the field 'mode'"):
+        entries.validate("query_run", v1)  # the current version asks for more
+    with pytest.raises(entries.EntryRejected, match="no field"):
+        entries.validate("query_run", EXAMPLES["query_run"], 1)  # v1 had no query text
+    with pytest.raises(entries.EntryRejected, match="no version 7"):
+        entries.validate("query_run", v1, 7)
+    assert entries.version_of("query_run") == 2 and entries.version_of("release") == 1
+
+
+@pytest.mark.parametrize(
+    "sql, ok",
+    [
+        ("SELECT 1", True),
+        ("SELECT *\n\tFROM events", True),
+        ("x" * entries.SQL_MAX, True),
+        ("x" * (entries.SQL_MAX + 1), False),
+        ("", False),
+        ("SELECT '\x00'", False),
+    ],
+)
+def test_query_text_rules(sql: str, ok: bool) -> None:
+    body = {**EXAMPLES["query_run"], "sql": sql}
+    if ok:
+        entries.validate("query_run", body)
+    else:
+        with pytest.raises(entries.EntryRejected):
+            entries.validate("query_run", body)
+
+
+def test_query_text_with_an_identifier_is_refused() -> None:
+    body = {**EXAMPLES["query_run"], "sql": "SELECT 1 WHERE 'LS2 7UE' = 'LS2 7UE'"}
+    with pytest.raises(entries.EntryRejected, match="postcode"):
+        entries.validate("query_run", body)

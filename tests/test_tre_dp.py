@@ -66,6 +66,14 @@ def test_released_numbers_carry_95_percent_intervals(tre: TreWorld) -> None:
     assert 20 <= low <= row["mean_hba1c"] <= high <= 120
     assert 30 <= row["mean_hba1c"] <= 90 or high - low > 20
     assert outcome.budget_left == pytest.approx(2.0)
+    size = tre.ledger.head().size
+    run, checked, release = tre.ledger.decoded(size - 3, size)
+    assert (
+        run.kind == "query_run" and run.body["mode"] == "dp" and "avg(e.value)" in run.body["sql"]
+    )
+    assert checked.kind == "output_checked" and checked.body["method"] == "dp_laplace"
+    assert checked.body["epsilon"] == 1.0 and 0 <= checked.body["delta"] < 1e-3
+    assert release.kind == "release" and release.body["data_form"] == "dp"
 
 
 def test_the_budget_is_accounted_shown_and_enforced(tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ def test_two_approvals_release_the_output(tre: TreWorld) -> None:
     assert "votes" not in first
     seen_by_two = tre.review.item(two, query_id)
     assert seen_by_two["your_vote"] is None and "votes" not in seen_by_two  # blind
+    size = tre.ledger.head().size
+    assert all(e.kind != "review_vote" for e in tre.ledger.decoded(0, size))  # not yet
     final = tre.review.vote(two, query_id, True, "Agree: no small cell.")
     assert final["status"] == "released" and len(final["votes"]) == 2
     shown = tre.service.show(tre.principal("researcher"), query_id)
@@ -42,8 +44,17 @@ def test_two_approvals_release_the_output(tre: TreWorld) -> None:
         assert (tre.store.releases / f"{release_id}.{suffix}").exists()
         assert not (tre.store.pending / f"{release_id}.{suffix}").exists()
     size = tre.ledger.head().size
-    kinds = [(e.kind, e.body.get("method")) for e in tre.ledger.decoded(size - 2, size)]
-    assert kinds == [("output_checked", "two_checker_review"), ("release", None)]
+    kinds = [(e.kind, e.body.get("method")) for e in tre.ledger.decoded(size - 4, size)]
+    assert kinds == [
+        ("review_vote", None),
+        ("review_vote", None),
+        ("output_checked", "two_checker_review"),
+        ("release", None),
+    ]
+    votes = [e.body for e in tre.ledger.decoded(size - 4, size - 2)]
+    assert [(v["order"], v["vote"]) for v in votes] == [(1, "approve"), (2, "approve")]
+    assert votes[0]["reason"] == "A single year of birth over 20 people: safe."
+    assert all("checker" not in str(v) for v in votes)  # checkers are not named
     assert query_id not in [item["id"] for item in tre.review.queue(one)]
 
 

@@ -46,7 +46,19 @@ def test_a_released_query_is_stored_and_recorded(tre: TreWorld) -> None:
     assert release["organisation"] == "demo-university"
     assert release["data_form"] == "aggregate" and release["datasets"] == ["patients"]
     assert release["opt_outs_applied"] is True and release["patients"] == 120
-    assert BY_SEX not in str(_ledger_tail(tre, 3))  # the log carries the digest only
+    run = _ledger_tail(tre, 3)[0].body
+    assert run["sql"] == BY_SEX and run["mode"] == "rounding"  # public, beside its digest
+    assert hashlib.sha256(run["sql"].encode()).hexdigest() == run["query_digest"]
+
+
+def test_query_text_that_looks_like_an_identifier_is_kept_out_of_the_log(tre: TreWorld) -> None:
+    sql = BY_SEX.replace("GROUP BY", "WHERE p.sex <> 'LS2 7UE' GROUP BY")
+    outcome = tre.service.run(tre.principal("researcher"), "demo-research", sql)
+    assert outcome.status == "released"
+    run = _ledger_tail(tre, 3)[0].body
+    assert run["query_id"] == outcome.id and "sql" not in run
+    assert run["query_digest"] == hashlib.sha256(sql.encode()).hexdigest()
+    assert tre.store.query(outcome.id).sql_text == sql  # kept by the TRE
 
 
 def test_release_files_follow_the_usage_report_contract(tre: TreWorld) -> None:

@@ -1,17 +1,18 @@
-"""The ledger's entry schema (version 1) and the identifier scanner every entry passes.
+"""The ledger's entry schemas (versioned per kind) and the identifier scanner every entry passes.
 
 An entry is canonical JSON (sorted keys, no whitespace, UTF-8) of::
 
-    {"kind": "<kind>", "v": 1, "at": "2025-01-31T09:15:02Z", "body": {...}}
+    {"kind": "<kind>", "v": 2, "at": "2025-01-31T09:15:02Z", "body": {...}}
 
 Those exact bytes are the Merkle leaf input, so anyone can rebuild the tree from what the API
 serves. ``kind`` says what happened, ``v`` the schema version of that kind, ``at`` when the
 ledger recorded it (UTC, whole seconds) and ``body`` the public facts, with exactly the fields
-listed in :data:`SCHEMAS`. Unknown fields are refused, so nothing slips in by accident; the
-scanner :func:`find_identifiers` is a second guard that refuses NHS numbers, full postcodes and
-birth dates wherever they hide. People appear only as *commitments*: a 64-hex-digit digest that
-the person (and the choices party) can recompute and recognise, that nobody else can link to
-them or to any other entry.
+listed in :data:`SCHEMAS` (the version written now, :data:`VERSIONS`) or, for entries written
+under an earlier version of their kind, in :data:`PAST_SCHEMAS`. Unknown fields are refused,
+so nothing slips in by accident; the scanner :func:`find_identifiers` is a second guard that
+refuses NHS numbers, full postcodes and birth dates wherever they hide. People appear only as
+*commitments*: a 64-hex-digit digest that the person (and the choices party) can recompute and
+recognise, that nobody else can link to them or to any other entry.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from confide.common.errors import InvalidInput
 from confide.common.nhs_number import is_valid as nhs_valid
 from confide.common.postcode import normalise as postcode_normalise
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of every kind not listed in VERSIONS
+SQL_MAX = 20_000  # characters of query text the log carries; longer texts are withheld
 
 
 class EntryRejected(InvalidInput):
@@ -47,6 +49,19 @@ def _token(v: Any) -> bool:
 
 def _text(v: Any) -> bool:
     return isinstance(v, str) and 0 < len(v) <= 500 and v.isprintable()
+
+
+def _sql(v: Any) -> bool:
+    """Query text: printable, line breaks and tabs allowed, at most :data:`SQL_MAX` long."""
+    return (
+        isinstance(v, str)
+        and 0 < len(v) <= SQL_MAX
+        and all(c.isprintable() or c in "\n\r\t" for c in v)
+    )
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 10**6
 
 
 def _digest(v: Any) -> bool:
@@ -129,6 +144,8 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "project_id": _f(_token, "token"),
         "query_id": _f(_token, "token"),
         "query_digest": _f(_digest, "sha256 hex"),
+        "mode": _f(_one_of("rounding", "dp"), "rounding | dp"),
+        "sql": _f(_sql, "query text", False),
     },
     "output_checked": {
         "project_id": _f(_token, "token"),
@@ -136,6 +153,15 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "outcome": _f(_one_of("passed", "failed"), "passed | failed"),
         "method": _f(_token, "token"),
         "cells_suppressed": _f(_count, "count", False),
+        "epsilon": _f(_number, "number", False),
+        "delta": _f(_number, "number", False),
+    },
+    "review_vote": {
+        "project_id": _f(_token, "token"),
+        "output_id": _f(_token, "token"),
+        "vote": _f(_one_of("approve", "reject"), "approve | reject"),
+        "order": _f(_count, "count (1 for the first vote cast)"),
+        "reason": _f(_text, "text", False),
     },
     "release": {
         "release_id": _f(_token, "token"),
@@ -181,6 +207,31 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     },
 }
 KINDS = tuple(SCHEMAS)
+# The version each kind is written at now (SCHEMA_VERSION when not listed).
+VERSIONS: dict[str, int] = {"query_run": 2, "output_checked": 2}
+# Earlier versions of kinds, kept so entries written under them still validate and are shown.
+PAST_SCHEMAS: dict[tuple[str, int], dict[str, Field]] = {
+    ("query_run", 1): {
+        name: SCHEMAS["query_run"][name] for name in ("project_id", "query_id", "query_digest")
+    },
+    ("output_checked", 1): {
+        name: field
+        for name, field in SCHEMAS["output_checked"].items()
+        if name not in ("epsilon", "delta")
+    },
+}
+
+
+def version_of(kind: str) -> int:
+    """The schema version ``kind`` is written at now."""
+    return VERSIONS.get(kind, SCHEMA_VERSION)
+
+
+def schema_for(kind: str, v: int) -> dict[str, Field] | None:
+    """The fields of version ``v`` of ``kind`` (None when there is no such version)."""
+    if v == version_of(kind):
+        return SCHEMAS.get(kind)
+    return PAST_SCHEMAS.get((kind, v))
 
 
 # --- the identifier scanner ------------------------------------------------------------------
@@ -246,9 +297,12 @@ def find_identifiers(obj: Any, where: str = "body") -> list[str]:
 # --- encoding --------------------------------------------------------------------------------
 
 
-def validate(kind: str, body: dict[str, Any]) -> None:
-    """Raise :class:`EntryRejected` unless ``body`` is a clean, well-formed ``kind`` entry."""
-    schema = SCHEMAS.get(kind)
+def validate(kind: str, body: dict[str, Any], v: int | None = None) -> None:
+    """Raise :class:`EntryRejected` unless ``body`` is a clean, well-formed ``kind`` entry (of
+    version ``v``; the current version when not given)."""
+    schema = SCHEMAS.get(kind) if v is None else schema_for(kind, v)
+    if schema is None and v is not None and kind in SCHEMAS:
+        raise EntryRejected(f"There is no version {v} of the {kind} entry.")
     if schema is None:
         raise EntryRejected(
             f"'{kind}' is not a kind of ledger entry.", hint="Use one of: " + ", ".join(KINDS)
@@ -285,7 +339,7 @@ def timestamp(at: datetime | None = None) -> str:
 
 def envelope(kind: str, body: dict[str, Any], at: str) -> bytes:
     """The canonical leaf input bytes of an entry already passed by :func:`validate`."""
-    return canonical.dumps({"kind": kind, "v": SCHEMA_VERSION, "at": at, "body": body})
+    return canonical.dumps({"kind": kind, "v": version_of(kind), "at": at, "body": body})
 
 
 def encode(kind: str, body: dict[str, Any], at: str) -> bytes:

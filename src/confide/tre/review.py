@@ -131,7 +131,8 @@ class ReviewQueue:
             pending = self.store.pending / f"{release_id}.{suffix}"
             if pending.exists():
                 os.replace(pending, self.store.releases / pending.name)
-        self.ledger.append_many([_checked(record, "passed"), ("release", body)])
+        votes = _vote_entries(record, self.store.votes(record.id))
+        self.ledger.append_many([*votes, _checked(record, "passed"), ("release", body)])
 
     def _refuse(self, record: QueryRecord, reason: str) -> None:
         why = f"refused by an output checker: {reason}"
@@ -148,11 +149,31 @@ class ReviewQueue:
             "project_id": record.project_slug,
             "reason": public_text(why, "refused by an output checker"),
         }
-        self.ledger.append_many([_checked(record, "failed"), ("refusal", refusal)])
+        votes = _vote_entries(record, self.store.votes(record.id))
+        self.ledger.append_many([*votes, _checked(record, "failed"), ("refusal", refusal)])
 
 
 def _vote(row: dict[str, Any]) -> dict[str, Any]:
     return {"approve": bool(row["approve"]), "reason": row["reason"], "at": str(row["at"])}
+
+
+def _vote_entries(record: QueryRecord, votes: list[dict[str, Any]]) -> list[tuple[str, dict]]:
+    """One ``review_vote`` entry per vote, logged only once the output is decided, so no
+    checker can learn another's vote from the log before casting their own. Checkers are not
+    named; a reason that cannot be public is left out."""
+    entries = []
+    for order, vote in enumerate(votes, start=1):
+        body: dict[str, Any] = {
+            "project_id": record.project_slug,
+            "output_id": record.id,
+            "vote": "approve" if vote["approve"] else "reject",
+            "order": order,
+        }
+        reason = public_text(vote["reason"], "")
+        if reason:
+            body["reason"] = reason
+        entries.append(("review_vote", body))
+    return entries
 
 
 def _checked(record: QueryRecord, outcome: str) -> tuple[str, dict[str, Any]]:

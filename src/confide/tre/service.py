@@ -50,7 +50,8 @@ from confide.choices.policy import Terms
 from confide.common import canonical
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
-from confide.ledger.entries import find_identifiers
+from confide.ledger.entries import EntryRejected, find_identifiers
+from confide.ledger.entries import validate as validate_entry
 from confide.tre import views as project_views
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
 from confide.tre.disclosure import DEFAULT_PRESET, OutputStatus, check_output, round_to, rules_for
@@ -115,6 +116,17 @@ def public_text(text: str, fallback: str) -> str:
     if not clean or not clean.isprintable() or find_identifiers(clean):
         return fallback
     return clean
+
+
+def public_sql(sql: str) -> bool:
+    """Whether the query text may go in the public log as it is: within the length the log
+    carries and with nothing that looks like an identifier (else only its digest is logged)."""
+    try:
+        validate_entry("query_run", {"project_id": "p", "query_id": "q", "query_digest": "0" * 64,
+                                     "mode": "rounding", "sql": sql})  # fmt: skip
+    except EntryRejected:
+        return False
+    return True
 
 
 def opt_outs_reason(terms: Terms) -> str:
@@ -304,7 +316,9 @@ class QueryService:
         facts = self._release_facts(
             grant, release_id, "dp", checked.tables, files, exclusions.terms
         )
-        checked_entry = self._checked_entry(record, "passed", "dp_laplace", 0)
+        checked_entry = self._checked_entry(
+            record, "passed", "dp_laplace", 0, (float(output.epsilon), float(output.delta))
+        )
         return self._release(record, result, facts, files, [checked_entry])
 
     # --- views and files --------------------------------------------------------------------
@@ -355,28 +369,33 @@ class QueryService:
 
     @staticmethod
     def _checked_entry(
-        record: QueryRecord, outcome: str, method: str, suppressed: int
+        record: QueryRecord,
+        outcome: str,
+        method: str,
+        suppressed: int,
+        privacy: tuple[float, float] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        return (
-            "output_checked",
-            {
-                "project_id": record.project_slug,
-                "output_id": record.id,
-                "outcome": outcome,
-                "method": method,
-                "cells_suppressed": suppressed,
-            },
-        )
+        body: dict[str, Any] = {
+            "project_id": record.project_slug,
+            "output_id": record.id,
+            "outcome": outcome,
+            "method": method,
+            "cells_suppressed": suppressed,
+        }
+        if privacy is not None:
+            body["epsilon"], body["delta"] = privacy
+        return ("output_checked", body)
 
     def _query_entry(self, record: QueryRecord) -> tuple[str, dict[str, Any]]:
-        return (
-            "query_run",
-            {
-                "project_id": record.project_slug,
-                "query_id": record.id,
-                "query_digest": record.sql_digest,
-            },
-        )
+        body = {
+            "project_id": record.project_slug,
+            "query_id": record.id,
+            "query_digest": record.sql_digest,
+            "mode": record.mode,
+        }
+        if public_sql(record.sql_text):
+            body["sql"] = record.sql_text
+        return ("query_run", body)
 
     def _release(
         self,
