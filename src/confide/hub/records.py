@@ -18,7 +18,7 @@ import fcntl
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -240,33 +240,47 @@ class RecordStore:
     def files(self, table: str, catalog: dict[str, Any] | None = None) -> list[Path]:
         """The live files of ``table`` (in ``catalog``, a snapshot, when given)."""
         catalog = catalog if catalog is not None else self.catalog()
-        return sorted(
-            self.folder / entry["files"][table]
-            for entry in catalog["sources"].values()
-            if table in entry["files"]
-        )
+        return [Path(f) for f in self.listing(catalog).get(table, [])]
+
+    def listing(self, catalog: dict[str, Any]) -> dict[str, list[str]]:
+        """Every table's live file paths in ``catalog``, sorted, in one pass (a store of
+        thousands of sources lists tens of thousands of files)."""
+        folder = str(self.folder)
+        out: dict[str, list[str]] = {}
+        for entry in catalog["sources"].values():
+            for table, relative in entry["files"].items():
+                out.setdefault(table, []).append(os.path.join(folder, relative))
+        for paths in out.values():
+            paths.sort()
+        return out
 
     def attach(
         self,
         con: duckdb.DuckDBPyConnection,
         prefix: str = "",
         catalog: dict[str, Any] | None = None,
+        tables: Iterable[str] | None = None,
     ) -> None:
         """Create one view per table over the live files (an empty typed view when none).
 
         ``catalog``: a snapshot read earlier with :meth:`catalog`, so every table comes from
         one version even if a write lands meanwhile (read once here when not given).
+        ``tables``: only these (the patients views are always made).
 
         Each source sends its own demographics for a person, so the stored patients table has
         a row per person per source; the ``patients`` view keeps one row per person (the GP
         practice's record first), and ``patient_sources`` shows every source's row.
         """
         catalog = catalog if catalog is not None else self.catalog()
+        every = self.listing(catalog)
+        wanted = set(TABLES if tables is None else tables) | {"patients"}
         for name in TABLES:
+            if name not in wanted:
+                continue
             stored = "patient_sources" if name == "patients" else name
-            files = self.files(name, catalog)
+            files = every.get(name, [])
             if files:
-                listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                 con.execute(
                     f"CREATE OR REPLACE VIEW {prefix}{stored} AS "
                     f"SELECT * FROM read_parquet([{listing}])"

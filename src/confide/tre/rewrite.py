@@ -187,15 +187,18 @@ def _rewrite(select: exp.Select, allowed: Mapping[str, set[str]]) -> CountingPla
     assert scope is not None
     pid_columns = _source_patient_columns(scope, allowed)
     _require_joined_on_patient(select, scope, pid_columns)
+    # With inner joins only, every source's patient_id is equal (and not NULL) on every row,
+    # since each source is linked to the first by patient_id equality: one column will do.
     people = (
         pid_columns[0].copy()
-        if len(pid_columns) == 1
+        if len(pid_columns) == 1 or _inner_joins_only(select)
         else exp.func("COALESCE", *(c.copy() for c in pid_columns))
     )
     hidden = [GROUP_CONTRIBUTORS]
-    additions: list[exp.Expression] = [
-        exp.alias_(exp.Count(this=exp.Distinct(expressions=[people.copy()])), GROUP_CONTRIBUTORS)
-    ]
+    group_count = exp.Count(this=exp.Distinct(expressions=[people.copy()]))
+    additions: list[exp.Expression] = [exp.alias_(group_count, GROUP_CONTRIBUTORS)]
+    # Each distinct counter is computed once: counting distinct people is the costly part.
+    names_of = {group_count.sql(dialect="duckdb"): GROUP_CONTRIBUTORS}
     columns: list[OutputColumn] = []
     for index, projection in enumerate(list(select.selects)):
         kind = _kind_of(projection)
@@ -205,9 +208,12 @@ def _rewrite(select: exp.Select, allowed: Mapping[str, set[str]]) -> CountingPla
             continue
         counts = [_contributors_of(agg, people) for agg in aggregates]
         counter = counts[0] if len(counts) == 1 else exp.func("LEAST", *counts)
-        name = f"{GROUP_CONTRIBUTORS}_{index}"
-        hidden.append(name)
-        additions.append(exp.alias_(counter, name))
+        key = counter.sql(dialect="duckdb")
+        name = names_of.get(key)
+        if name is None:
+            name = names_of[key] = f"{GROUP_CONTRIBUTORS}_{index}"
+            hidden.append(name)
+            additions.append(exp.alias_(counter, name))
         columns.append(OutputColumn(projection.alias_or_name, kind, name))
     select.select(*additions, copy=False)
     return CountingPlan(
@@ -215,6 +221,14 @@ def _rewrite(select: exp.Select, allowed: Mapping[str, set[str]]) -> CountingPla
         columns=tuple(columns),
         hidden=tuple(hidden),
     )
+
+
+def _inner_joins_only(select: exp.Select) -> bool:
+    for join in select.args.get("joins") or []:
+        kind = (join.args.get("kind") or "").upper()
+        if join.args.get("side") or kind not in ("", "INNER", "CROSS"):
+            return False
+    return True
 
 
 def _refuse_uncountable_top(select: exp.Select) -> None:
@@ -249,7 +263,10 @@ def _contributors_of(agg: exp.AggFunc, people: exp.Expression) -> exp.Expression
     if isinstance(agg, exp.CountIf):
         conditions.append(argument.copy())
     elif isinstance(argument, exp.Distinct):
-        conditions.extend(e.copy().is_(exp.null()).not_() for e in argument.expressions)
+        # COUNT(DISTINCT people) skips NULL people already: only other arguments need a test.
+        conditions.extend(
+            e.copy().is_(exp.null()).not_() for e in argument.expressions if e != people
+        )
     elif argument is not None and not isinstance(argument, exp.Star):
         conditions.append(argument.copy().is_(exp.null()).not_())
         if isinstance(agg, exp.Sum | exp.Avg):

@@ -7,6 +7,7 @@ guard wrongly let through still cannot read files, load extensions or change set
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def lock_down(
 
     Call after the project's views are created and before any researcher query runs; the
     connection cannot be unlocked afterwards, so give each project run its own connection."""
-    paths = [str(Path(p)) for p in readable]
+    paths = [os.fspath(p) for p in readable]
     if paths:
         listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         con.execute(f"SET allowed_paths = [{listing}]")

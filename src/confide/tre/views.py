@@ -74,7 +74,7 @@ class ProjectViews:
     the cohort the views show."""
 
     allowed: dict[str, set[str]]
-    readable: tuple[Path, ...]
+    readable: tuple[str, ...]
     cohort: Cohort
     window: dict[str, str]
 
@@ -148,7 +148,8 @@ def build_views(
     columns = approved_columns(grant)
     catalog = catalog if catalog is not None else records.catalog()
     version = int(catalog["version"])
-    records.attach(con, prefix=RAW, catalog=catalog)
+    records.attach(con, prefix=RAW, catalog=catalog, tables=columns)
+    listing = records.listing(catalog)
     excluded = pa.array(excluded_pseudonyms, pa.string())
     fingerprint = sha256(b"confide-project-key:" + project_key).hexdigest()[:16]
     window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}
@@ -168,7 +169,7 @@ def build_views(
 
     cohort = open_cohort(cohorts / safe_name(grant.project_id) / key, build)
     con.execute(f"CREATE TEMP VIEW {PEOPLE} AS SELECT * FROM read_parquet({_path(cohort.people)})")
-    readable: set[Path] = {cohort.people}
+    readable: list[str] = [str(cohort.people)]
     for table, cols in columns.items():
         if table == "patients":
             selected = ", ".join([PATIENT_COLUMN, *(_quote(c) for c in cols)])
@@ -179,10 +180,10 @@ def build_views(
             f"CREATE VIEW {table} AS SELECT {selected} FROM {RAW}{table} t "
             f"JOIN {PEOPLE} p ON p.pseudonym = t.pseudonym{_where(table, window)}"
         )
-        readable.update(records.files(table, catalog))
+        readable.extend(listing.get(table, []))
     return ProjectViews(
         allowed={t: {*cols, PATIENT_COLUMN} for t, cols in columns.items()},
-        readable=tuple(sorted(readable)),
+        readable=tuple(readable),
         cohort=cohort,
         window=window,
     )
