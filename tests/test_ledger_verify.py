@@ -38,7 +38,12 @@ def _fill(home: Home, n: int = 40) -> None:
         ledger.append_many(
             (
                 "query_run",
-                {"project_id": f"P{i % 3}", "query_id": f"q{i}", "query_digest": "ab" * 32},
+                {
+                    "project_id": f"P{i % 3}",
+                    "query_id": f"q{i}",
+                    "query_digest": "ab" * 32,
+                    "mode": "dp",
+                },
             )
             for i in range(n)
         )

@@ -220,7 +220,12 @@ def test_every_release_and_nothing_else_makes_a_row(kinds) -> None:
         if kind == "release":
             body = release_body(f"R-{i}", patients, opt_outs_applied=applied)
         elif kind == "query_run":
-            body = {"project_id": "P-1", "query_id": f"Q-{i}", "query_digest": "ab" * 32}
+            body = {
+                "project_id": "P-1",
+                "query_id": f"Q-{i}",
+                "query_digest": "ab" * 32,
+                "mode": "rounding",
+            }
         else:
             body = {
                 "project_id": f"P-{i}",
