@@ -6,6 +6,7 @@ import pytest
 from tre_world import TreWorld, build
 
 from confide.access.errors import Conflict, Forbidden
+from confide.access.seed import PEOPLE
 from confide.common.errors import InvalidInput
 
 HELD_SQL = "SELECT max(birth_year) AS newest FROM patients"
@@ -88,3 +89,21 @@ def test_only_output_checkers_of_another_organisation_review(tre: TreWorld, who:
         tre.review.queue(tre.principal(who))
     with pytest.raises(Forbidden):
         tre.review.vote(tre.principal(who), query_id, True, "Looks fine to me.")
+
+
+def test_a_checker_who_belongs_to_the_outputs_organisation_never_reviews_it(
+    tre: TreWorld,
+) -> None:
+    query_id = _held(tre)  # an output of demo-university
+    checker = tre.principal("output_checker_1")  # acting for demo-dac
+    assert query_id in [item["id"] for item in tre.review.queue(checker)]
+    _, _, email, _ = PEOPLE["output_checker_1"]
+    tre.access.add_person("demo-university", "Demo Output Checker One", email, ["applicant"])
+    try:
+        checker = tre.principal("output_checker_1")  # still acting for demo-dac
+        assert query_id not in [item["id"] for item in tre.review.queue(checker)]
+        with pytest.raises(Forbidden, match="own organisation"):
+            tre.review.vote(checker, query_id, True, "Looks fine to me.")
+    finally:
+        tre.access.revoke_role("demo-university", email, "applicant")
+    assert query_id in [item["id"] for item in tre.review.queue(tre.principal("output_checker_1"))]

@@ -298,6 +298,16 @@ class Access:
                 raise NotFound("No person with that email address is registered.")
             return self._person(conn, row.id)
 
+    def organisations_of(self, person_id: str) -> frozenset[str]:
+        """The ids of every organisation the person holds any role in (conflict checks)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.memberships.c.organisation_id)
+                .where(t.memberships.c.person_id == person_id)
+                .distinct()
+            ).all()
+        return frozenset(r.organisation_id for r in rows)
+
     @staticmethod
     def _roles(conn: Connection, person_id: str, organisation_id: str) -> set[Role]:
         rows = conn.execute(

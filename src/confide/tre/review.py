@@ -15,6 +15,7 @@ Rules (as OpenSAFELY's Airlock, made strict):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from confide.access.errors import Conflict, Forbidden
@@ -34,9 +35,17 @@ class LedgerPort(Protocol):
 
 
 class ReviewQueue:
-    def __init__(self, store: TreStore, ledger: LedgerPort) -> None:
+    def __init__(
+        self,
+        store: TreStore,
+        ledger: LedgerPort,
+        organisations_of: Callable[[str], frozenset[str]] | None = None,
+    ) -> None:
         self.store = store
         self.ledger = ledger
+        # person id → every organisation they hold a role in (the access party's answer):
+        # nobody checks an output of an organisation they belong to, whichever one they act for.
+        self.organisations_of = organisations_of
 
     # --- who may review ---------------------------------------------------------------------
 
@@ -51,13 +60,21 @@ class ReviewQueue:
     def _reviewable(self, principal: Principal, query_id: str) -> QueryRecord:
         self._require_checker(principal)
         record = self.store.query(query_id)
-        if record.organisation_id == principal.organisation_id:
+        if self._conflicted(principal, record):
             raise Forbidden("Checkers never review outputs of their own organisation.")
         if record.person_id == principal.person_id:  # pragma: no cover - implied above
             raise Forbidden("Nobody reviews the output of their own query.")
         if record.status != HELD and not self.store.votes(query_id):
             raise query_not_found()
         return record
+
+    def _conflicted(self, principal: Principal, record: QueryRecord) -> bool:
+        """The checker acts for, or belongs in any role to, the output's organisation."""
+        if record.organisation_id == principal.organisation_id:
+            return True
+        if self.organisations_of is None:
+            return False
+        return record.organisation_id in self.organisations_of(principal.person_id)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -66,7 +83,7 @@ class ReviewQueue:
         self._require_checker(principal)
         items = []
         for record in self.store.queries_with_status(HELD):
-            if record.organisation_id == principal.organisation_id:
+            if self._conflicted(principal, record):
                 continue
             items.append(self._item(principal, record))
         return items

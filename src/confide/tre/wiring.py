@@ -42,4 +42,5 @@ def query_service(
 
 def review_queue(service: QueryService) -> ReviewQueue:
     """The two-checker review queue over the same store, ledger and budgets."""
-    return ReviewQueue(service.store, service.ledger)
+    organisations_of = getattr(service.access, "organisations_of", None)
+    return ReviewQueue(service.store, service.ledger, organisations_of)
