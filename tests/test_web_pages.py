@@ -18,6 +18,7 @@ PUBLIC_PAGES = [
     "/transparency",
     "/statistics",
     "/statistics?by=area",
+    "/register",
     "/demo/outbox",
 ]
 SIGNED_IN_PAGES = ["/your-choices", "/change"]
@@ -130,6 +131,9 @@ def test_transparency_shows_latest_checkpoint(http, seeded):
     head = seeded.ledger.head()
     assert head.root.hex() in text and seeded.ledger.verifier.vkey in text
     assert "confide ledger verify --url https://testserver/api/ledger" in text
+    codes = [c.text for c in doc.iter("code")]
+    assert head.root.hex() in codes  # shown as code, not as escaped markup
+    assert "<code" not in text
 
 
 def test_statistics_table_and_chart(http):
