@@ -37,7 +37,8 @@ from confide.web.context import WebState
 from confide.web.forms import BodyTooLarge
 from confide.web.notices import ChangeNotices, OutboxNotices
 from confide.web.pages import demo as demo_pages
-from confide.web.pages import letter, patient, public
+from confide.web.pages import letter, patient, public, register
+from confide.web.pages import usage as usage_pages
 from confide.web.rendering import render, render_text
 from confide.web.security import (
     SESSION_COOKIE,
@@ -123,10 +124,14 @@ def create_app(
     secure_cookies: bool = True,
     queries: Any = None,
     review: Any = None,
+    usage: usage_pages.UsageSource | None = None,
 ) -> FastAPI:
     """The Confide web app over ``home``; parties not given are opened (and closed) by it.
 
     ``demo`` adds the demo outbox page (it shows one-time codes: never in production).
+    ``usage`` computes a patient's usage report from their verified NHS number, at the
+    choices and pseudonymiser side (``confide.web.cli.installation_usage``); without it the
+    usage page says the report is not available here.
     ``secure_cookies=False`` is only for plain-HTTP use away from localhost.
     """
     opened: list[Callable[[], Any]] = []
@@ -150,6 +155,8 @@ def create_app(
         outbox=outbox,
         demo=demo,
     )
+    if usage is not None:
+        state.extra[usage_pages.SOURCE] = usage
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -173,9 +180,14 @@ def create_app(
     app.include_router(access_router(access))
     if queries is not None and review is not None:
         from confide.tre.api import make_router as tre_router
+        from confide.web.pages.staff import include_staff_pages
 
         app.include_router(tre_router(queries, review, access))
-    for pages in (patient, letter, public):
+        include_staff_pages(
+            app, state, access, queries, review,
+            access_folder=home.party("access"), sender=identity.notifier,
+        )  # fmt: skip
+    for pages in (patient, letter, public, register, usage_pages):
         app.include_router(pages.router)
     if demo:
         app.include_router(demo_pages.router)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from confide.cli.output import HomeOption, console, handle_errors
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from confide.embedded import Installation
+    from confide.usage.report import UsageReport
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -42,14 +49,34 @@ def serve(
         serve_installation(parties, host=host, port=port, demo=demo)
 
 
-def serve_installation(parties, *, host: str, port: int, demo: bool) -> None:
-    """Serve the web app over already-wired parties (so web changes erase and log as the
-    CLI's do), until interrupted."""
-    import uvicorn
+def installation_usage(parties: Installation) -> Callable[[str], UsageReport]:
+    """The usage report as the web app asks for it: a verified NHS number in, a report out.
 
+    It runs with the choices registry, the pseudonymiser and the commitment secrets (the only
+    parties that may hold an NHS number); the web page only ever gets the finished report.
+    """
+    from confide.usage.report import usage_report
+
+    def report(nhs_number: str) -> UsageReport:
+        return usage_report(
+            nhs_number,
+            pseudonymiser=parties.pseudonymiser,
+            ledger=parties.ledger,
+            releases_folder=parties.tre_store.releases,
+            choices=parties.choices,
+            salts=parties.salts,
+        )
+
+    return report
+
+
+def installation_app(parties: Installation, *, demo: bool, **options: Any) -> FastAPI:
+    """The web app over already-wired parties, so web changes erase and log as the CLI's do,
+    queries reach the TRE, and patients can see their usage report."""
     from confide.web.app import create_app
 
-    app = create_app(
+    options.setdefault("usage", installation_usage(parties))
+    return create_app(
         parties.home,
         registry=parties.choices,
         ledger=parties.ledger,
@@ -57,7 +84,15 @@ def serve_installation(parties, *, host: str, port: int, demo: bool) -> None:
         demo=demo,
         queries=parties.service,
         review=parties.review,
+        **options,
     )
+
+
+def serve_installation(parties: Installation, *, host: str, port: int, demo: bool) -> None:
+    """Serve the web app over already-wired parties until interrupted."""
+    import uvicorn
+
+    app = installation_app(parties, demo=demo)
     console.print(f"Confide is running at http://{host}:{port}/ (press Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 

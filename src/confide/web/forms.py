@@ -42,7 +42,7 @@ class Form:
         return list(self.values.get(name, []))
 
 
-async def read_form(request: Request, *, csrf: bool = True) -> Form:
+async def read_form(request: Request, *, csrf: bool = True, max_fields: int = MAX_FIELDS) -> Form:
     """The posted form, after size, type, encoding and (by default) CSRF checks."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
@@ -60,7 +60,7 @@ async def read_form(request: Request, *, csrf: bool = True) -> Form:
             raise BodyTooLarge("The form sent was too large, so it was not read. Nothing changed.")
     try:
         text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidInput(
             "The form could not be read. Nothing changed.", hint="Use the form on the page."

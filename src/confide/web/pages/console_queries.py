@@ -1,0 +1,173 @@
+"""The SQL console of an approved project, a query's outcome, and released outputs' downloads.
+
+Queries run through the TRE's ``QueryService.run`` (authorisation, checking, output checking,
+the privacy budget and the ledger all happen there); the page shows the outcome with its
+status, the reason for a hold or refusal, the labelled result and the budget left. Only
+released outputs of the person's own organisation can be read or downloaded.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from confide.access.errors import Conflict
+from confide.access.model import Principal
+from confide.common.errors import InvalidInput
+from confide.tre.disclosure import DEFAULT_PRESET, PRESETS
+from confide.tre.service import DEFAULT_EPSILON, MODES, QueryOutcome
+from confide.web.forms import Form, read_form
+from confide.web.pages.console_projects import applicant, own_project
+from confide.web.pages.console_results import as_csv, as_json, result_table
+from confide.web.pages.console_words import OUTPUT_STATUS, status_tag, when
+from confide.web.pages.staff_context import StaffRoute, console, page, see_other
+
+router = APIRouter(include_in_schema=False, route_class=StaffRoute)
+SQL_MAX = 10_000
+EPSILON_MAX = 10.0
+MODE_WORDS = {
+    "rounding": "Suppression and rounding (exact tables, small numbers hidden)",
+    "dp": "Differential privacy (noisy numbers with intervals; spends the privacy budget)",
+}
+STATUS_NEXT = {
+    "released": "The output passed checking and is released: you can download it.",
+    "held_for_review": "Two output checkers will review it independently. Come back to this "
+    "page to see their decision.",
+    "refused": "Nothing was released. Read the reason, change the query and run it again.",
+}
+
+
+def _console_page(
+    request: Request,
+    who: Principal,
+    slug: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    staff = console(request)
+    grant = staff.access.authorise_query(who, slug)  # only approved, unexpired projects
+    project = own_project(request, who, grant.slug)
+    context = {
+        "project": project,
+        "tables": {t: ", ".join(("patient_id", *c)) for t, c in grant.tables.items()},
+        "budget": staff.queries.budget(who, grant.slug),
+        "values": values,
+        "modes": MODE_WORDS,
+        "presets": {name: rules.summary for name, rules in PRESETS.items()},
+        "field_errors": errors,
+        "errors": [{"text": m, "href": f"#{f}"} for f, m in errors.items()] or None,
+    }
+    return page(request, "staff-console.html", who, context, status_code)
+
+
+@router.get("/staff/projects/{slug}/console")
+def console_page(request: Request, slug: str) -> Response:
+    who = applicant(request, "run queries")
+    values = {"mode": "rounding", "preset": DEFAULT_PRESET, "epsilon": str(DEFAULT_EPSILON)}
+    return _console_page(request, who, slug, values, {})
+
+
+def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | None]:
+    """(values to show again, field errors, epsilon) from the console form."""
+    values = {
+        "sql": form.get("sql")[:SQL_MAX],
+        "mode": form.get("mode")[:20],
+        "preset": form.get("preset")[:40],
+        "epsilon": form.get("epsilon")[:20],
+    }
+    errors: dict[str, str] = {}
+    sql = form.get("sql")
+    if not sql.strip():
+        errors["sql"] = "Enter a SQL query"
+    elif len(sql) > SQL_MAX:
+        errors["sql"] = f"The query must be {SQL_MAX} characters or fewer"
+    elif "\x00" in sql:
+        errors["sql"] = "The query contains a character that cannot be part of SQL"
+    if len(form.all("mode")) != 1 or values["mode"] not in MODES:
+        errors["mode"] = "Choose how the output is protected"
+    if len(form.all("preset")) != 1 or values["preset"] not in PRESETS:
+        errors["preset"] = "Choose one of the rule sets shown"
+    epsilon = None
+    if values["mode"] == "dp":
+        try:
+            epsilon = float(values["epsilon"].strip() or DEFAULT_EPSILON)
+        except ValueError:
+            epsilon = math.nan
+        if not (0 < epsilon <= EPSILON_MAX):  # also refuses NaN
+            errors["epsilon"] = f"Epsilon must be a number above 0 and at most {EPSILON_MAX:g}"
+    return values, errors, epsilon
+
+
+@router.post("/staff/projects/{slug}/console")
+async def run_query(request: Request, slug: str) -> Response:
+    """Run the query through the TRE and show its outcome."""
+    form = await read_form(request)
+    who = applicant(request, "run queries")
+    values, errors, epsilon = _read_query(form)
+    if errors:
+        return _console_page(request, who, slug, values, errors, 422)
+    try:
+        outcome = console(request).queries.run(
+            who, slug, values["sql"], mode=values["mode"], epsilon=epsilon, preset=values["preset"]
+        )
+    except InvalidInput as exc:  # the service's own checks of mode, preset and text
+        return _console_page(request, who, slug, values, {"sql": exc.message}, 422)
+    return see_other(f"/staff/queries/{outcome.id}")
+
+
+def _outcome(request: Request, query_id: str) -> tuple[Principal, QueryOutcome]:
+    who = applicant(request, "see your organisation's queries")
+    return who, console(request).queries.show(who, query_id)
+
+
+@router.get("/staff/queries/{query_id}")
+def query_page(request: Request, query_id: str) -> Response:
+    """The outcome: status, reason, the labelled result (once released), the budget left."""
+    who, outcome = _outcome(request, query_id)
+    past = console(request).queries.history(who, outcome.project)
+    ran = next((q for q in past if q["id"] == outcome.id), None)
+    context = {
+        "outcome": outcome,
+        "status": status_tag(outcome.status, OUTPUT_STATUS),
+        "next": STATUS_NEXT.get(outcome.status, ""),
+        "sql": ran["sql"] if ran else None,
+        "ran_at": when(ran["created_at"]) if ran else None,
+        "mode": MODE_WORDS.get(outcome.mode, outcome.mode),
+        "table": result_table(outcome.result) if outcome.result else None,
+    }
+    return page(request, "staff-query.html", who, context)
+
+
+def _released(request: Request, query_id: str) -> QueryOutcome:
+    _, outcome = _outcome(request, query_id)
+    if outcome.status != "released" or outcome.result is None:
+        raise Conflict(
+            "Only released outputs can be downloaded, and this one has not been released.",
+            hint="An output held for review can be downloaded once two checkers release it.",
+        )
+    return outcome
+
+
+def _download(body: str, media: str, name: str) -> Response:
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/staff/queries/{query_id}/output.csv")
+def download_csv(request: Request, query_id: str) -> Response:
+    outcome = _released(request, query_id)
+    name = f"confide-{outcome.project}-{outcome.id[:8]}.csv"
+    return _download(as_csv(outcome.result or {}), "text/csv; charset=utf-8", name)
+
+
+@router.get("/staff/queries/{query_id}/output.json")
+def download_json(request: Request, query_id: str) -> Response:
+    outcome = _released(request, query_id)
+    name = f"confide-{outcome.project}-{outcome.id[:8]}.json"
+    return _download(as_json(outcome.as_dict()), "application/json", name)
