@@ -247,7 +247,9 @@ def test_the_serving_side_sees_the_same_requests_whoever_asks(flow) -> None:
     first = next(iter(seen.values()))
     assert all(v == first for v in seen.values())
     names = [n for n, _ in first[0]]
-    assert names == [f"R-{i}.{p}" for i in range(1, 5) for p in ("contributors", "excluded", "salt")]
+    assert names == [
+        f"R-{i}.{p}" for i in range(1, 5) for p in ("contributors", "excluded", "salt")
+    ]
 
 
 def test_a_log_altered_under_its_checkpoint_is_refused(tmp_path) -> None:
