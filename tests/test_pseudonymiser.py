@@ -61,3 +61,30 @@ def test_same_person_links_across_sources_and_survives_key_rotation(world) -> No
     world.pseudonymiser.rotate_key()
     assert world.pseudonymiser.pseudonyms_for(_numbers(newcomers)) == fresh
     assert world.pseudonymiser.pseudonyms_for(_numbers(gp)) == before
+
+
+def test_an_index_held_by_another_process_gives_a_clear_error(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from confide.common.errors import InUse
+    from confide.pseudonymiser.index import PersonIndex
+
+    path = tmp_path / "index.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+         "print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        with pytest.raises(InUse, match="another Confide process") as caught:
+            while time.monotonic() < deadline:
+                PersonIndex(path).close()  # raises once the other process holds the lock
+        assert "confide serve" in caught.value.message
+    finally:
+        holder.kill()
+        holder.wait()

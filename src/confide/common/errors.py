@@ -37,3 +37,14 @@ class NotFound(ConfideError):
     """Something asked for does not exist (or the asker may not know that it does)."""
 
     exit_code = 3
+
+
+class InUse(ConfideError):
+    """State that another Confide process holds open (the embedded stores are single-process)."""
+
+
+def in_use(what: str) -> InUse:
+    return InUse(
+        f"The {what} is open in another Confide process (for example `confide serve`).",
+        hint="Stop that process first, or use the web pages or HTTP API it serves.",
+    )

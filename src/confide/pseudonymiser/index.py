@@ -14,12 +14,18 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from confide.common.errors import in_use
 from confide.pseudonymiser.keys import KeyRing, hmac_many
 
 
 class PersonIndex:
     def __init__(self, path: Path) -> None:
-        self.con = duckdb.connect(str(path))
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            raise in_use("pseudonymiser's person index") from None
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS persons ("
             " lookup BLOB PRIMARY KEY, key_version INTEGER NOT NULL, pseudonym VARCHAR NOT NULL)"
