@@ -83,3 +83,33 @@ def test_later_submissions_never_bring_them_back(parties) -> None:
     ours = parties.pseudonymiser.pseudonyms_for([numbers[0]])[0]
     assert ours is None or ours not in _values_in_hub(parties)
     assert len(_values_in_hub(parties)) == 19
+
+
+def test_erasure_drops_the_tres_cohorts_derived_from_the_store(parties) -> None:
+    from confide.access.seed import PEOPLE, seed_demo
+
+    gp = small_extract(patients=30, seed=23)
+    _submit(parties, gp)
+    seed_demo(parties.access)
+    org, _, email, _ = PEOPLE["researcher"]
+    researcher = parties.access.principal_for(org, email)
+    sql = "SELECT sex, count(DISTINCT patient_id) AS n FROM patients GROUP BY sex"
+    assert parties.service.run(researcher, "demo-research", sql).status == "released"
+    numbers = gp.table("patients").column("nhs_number").to_pylist()
+    leaving = parties.pseudonymiser.pseudonyms_for(numbers[:2])
+    cache = parties.tre_store.folder / "cache"
+
+    def cached_pseudonyms() -> set[str]:
+        found: set[str] = set()
+        for path in cache.rglob("*.parquet"):
+            found.update(pq.read_table(path).column("pseudonym").to_pylist())
+        return found
+
+    assert set(leaving) <= cached_pseudonyms()
+    parties.choices.bulk_set(
+        ChangeRequest(n, {Choice.SHARE_NOTHING: True}, Channel.ONLINE) for n in numbers[:2]
+    )
+    assert not set(leaving) & cached_pseudonyms()
+    assert parties.service.run(researcher, "demo-research", sql).status == "released"
+    assert not set(leaving) & cached_pseudonyms()  # rebuilt from the store without them
+    assert cached_pseudonyms()

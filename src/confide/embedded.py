@@ -204,6 +204,8 @@ class Installation:
             return
         pseudonyms = [p for p in self.pseudonymiser.pseudonyms_for(leaving) if p is not None]
         rows = self.hub.erase(pseudonyms) if pseudonyms else 0
+        if rows:
+            self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
         leavers = [e for e in events if e.changes.get(Choice.SHARE_NOTHING) is True]
         secrets = self.salts.secrets_for([e.nhs_number for e in leavers])
         entries = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,6 +184,11 @@ class TreStore:
         path = self.folder / "cache" / "cohorts"
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
+
+    def drop_cache(self) -> None:
+        """Remove every cohort and pseudonym mapping: after an erasure they may hold derived
+        data of people who left; the next query of each project builds afresh."""
+        shutil.rmtree(self.folder / "cache", ignore_errors=True)
 
     @property
     def pending(self) -> Path:
