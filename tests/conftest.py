@@ -50,3 +50,27 @@ def opstore(request, monkeypatch, tmp_path: Path) -> str:
     monkeypatch.setenv("CONFIDE_DATABASE_SCHEMA_PREFIX", prefix)
     request.addfinalizer(lambda: _drop_schemas(prefix))
     return "postgresql"
+
+
+# Java options that shorten a short-lived JVM's warm-up (tests run small queries only).
+SPARK_TEST_JAVA = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One local Spark session per test worker (the JVM starts once), bound to 127.0.0.1.
+
+    Skips only when pyspark is not installed; a JVM that fails to start is a failure."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed: the Spark engine is absent")
+    from confide.tre.spark_session import local_session
+
+    session = local_session(
+        tmp_path_factory.mktemp("spark"),
+        threads=2,
+        memory="768m",
+        shuffle_partitions=2,
+        app_name="confide-tests",
+        java_options=SPARK_TEST_JAVA,
+    )
+    yield session
+    session.stop()

@@ -1,11 +1,11 @@
 """Engine parity: the legitimate query suite gives identical results (before output checking)
 on every engine that is present. DuckDB is the reference; SQLite (always present, in-process)
-runs the queries it can express after ``guard.transpile``; Spark runs the whole suite when
-pyspark is installed."""
+runs the queries it can express after ``guard.transpile``; Spark (the ``spark`` fixture: one
+local session per test worker) runs the whole suite whenever pyspark is installed, which the
+``dev`` extra does."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sqlite3
 from datetime import date, timedelta
@@ -140,18 +140,23 @@ def test_sqlite_matches_duckdb(name: str, duck, lite) -> None:  # type: ignore[n
         ), (name, a, b)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("pyspark") is None,
-    reason="pyspark is not installed, so the Spark engine is not present on this machine",
-)
-@pytest.mark.parametrize("name", sorted(SUITE))
-def test_spark_matches_duckdb(name: str, duck, tables) -> None:  # type: ignore[no-untyped-def]
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.master("local[1]").appName("confide-parity").getOrCreate()
+@pytest.fixture(scope="module")
+def spark_tables(spark, tables: dict[str, pa.Table]):  # type: ignore[no-untyped-def]
+    """The suite's tables as temporary views of a session of their own."""
+    session = spark.newSession()
     for table_name, table in tables.items():
-        spark.createDataFrame(table.to_pandas()).createOrReplaceTempView(table_name)
+        session.createDataFrame(table).createOrReplaceTempView(table_name)
+    return session
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_spark_matches_duckdb(name: str, duck, spark_tables) -> None:  # type: ignore[no-untyped-def]
     sql = _plan_sql(SUITE[name])
     expected = _normal(duck.execute(sql).fetchall())
-    got = _normal([tuple(r) for r in spark.sql(transpile(sql, "spark")).collect()])
-    assert got == expected
+    got = _normal([tuple(r) for r in spark_tables.sql(transpile(sql, "spark")).collect()])
+    assert expected and len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        assert all(
+            math.isclose(x, y, rel_tol=1e-9) if isinstance(x, float) else x == y
+            for x, y in zip(a, b, strict=True)
+        ), (name, a, b)

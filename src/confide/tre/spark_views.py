@@ -1,0 +1,173 @@
+"""Project views on Spark: the same views :func:`confide.tre.views.build_views` makes on DuckDB.
+
+Each view has the approved columns plus ``patient_id``, only rows inside the approved date
+window (:data:`views.WINDOW_RULES`), no rows of excluded people, and no rows whose person has no
+``patients`` row. ``patient_id`` is HMAC-SHA256(project key, hub pseudonym), first 128 bits in
+hex, built from ``sha2``/``unhex`` and binary concatenation exactly as DuckDB builds it.
+
+As on DuckDB, the people table (hub pseudonym → project pseudonym and the approved
+``patients`` columns, without excluded people) is built first, here once per query and cached
+in Spark's memory, so the keyed hash and the choice of each person's patients row run once
+however many views the query reads; every other view is its table's rows inside the window
+joined to it. The SQL is written once, in DuckDB's dialect like every other record-store
+query, and transpiled to Spark's. The key never appears in SQL text: its HMAC pads are a
+one-row table. Only the project views stay visible to the session: the raw tables, the key
+and the exclusions are dropped before any query runs, and the people table never has a name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from confide.access.model import ProjectGrant
+from confide.hub.records import SCHEMAS, RecordStore
+from confide.tre.guard import PATIENT_COLUMN, transpile
+from confide.tre.views import EXCLUDED, PSEUDONYM_HEX, RAW, WINDOW_RULES, approved_columns
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+KEYS = "__keys"
+PATIENT_SOURCES = f"{RAW}patient_sources"
+
+# One row per person from the stored per-source demographics, GP practice first: the same
+# choice RecordStore.attach makes for DuckDB's ``patients`` view.
+_PATIENTS_SQL = (
+    "SELECT pseudonym, source, birth_year, birth_month, sex, area, source_kind FROM ("
+    "SELECT *, row_number() OVER (PARTITION BY pseudonym "
+    "ORDER BY source_kind = 'practice' DESC, source) AS choice "
+    f"FROM {PATIENT_SOURCES} WHERE pseudonym IS NOT NULL) AS ranked WHERE choice = 1"
+)
+_HMAC = (
+    "left(sha256(k.outer_pad || unhex(sha256(k.inner_pad || encode(r.pseudonym)))), "
+    f"{PSEUDONYM_HEX})"
+)
+
+
+@dataclass
+class SparkViews:
+    """What :func:`build_spark_views` made: each view's Arrow schema (the column types DuckDB's
+    views have) and the cached people table, freed by :meth:`release`."""
+
+    schemas: dict[str, pa.Schema]
+    people: DataFrame
+
+    def release(self) -> None:
+        """Free the cached people table (call once the query is done)."""
+        self.people.unpersist()
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The outer and inner HMAC-SHA256 pads of ``key`` (RFC 2104)."""
+    if len(key) > 64:
+        key = sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x5C for b in key), bytes(b ^ 0x36 for b in key)
+
+
+def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
+    """The Arrow schema of each project view: ``patient_id`` then the approved columns."""
+    return {
+        table: pa.schema(
+            [pa.field(PATIENT_COLUMN, pa.string()), *(SCHEMAS[table].field(c) for c in cols)]
+        )
+        for table, cols in approved_columns(grant).items()
+    }
+
+
+def people_sql(patient_columns: list[str]) -> str:
+    """The DuckDB-dialect people table: everyone with a ``patients`` row, not excluded."""
+    extra = "".join(f', r."{c}"' for c in patient_columns)
+    return (
+        f"SELECT r.pseudonym, {_HMAC} AS {PATIENT_COLUMN}{extra} FROM {RAW}patients AS r "
+        f"CROSS JOIN {KEYS} AS k ANTI JOIN {EXCLUDED} AS x ON x.pseudonym = r.pseudonym"
+    )
+
+
+def rows_sql(table: str, columns: list[str], start: date, end: date) -> str:
+    """The DuckDB-dialect rows of one raw table inside the window, with the hub pseudonym."""
+    selected = ", ".join(["t.pseudonym", *(f't."{c}"' for c in columns)])
+    rule = WINDOW_RULES[table]
+    window = {"start": _date(start), "end": _date(end)}
+    where = f" WHERE {rule.format(**window)}" if rule else ""
+    return f"SELECT {selected} FROM {RAW}{table} AS t{where}"
+
+
+def build_spark_views(
+    session: SparkSession,
+    records: RecordStore,
+    grant: ProjectGrant,
+    excluded_pseudonyms: pa.Array,
+    project_key: bytes,
+    *,
+    catalog: dict[str, Any] | None = None,
+) -> SparkViews:
+    """Create the project's views as temporary views of ``session``. Give each query its own
+    ``spark.newSession()`` (temporary views belong to one session) and call ``release`` on
+    the result when done. ``catalog``: the record-store snapshot to read (the one the
+    exclusions were computed for)."""
+    from pyspark import StorageLevel
+
+    if len(project_key) < 16:
+        raise ValueError("a project key must be at least 16 bytes")
+    columns = approved_columns(grant)
+    catalog = catalog if catalog is not None else records.catalog()
+    internal = [PATIENT_SOURCES, f"{RAW}patients", KEYS, EXCLUDED]
+    _raw(session, records, catalog, "patients").createOrReplaceTempView(PATIENT_SOURCES)
+    _sql(session, _PATIENTS_SQL).createOrReplaceTempView(f"{RAW}patients")
+    for table in columns:
+        if table != "patients":
+            _raw(session, records, catalog, table).createOrReplaceTempView(f"{RAW}{table}")
+            internal.append(f"{RAW}{table}")
+    outer, inner = hmac_pads(project_key)
+    keys = pa.table({"outer_pad": [outer], "inner_pad": [inner]})
+    session.createDataFrame(keys).createOrReplaceTempView(KEYS)
+    excluded = pa.table({"pseudonym": pa.array(excluded_pseudonyms, pa.string())})
+    session.createDataFrame(excluded).createOrReplaceTempView(EXCLUDED)
+    people = _sql(session, people_sql(columns.get("patients", []))).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        # People are joined as a DataFrame, never registered under a name: dropping a view
+        # would also drop its cached data.
+        keyed = people.select("pseudonym", PATIENT_COLUMN)
+        for table, cols in columns.items():
+            if table == "patients":
+                view = people.select(PATIENT_COLUMN, *cols)
+            else:
+                rows = _sql(session, rows_sql(table, cols, grant.window_start, grant.window_end))
+                view = rows.join(keyed, on="pseudonym").select(PATIENT_COLUMN, *cols)
+            view.createOrReplaceTempView(table)
+    except BaseException:
+        people.unpersist()
+        raise
+    finally:
+        for name in internal:
+            session.catalog.dropTempView(name)
+    return SparkViews(schemas=view_schemas(grant), people=people)
+
+
+def _raw(
+    session: SparkSession, records: RecordStore, catalog: dict[str, Any], table: str
+) -> DataFrame:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    files = records.files(table, catalog)
+    if not files:
+        return session.createDataFrame(SCHEMAS[table].empty_table())
+    # The store's schema is known, so Spark need not open files to infer it.
+    schema = from_arrow_schema(SCHEMAS[table])
+    return session.read.schema(schema).parquet(*(str(f) for f in files))
+
+
+def _sql(session: SparkSession, duckdb_sql: str) -> DataFrame:
+    return session.sql(transpile(duckdb_sql, "spark"))
+
+
+def _date(value: date) -> str:
+    return f"DATE '{date.fromisoformat(str(value)).isoformat()}'"
