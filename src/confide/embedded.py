@@ -38,9 +38,10 @@ from confide.usage.salts import SaltStore
 
 
 @contextlib.contextmanager
-def embedded_tre(home: Home) -> Iterator[Installation]:
-    """Every party, wired, for one TRE command (``.service``, ``.review``, ``.access``)."""
-    with Installation.open(home) as parties:
+def embedded_tre(home: Home, *, engine: str = "duckdb") -> Iterator[Installation]:
+    """Every party, wired, for one TRE command (``.service``, ``.review``, ``.access``);
+    ``engine`` runs researchers' queries (duckdb, or spark for stores beyond one machine)."""
+    with Installation.open(home, engine=engine) as parties:
         yield parties
 
 
@@ -125,7 +126,7 @@ class Installation:
     erasures: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def open(cls, home: Home) -> Installation:
+    def open(cls, home: Home, *, engine: str = "duckdb") -> Installation:
         pseudonymiser = Pseudonymiser.open(home)
         hub = Hub(home, pseudonymiser)
         choices = ChoicesRegistry.open(home)
@@ -141,6 +142,7 @@ class Installation:
             records=hub.records,
             ledger=ledger,
             store=tre_store,
+            engine=engine,
         )
         parts = cls(
             home,
@@ -166,6 +168,7 @@ class Installation:
         self.access.listeners.append(self._log_access)
 
     def close(self) -> None:
+        self.service.close()
         self.tre_store.close()
         self.salts.close()
         self.access.close()

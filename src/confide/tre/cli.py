@@ -121,13 +121,17 @@ def run(
     contributions: Annotated[
         int, typer.Option("--contributions", help="DP: groups one person may count in.")
     ] = 1,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="duckdb (default) or spark (needs the spark extra, Java)."),
+    ] = "duckdb",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run one query; prints its status (released / held_for_review / refused) and result."""
     from confide.embedded import embedded_tre
 
-    with embedded_tre(Home.at(home)) as tre:
+    with embedded_tre(Home.at(home), engine=engine) as tre:
         principal = tre.access.authenticate(token or _demo_token(tre, project))
         outcome = tre.service.run(
             principal,

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import pyarrow as pa
 
 from confide.access.errors import project_not_found
 from confide.access.model import Principal, ProjectGrant
@@ -63,6 +64,7 @@ from confide.tre.runner import Limits, lock_down, run_checked
 from confide.tre.store import QueryRecord, TreStore, query_not_found, utcnow
 
 MODES = tuple(OUTPUT_FORMS)
+ENGINES = ("duckdb", "spark")
 MEMBERSHIP_FILES = ("salt", "contributors", "excluded")
 DEFAULT_EPSILON = 0.5
 _LEDGER_TEXT_MAX = 500
@@ -151,6 +153,7 @@ class QueryService:
         limits: Limits | None = None,
         budgets: PrivacyBudgets | None = None,
         connect: Callable[[], duckdb.DuckDBPyConnection] = duckdb.connect,
+        engine: str = "duckdb",
     ) -> None:
         self.access = access
         self.records = records
@@ -161,6 +164,10 @@ class QueryService:
         self.limits = limits or Limits()
         self.budgets = budgets or PrivacyBudgets(store)
         self.connect = connect
+        if engine not in ENGINES:
+            raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use duckdb or spark.")
+        self.engine = engine
+        self._spark_session: Any = None
 
     # --- running ----------------------------------------------------------------------------
 
@@ -257,7 +264,7 @@ class QueryService:
         )
         release_id = uuid.uuid4().hex
         with self._views(grant, exclusions, catalog) as (con, views):
-            table = run_checked(con, plan, self.limits)
+            table = self._execute(con, grant, exclusions, plan, catalog)
             output = check_output(table, plan, rules)
             files = membership(con, views, checked.tables)
         result = output.as_dict()
@@ -295,7 +302,7 @@ class QueryService:
         exclusions = self.exclusions.excluded(grant, OUTPUT_FORMS["dp"], int(catalog["version"]))
         release_id = uuid.uuid4().hex
         with self._views(grant, exclusions, catalog) as (con, views):
-            table = run_checked(con, plan, self.limits)
+            table = self._execute(con, grant, exclusions, plan, catalog)
             files = membership(con, views, checked.tables)
         self.budgets.spend(grant.project_id, record.id, epsilon, options.delta)
         output = release_dp(table, plan, options)
@@ -320,6 +327,42 @@ class QueryService:
             record, "passed", "dp_laplace", 0, (float(output.epsilon), float(output.delta))
         )
         return self._release(record, result, facts, files, [checked_entry])
+
+    # --- engines ----------------------------------------------------------------------------
+
+    def _execute(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        grant: ProjectGrant,
+        exclusions: Exclusions,
+        plan: Any,
+        catalog: dict[str, Any],
+    ) -> pa.Table:
+        """Run the checked plan on the chosen engine. The DuckDB connection is made either
+        way: the cohort and the release files come from it, whichever engine computes."""
+        if self.engine == "duckdb":
+            return run_checked(con, plan, self.limits)
+        from confide.tre.spark_engine import run_on_spark
+
+        key = self.store.project_key(grant.project_id)
+        return run_on_spark(self._spark(), self.records, grant, exclusions.pseudonyms, key,
+                            plan, self.limits, catalog=catalog)  # fmt: skip
+
+    def _spark(self) -> Any:
+        """One local Spark session per process, started on first use."""
+        if self._spark_session is None:
+            from confide.tre.spark_session import local_session
+
+            self._spark_session = local_session(
+                self.store.folder / "spark", threads=self.limits.threads
+            )
+        return self._spark_session
+
+    def close(self) -> None:
+        """Stop the Spark session if one was started."""
+        if self._spark_session is not None:
+            self._spark_session.stop()
+            self._spark_session = None
 
     # --- views and files --------------------------------------------------------------------
 
