@@ -137,3 +137,72 @@ def test_a_damaged_salt_file_is_not_trusted() -> None:
         "0123456789abcdef0123456789abcdef"
     )
     assert release_salt("r" * 32, b"not a salt") is None
+
+
+def _grant_for_all_tables(tre: TreWorld):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from confide.access.model import LegalBasis, ProjectGrant, Purpose, RecipientKind
+
+    return ProjectGrant(
+        project_id="materialise-test",
+        slug="materialise-test",
+        organisation="org",
+        purpose=Purpose("research"),
+        recipient_kind=RecipientKind("academic"),
+        legal_basis=LegalBasis("public_task"),
+        tables={
+            "patients": ("sex", "birth_year"),
+            "events": ("code", "date", "value"),
+            "medications": ("code", "date"),
+            "registrations": ("practice", "start_date"),
+        },
+        window_start=date(2014, 1, 1),
+        window_end=date(2020, 12, 31),
+        expires_on=date(2030, 1, 1),
+    )
+
+
+def test_materialised_views_hold_exactly_the_joined_views_rows(tre: TreWorld) -> None:
+    import duckdb
+
+    from confide.tre.exclusions import OUTPUT_FORMS, RegistryExclusions
+    from confide.tre.views import build_views
+
+    grant = _grant_for_all_tables(tre)
+    tables = ["events", "medications", "registrations"]
+    tre.registry.set(tre.numbers[1], {"no_research": True}, "online")
+    try:
+        excluded = RegistryExclusions(tre.registry, tre.world.pseudonymiser).excluded(
+            grant, OUTPUT_FORMS["rounding"]
+        )
+        assert len(excluded.pseudonyms) == 1
+        key = b"m" * 32
+
+        def rows(materialise: list[str]) -> dict[str, list]:
+            con = duckdb.connect()
+            views = build_views(con, tre.world.hub.records, grant, excluded.pseudonyms, key,
+                                cohorts=tre.store.cohorts, materialise=materialise)  # fmt: skip
+            out = {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                   for t in tables}  # fmt: skip
+            out["_stored"] = sorted(p.name for p in views.cohort.folder.glob("*.parquet"))
+            con.close()
+            return out
+
+        joined = rows([])
+        assert joined.pop("_stored") == ["people.parquet"]
+        stored = rows(tables)
+        assert stored.pop("_stored") == sorted(
+            ["people.parquet", *(f"{t}.parquet" for t in tables)]
+        )
+        again = rows([])  # later queries of the cohort read the stored copies
+        again.pop("_stored")
+        assert joined == stored == again
+        assert all(joined[t] for t in tables)
+        hub = tre.world.pseudonymiser.pseudonyms_for([tre.numbers[1]])[0]
+        from confide.tre.views import project_pseudonym
+
+        gone = project_pseudonym(key, hub)
+        assert all(r[0] != gone for t in tables for r in stored[t])
+    finally:
+        tre.registry.set(tre.numbers[1], {"no_research": False}, "online")

@@ -263,7 +263,7 @@ class QueryService:
             grant, OUTPUT_FORMS["rounding"], int(catalog["version"])
         )
         release_id = uuid.uuid4().hex
-        with self._views(grant, exclusions, catalog) as (con, views):
+        with self._views(grant, exclusions, catalog, checked.tables) as (con, views):
             table = self._execute(con, grant, exclusions, plan, catalog)
             output = check_output(table, plan, rules)
             files = membership(con, views, checked.tables)
@@ -301,7 +301,7 @@ class QueryService:
         catalog = self.records.catalog()
         exclusions = self.exclusions.excluded(grant, OUTPUT_FORMS["dp"], int(catalog["version"]))
         release_id = uuid.uuid4().hex
-        with self._views(grant, exclusions, catalog) as (con, views):
+        with self._views(grant, exclusions, catalog, checked.tables) as (con, views):
             table = self._execute(con, grant, exclusions, plan, catalog)
             files = membership(con, views, checked.tables)
         self.budgets.spend(grant.project_id, record.id, epsilon, options.delta)
@@ -367,9 +367,13 @@ class QueryService:
     # --- views and files --------------------------------------------------------------------
 
     def _views(
-        self, grant: ProjectGrant, exclusions: Exclusions, catalog: dict[str, Any]
+        self,
+        grant: ProjectGrant,
+        exclusions: Exclusions,
+        catalog: dict[str, Any],
+        tables: frozenset[str],
     ) -> _ProjectConnection:
-        return _ProjectConnection(self, grant, exclusions, catalog)
+        return _ProjectConnection(self, grant, exclusions, catalog, tables)
 
     def _write_files(self, folder: Path, release_id: str, files: Mapping[str, Path]) -> None:
         """Link the cohort's membership files under the release's name (copy if linking fails:
@@ -571,11 +575,13 @@ class _ProjectConnection:
         grant: ProjectGrant,
         exclusions: Exclusions,
         catalog: dict[str, Any],
+        tables: frozenset[str] = frozenset(),
     ) -> None:
         self.service = service
         self.grant = grant
         self.exclusions = exclusions
         self.catalog = catalog
+        self.tables = tables
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> tuple[duckdb.DuckDBPyConnection, project_views.ProjectViews]:
@@ -592,6 +598,7 @@ class _ProjectConnection:
                 cache=service.store.mapping_cache,
                 catalog=self.catalog,
                 exclusions_digest=self.exclusions.digest,
+                materialise=self.tables,
             )
             lock_down(con, service.limits, views.readable)
         except BaseException:

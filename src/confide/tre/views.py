@@ -55,6 +55,9 @@ EXCLUDED = "__excluded"
 EVERYONE = "__everyone"
 RAW = "__raw_"
 PSEUDONYM_HEX = 32
+# A table whose stored files total at most this is copied into the cohort, joined and filtered,
+# the first time a query of the cohort reads it (larger tables are joined on every query).
+MATERIALISE_BYTES = 64 * 1024 * 1024
 
 # table → how its rows meet the window [start, end] (None: not restricted by date).
 WINDOW_RULES: dict[str, str | None] = {
@@ -134,6 +137,7 @@ def build_views(
     cache: Path | None = None,
     catalog: dict[str, Any] | None = None,
     exclusions_digest: str | None = None,
+    materialise: Iterable[str] = (),
 ) -> ProjectViews:
     """Create the project's views on ``con`` (a fresh connection); lock it down afterwards.
 
@@ -142,6 +146,9 @@ def build_views(
     ``cache``: where the project's pseudonym mapping (everyone in the store, before
     exclusions) is kept per store version, so the keyed hash runs once per snapshot.
     ``catalog``: the record-store snapshot to read (the one exclusions were computed for).
+    ``materialise``: tables the query reads; those of at most :data:`MATERIALISE_BYTES` in the
+    store are written once into the cohort as the view's exact rows, so later queries of the
+    cohort read one file with no join.
     """
     if len(project_key) < 16:
         raise ValueError("a project key must be at least 16 bytes")
@@ -159,7 +166,7 @@ def build_views(
         key=fingerprint,
         version=version,
         excluded=exclusions_digest or pseudonyms_digest(excluded),
-        columns=patient_columns,
+        columns=columns,
         window=[window["start"], window["end"]],
     )
 
@@ -170,23 +177,44 @@ def build_views(
     cohort = open_cohort(cohorts / safe_name(grant.project_id) / key, build)
     con.execute(f"CREATE TEMP VIEW {PEOPLE} AS SELECT * FROM read_parquet({_path(cohort.people)})")
     readable: list[str] = [str(cohort.people)]
+    wanted = set(materialise)
     for table, cols in columns.items():
         if table == "patients":
             selected = ", ".join([PATIENT_COLUMN, *(_quote(c) for c in cols)])
             con.execute(f"CREATE VIEW patients AS SELECT {selected} FROM {PEOPLE}")
             continue
         selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{_quote(c)}" for c in cols)])
-        con.execute(
-            f"CREATE VIEW {table} AS SELECT {selected} FROM {RAW}{table} t "
+        definition = (
+            f"SELECT {selected} FROM {RAW}{table} t "
             f"JOIN {PEOPLE} p ON p.pseudonym = t.pseudonym{_where(table, window)}"
         )
-        readable.extend(listing.get(table, []))
+        files = listing.get(table, [])
+        readable.extend(files)  # contributor commitments read the store's rows
+        stored = cohort.folder / f"{table}.parquet"
+        if not stored.exists() and table in wanted and _small(files):
+            _materialise(con, definition, stored)
+        if stored.exists():
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_path(stored)})")
+            readable.append(str(stored))
+        else:
+            con.execute(f"CREATE VIEW {table} AS {definition}")
     return ProjectViews(
         allowed={t: {*cols, PATIENT_COLUMN} for t, cols in columns.items()},
         readable=tuple(readable),
         cohort=cohort,
         window=window,
     )
+
+
+def _small(files: list[str]) -> bool:
+    return sum(os.path.getsize(f) for f in files) <= MATERIALISE_BYTES
+
+
+def _materialise(con: duckdb.DuckDBPyConnection, definition: str, path: Path) -> None:
+    """Write a view's rows into the cohort (atomically: readers see all of it or none)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+    con.execute(f"COPY ({definition}) TO {_path(tmp)} (FORMAT parquet)")
+    os.replace(tmp, path)
 
 
 def _build_cohort(
