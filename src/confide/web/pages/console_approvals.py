@@ -121,19 +121,29 @@ def decision_reason(raw: str) -> str:
     return text
 
 
+def read_decision(
+    form: Any, field: str, options: Any, wrong: str
+) -> tuple[dict[str, str], dict[str, str], str]:
+    """A form's one choice among ``options`` and its published reason: the values to show
+    again, the errors by field, and the checked reason (empty when there are errors)."""
+    values = {field: form.get(field)[:20], "reason": form.get("reason")[:REASON_MAX]}
+    errors: dict[str, str] = {}
+    if len(form.all(field)) != 1 or values[field] not in options:
+        errors[field] = wrong
+    reason = ""
+    try:
+        reason = decision_reason(form.get("reason"))
+    except InvalidInput as exc:
+        errors["reason"] = exc.message
+    return values, errors, reason
+
+
 @router.post("/{slug}/decision")
 async def decide(request: Request, slug: str) -> Response:
     """Approve or reject, with a reason (the access party checks who may)."""
     form = await read_form(request)
     who = reviewer(request)
-    values = {"decision": form.get("decision")[:20], "reason": form.get("reason")[:REASON_MAX]}
-    errors: dict[str, str] = {}
-    if len(form.all("decision")) != 1 or values["decision"] not in DECISIONS:
-        errors["decision"] = "Choose approve or reject"
-    try:
-        reason = decision_reason(form.get("reason"))
-    except InvalidInput as exc:
-        errors["reason"] = exc.message
+    values, errors, reason = read_decision(form, "decision", DECISIONS, "Choose approve or reject")
     if errors:
         return _application_page(request, who, slug, errors, values, 422)
     access = console(request).access

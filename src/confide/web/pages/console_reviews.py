@@ -17,7 +17,7 @@ from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Role
 from confide.common.errors import InvalidInput
 from confide.web.forms import read_form
-from confide.web.pages.console_approvals import REASON_MAX, decision_reason
+from confide.web.pages.console_approvals import read_decision
 from confide.web.pages.console_results import result_table
 from confide.web.pages.console_words import OUTPUT_STATUS, status_tag, when
 from confide.web.pages.staff_context import (
@@ -101,14 +101,7 @@ async def vote(request: Request, query_id: str) -> Response:
     """Record this checker's vote; the queue decides once the votes allow."""
     form = await read_form(request)
     who = checker(request)
-    values = {"vote": form.get("vote")[:20], "reason": form.get("reason")[:REASON_MAX]}
-    errors: dict[str, str] = {}
-    if len(form.all("vote")) != 1 or values["vote"] not in VOTES:
-        errors["vote"] = "Choose approve or reject"
-    try:
-        reason = decision_reason(form.get("reason"))
-    except InvalidInput as exc:
-        errors["reason"] = exc.message
+    values, errors, reason = read_decision(form, "vote", VOTES, "Choose approve or reject")
     if errors:
         return _review_page(request, who, query_id, errors, values, 422)
     try:
