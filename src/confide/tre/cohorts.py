@@ -1,26 +1,32 @@
-"""Cohorts: one project's people at one record-store version under one set of exclusions.
+"""Cohorts: one project's people and small tables at one record-store version.
 
 Whatever a query needs per person but that does not depend on the query itself is built once
-per cohort and then reused by every query that sees the same cohort: the project pseudonyms
-(a keyed hash of everyone), the patients list de-duplicated across sources, the membership
-commitments published with each release. A new cohort begins when anything it depends on
-changes: the store (an ingest or an erasure), who is excluded (a choice), the project's key or
-its approval (columns, date window). So a choice still applies to every query that starts
-after it is recorded; it only costs the next query the cohort's build.
+per cohort and then reused by every query of the project on the same store version: the
+project pseudonyms (a keyed hash of everyone), the patients list de-duplicated across sources,
+and the project views of small tables with project pseudonyms in place. A new cohort begins
+when the store changes (an ingest or an erasure) or the project's key or approval (columns,
+date window) does.
+
+Exclusions are not baked in: every query leaves out the people its exclusions name (an
+anti-join on a set that is small next to the store). So a choice applies to every query that
+starts after it is recorded, and costs the next query only its *membership* files: the
+commitments published with each release, made once per exclusion set within the cohort.
 
 Layout, under ``<tre>/cache/cohorts/<project>/<key>/``::
 
-    people.parquet   pseudonym, patient_id and the approved patients columns, after exclusions
-    excluded         sorted unique SHA-256(salt ":" hub pseudonym) of the store's people whom
-                     their choices leave out
-    contributors-H   the same for everyone with rows in the views of one set of tables
-                     (H names the set; made on first use)
-    salt             32 hex digits, random per cohort: published beside each release's files
+    people.parquet       pseudonym, patient_id and the approved patients columns (everyone)
+    <table>.parquet      a small table's project view (everyone), written on first use
+    members/<E>/         one exclusion set E:
+        salt             32 hex digits, random per set: published beside each release's files
+        excluded         sorted unique SHA-256(salt ":" hub pseudonym) of the store's people
+                         whom their choices leave out
+        contributors-H   the same for everyone with rows in the views of one set of tables
+                         (H names the set; made on first use)
 
-Releases get hard links to their cohort's files, so two releases of one cohort share their
-files (they had the same contributors); releases of different cohorts cannot be joined.
-Folders are built under a temporary name and renamed into place, so a reader never sees a
-half-built cohort; the newest :data:`KEEP` cohorts of a project are kept.
+Releases get hard links to their membership files, so two releases with the same cohort,
+exclusions and tables share their files (they had the same contributors); any others cannot
+be joined. Folders are built under a temporary name and renamed into place, so a reader never
+sees a half-built one; the newest :data:`KEEP` of each kind are kept.
 """
 
 from __future__ import annotations

@@ -616,9 +616,9 @@ def membership(
     con: duckdb.DuckDBPyConnection, views: project_views.ProjectViews, tables: frozenset[str]
 ) -> dict[str, Path]:
     """The membership files of a release that read ``tables`` (see the module docstring)."""
-    cohort = views.cohort
+    members = views.members
     return {
-        "salt": cohort.folder / "salt",
+        "salt": members.folder / "salt",
         "contributors": project_views.contributor_commitments(con, views, tables),
-        "excluded": cohort.excluded,
+        "excluded": members.excluded,
     }

@@ -5,15 +5,15 @@ it creates, on a fresh DuckDB connection, one view per approved table that
 
 * has only the approved columns, plus ``patient_id``;
 * has only rows inside the approved date window (:data:`WINDOW_RULES`);
-* has no rows of people whose choices exclude them (an anti-join on the hub pseudonym, done
-  once when the cohort's people table is built);
+* has no rows of people whose choices exclude them (an anti-join on every query, against the
+  exclusions asked for at its start);
 * carries ``patient_id`` = the first 128 bits (hex) of HMAC-SHA256(project key, hub pseudonym)
   in place of the hub pseudonym, so two projects' outputs can never be joined on person.
 
 The people table (``__people``: hub pseudonym → project pseudonym and the approved patients
 columns, without excluded people) is the hub's ``patients`` list, read from the project's
-current cohort (:mod:`confide.tre.cohorts`), built once per store version and exclusion set: a
-row of any other table whose person has no ``patients`` row is left out (failing closed).
+current cohort (:mod:`confide.tre.cohorts`), built once per store version: a row of any other
+table whose person has no ``patients`` row is left out (failing closed).
 The HMAC is computed inside DuckDB from SHA-256 (RFC 2104: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))),
 so no per-person Python work is needed; the test suite
 checks it against a reference HMAC. Internal names start with ``__``, which the guard refuses
@@ -52,6 +52,9 @@ from confide.tre.guard import PATIENT_COLUMN
 
 PEOPLE = "__people"
 EXCLUDED = "__excluded"
+EXCLUDED_IDS = "__excluded_ids"
+EXCLUDED_IDS_FILE = "excluded-ids.parquet"  # the excluded people's project pseudonyms
+COHORT_LAYOUT = 2  # bumped whenever a cohort's files change, so older caches are not reused
 EVERYONE = "__everyone"
 RAW = "__raw_"
 PSEUDONYM_HEX = 32
@@ -80,6 +83,7 @@ class ProjectViews:
     readable: tuple[str, ...]
     cohort: Cohort
     window: dict[str, str]
+    members: Cohort  # this query's exclusion set within the cohort: salt and membership files
 
 
 def approved_columns(grant: ProjectGrant) -> dict[str, list[str]]:
@@ -142,7 +146,8 @@ def build_views(
     """Create the project's views on ``con`` (a fresh connection); lock it down afterwards.
 
     ``cohorts``: the private folder of built cohorts (see :mod:`confide.tre.cohorts`); the
-    project's people after exclusions are read from its cohort, built here when it is new.
+    project's people are read from its cohort, built here when it is new, and the excluded
+    left out.
     ``cache``: where the project's pseudonym mapping (everyone in the store, before
     exclusions) is kept per store version, so the keyed hash runs once per snapshot.
     ``catalog``: the record-store snapshot to read (the one exclusions were computed for).
@@ -162,21 +167,49 @@ def build_views(
     window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}
     patient_columns = columns.get("patients", [])
     key = cohort_key(
+        layout=COHORT_LAYOUT,
         project=grant.project_id,
         key=fingerprint,
         version=version,
-        excluded=exclusions_digest or pseudonyms_digest(excluded),
         columns=columns,
         window=[window["start"], window["end"]],
     )
 
     def build(folder: Path, salt: str) -> None:
-        _build_cohort(con, folder, salt, grant, project_key, version, excluded, patient_columns,
-                      cache)  # fmt: skip
+        _build_cohort(con, folder, grant, project_key, version, patient_columns, cache)
 
     cohort = open_cohort(cohorts / safe_name(grant.project_id) / key, build)
-    con.execute(f"CREATE TEMP VIEW {PEOPLE} AS SELECT * FROM read_parquet({_path(cohort.people)})")
-    readable: list[str] = [str(cohort.people)]
+    stored_people = f"read_parquet({_path(cohort.people)})"
+    con.register(f"{EXCLUDED}_arrow", pa.table({"pseudonym": excluded}))
+    con.execute(f"CREATE TEMP TABLE {EXCLUDED} AS SELECT DISTINCT pseudonym FROM {EXCLUDED}_arrow")
+    con.unregister(f"{EXCLUDED}_arrow")
+    # Exclusions apply on every query: the cohort holds everyone in the store version.
+    con.execute(
+        f"CREATE TEMP VIEW {PEOPLE} AS SELECT p.* FROM {stored_people} p "
+        f"ANTI JOIN {EXCLUDED} e ON e.pseudonym = p.pseudonym"
+    )
+    digest = exclusions_digest or pseudonyms_digest(excluded)
+
+    def build_members(folder: Path, salt: str) -> None:
+        write_commitments(
+            con,
+            f"SELECT e.pseudonym FROM {EXCLUDED} e "
+            f"SEMI JOIN {RAW}patient_sources r ON r.pseudonym = e.pseudonym",
+            salt,
+            folder / EXCLUDED_FILE,
+        )
+        con.execute(
+            f"COPY (SELECT p.{PATIENT_COLUMN} FROM {stored_people} p "
+            f"SEMI JOIN {EXCLUDED} e ON e.pseudonym = p.pseudonym) "
+            f"TO {_path(folder / EXCLUDED_IDS_FILE)} (FORMAT parquet)"
+        )
+
+    members = open_cohort(cohort.folder / "members" / digest[:32], build_members)
+    excluded_ids = members.folder / EXCLUDED_IDS_FILE
+    con.execute(
+        f"CREATE TEMP VIEW {EXCLUDED_IDS} AS SELECT * FROM read_parquet({_path(excluded_ids)})"
+    )
+    readable: list[str] = [str(cohort.people), str(excluded_ids)]
     wanted = set(materialise)
     for table, cols in columns.items():
         if table == "patients":
@@ -184,25 +217,29 @@ def build_views(
             con.execute(f"CREATE VIEW patients AS SELECT {selected} FROM {PEOPLE}")
             continue
         selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{_quote(c)}" for c in cols)])
-        definition = (
+        joined = (
             f"SELECT {selected} FROM {RAW}{table} t "
-            f"JOIN {PEOPLE} p ON p.pseudonym = t.pseudonym{_where(table, window)}"
+            f"JOIN {{people}} p ON p.pseudonym = t.pseudonym{_where(table, window)}"
         )
         files = listing.get(table, [])
         readable.extend(files)  # contributor commitments read the store's rows
         stored = cohort.folder / f"{table}.parquet"
         if not stored.exists() and table in wanted and _small(files):
-            _materialise(con, definition, stored)
+            _materialise(con, joined.format(people=stored_people), stored)
         if stored.exists():
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_path(stored)})")
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT t.* FROM read_parquet({_path(stored)}) t "
+                f"ANTI JOIN {EXCLUDED_IDS} x ON x.{PATIENT_COLUMN} = t.{PATIENT_COLUMN}"
+            )
             readable.append(str(stored))
         else:
-            con.execute(f"CREATE VIEW {table} AS {definition}")
+            con.execute(f"CREATE VIEW {table} AS {joined.format(people=PEOPLE)}")
     return ProjectViews(
         allowed={t: {*cols, PATIENT_COLUMN} for t, cols in columns.items()},
         readable=tuple(readable),
         cohort=cohort,
         window=window,
+        members=members,
     )
 
 
@@ -220,35 +257,22 @@ def _materialise(con: duckdb.DuckDBPyConnection, definition: str, path: Path) ->
 def _build_cohort(
     con: duckdb.DuckDBPyConnection,
     folder: Path,
-    salt: str,
     grant: ProjectGrant,
     project_key: bytes,
     version: int,
-    excluded: pa.Array,
     patient_columns: list[str],
     cache: Path | None,
 ) -> None:
-    """Write a new cohort's people (after exclusions) and its excluded commitments."""
-    con.register(f"{EXCLUDED}_arrow", pa.table({"pseudonym": excluded}))
-    con.execute(f"CREATE TEMP TABLE {EXCLUDED} AS SELECT DISTINCT pseudonym FROM {EXCLUDED}_arrow")
-    con.unregister(f"{EXCLUDED}_arrow")
+    """Write a new cohort's people: everyone in the store version, with project pseudonyms
+    and the approved patients columns (exclusions are applied by each query)."""
     mapping = _mapping(con, project_key, grant.project_id, version, cache)
     extra = "".join(f", r.{_quote(c)}" for c in patient_columns)
     people = folder / PEOPLE_FILE
     con.execute(
         f"COPY (SELECT m.pseudonym, m.{PATIENT_COLUMN}{extra} FROM {mapping} m "
-        f"JOIN {RAW}patients r ON r.pseudonym = m.pseudonym "
-        f"ANTI JOIN {EXCLUDED} e ON e.pseudonym = m.pseudonym) "
+        f"JOIN {RAW}patients r ON r.pseudonym = m.pseudonym) "
         f"TO {_path(people)} (FORMAT parquet)"
     )
-    write_commitments(
-        con,
-        f"SELECT e.pseudonym FROM {EXCLUDED} e "
-        f"SEMI JOIN {RAW}patient_sources r ON r.pseudonym = e.pseudonym",
-        salt,
-        folder / EXCLUDED_FILE,
-    )
-    con.execute(f"DROP TABLE {EXCLUDED}")
     if cache is None:
         con.execute(f"DROP TABLE IF EXISTS {EVERYONE}")
 
@@ -305,7 +329,7 @@ def contributor_commitments(
     """The cohort's commitments for everyone with rows in ``tables`` (after exclusions and
     the date window), written on first use: see :mod:`confide.tre.cohorts`."""
     names = sorted(set(tables))
-    path = views.cohort.contributors(names)
+    path = views.members.contributors(names)
     if path.exists():
         return path
     if not names or "patients" in names:  # the patients view holds everyone the others can
@@ -316,5 +340,5 @@ def contributor_commitments(
             f"ON p.pseudonym = t.pseudonym{_where(name, views.window)}"
             for name in names
         )
-    write_commitments(con, people_sql, views.cohort.salt, path)
+    write_commitments(con, people_sql, views.members.salt, path)
     return path
