@@ -309,3 +309,30 @@ def test_administrator_suspends_and_reinstates(app, world):
         )
         assert "Approved" in reinstated.text
         assert researcher.get("/staff/projects/demo-research/console").status_code == 200
+
+
+def test_dp_bounds_and_contributions_reach_the_query(app, world):
+    sql = "SELECT avg(e.value) AS mean_value FROM events e WHERE e.value IS NOT NULL"
+    form = {"sql": sql, "mode": "dp", "preset": "opensafely", "epsilon": "0.5"}
+    with client(app) as http:
+        token = sign_in(http, world, email_of("researcher"))
+        url = "/staff/projects/demo-research/console"
+        for bounds, contributions, message in [
+            ("mean_value=abc", "1", "not in the form column=LOW:HIGH"),
+            ("mean_value=9:1", "1", "LOW below HIGH"),
+            ("mean_value=0:200", "0", "whole number of groups"),
+            ("mean_value=0:200", "<script>", "whole number of groups"),
+        ]:
+            before = world.parties.ledger.head().size
+            refused = http.post(url, data={"csrf_token": token, **form, "bounds": bounds,
+                                           "contributions": contributions})  # fmt: skip
+            assert refused.status_code == 422 and message in refused.text
+            assert "<script>" not in refused.text
+            assert world.parties.ledger.head().size == before  # nothing ran or was recorded
+        good = {"csrf_token": token, **form, "bounds": "\nmean_value=0:200\n", "contributions": "1"}
+        ran = http.post(url, data=good)
+        assert ran.status_code == 200 and "95% interval" in ran.text
+        query_id = str(ran.url).rsplit("/", 1)[1]
+        data = http.get(f"/staff/queries/{query_id}/output.json").json()
+        low, high = data["result"]["intervals"][0]["mean_value"]
+        assert 0 <= low <= high <= 200  # clamped to the bounds given in the form

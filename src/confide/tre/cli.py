@@ -14,6 +14,7 @@ from rich.table import Table
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
+from confide.tre.dp import parse_bounds
 
 query_app = typer.Typer(help="Run queries over your project's views (only checked outputs leave).")
 review_app = typer.Typer(help="Output checkers: review outputs held for two independent votes.")
@@ -52,24 +53,6 @@ def _demo_token(tre, project: str) -> str:
             hint="Get a token with `confide access token` and pass --token.",
         )
     return tre.access.issue_token(found["client_id"], found["client_secret"]).access_token
-
-
-def _bounds(specs: list[str]) -> dict[str, tuple[float, float]]:
-    """``mean_hba1c=20:120`` (repeatable) → ``{"mean_hba1c": (20.0, 120.0)}``."""
-    out: dict[str, tuple[float, float]] = {}
-    for spec in specs:
-        name, sep, rest = spec.partition("=")
-        low, colon, high = rest.partition(":")
-        try:
-            if not (sep and colon and name.strip()):
-                raise ValueError
-            out[name.strip()] = (float(low), float(high))
-        except ValueError:
-            raise InvalidInput(
-                f"--bound {spec[:60]!r} is not in the form column=LOW:HIGH.",
-                hint="For example --bound mean_value=0:200",
-            ) from None
-    return out
 
 
 def _show_outcome(r: dict[str, Any]) -> None:
@@ -140,7 +123,7 @@ def run(
             mode=mode,
             epsilon=epsilon,
             preset=preset,
-            bounds=_bounds(bound or []),
+            bounds=parse_bounds(bound or []),
             contributions=contributions,
         )
     report(outcome.as_dict(), as_json, _show_outcome)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,6 +104,31 @@ class DpOutput:
     delta: float
     labels: list[dict[str, Any]]
     threshold: float | None = None
+
+
+def parse_bounds(specs: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """``mean_hba1c=20:120`` lines → ``{"mean_hba1c": (20.0, 120.0)}`` (clamping bounds for
+    sums and means; blank lines are skipped). Used by the command line and the web console."""
+    out: dict[str, tuple[float, float]] = {}
+    for raw in specs:
+        spec = raw.strip()
+        if not spec:
+            continue
+        name, sep, rest = spec.partition("=")
+        low, colon, high = rest.partition(":")
+        try:
+            if not (sep and colon and name.strip()):
+                raise ValueError
+            bounds = (float(low), float(high))
+            if not all(math.isfinite(b) for b in bounds) or bounds[0] >= bounds[1]:
+                raise ValueError
+        except ValueError:
+            raise InvalidInput(
+                f"The bound {spec[:60]!r} is not in the form column=LOW:HIGH with LOW below HIGH.",
+                hint="For example mean_value=0:200",
+            ) from None
+        out[name.strip()] = bounds
+    return out
 
 
 def _refuse(why: str) -> QueryRefused:

@@ -9,6 +9,7 @@ released outputs of the person's own organisation can be read or downloaded.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -17,6 +18,7 @@ from confide.access.errors import Conflict
 from confide.access.model import Principal
 from confide.common.errors import InvalidInput
 from confide.tre.disclosure import DEFAULT_PRESET, PRESETS
+from confide.tre.dp import MAX_CONTRIBUTIONS, parse_bounds
 from confide.tre.service import DEFAULT_EPSILON, MODES, QueryOutcome
 from confide.web.forms import Form, read_form
 from confide.web.pages.console_projects import applicant, own_project
@@ -27,6 +29,7 @@ from confide.web.pages.staff_context import StaffRoute, console, page, see_other
 router = APIRouter(include_in_schema=False, route_class=StaffRoute)
 SQL_MAX = 10_000
 EPSILON_MAX = 10.0
+BOUNDS_MAX = 2_000
 MODE_WORDS = {
     "rounding": "Suppression and rounding (exact tables, small numbers hidden)",
     "dp": "Differential privacy (noisy numbers with intervals; spends the privacy budget)",
@@ -66,7 +69,13 @@ def _console_page(
 @router.get("/staff/projects/{slug}/console")
 def console_page(request: Request, slug: str) -> Response:
     who = applicant(request, "run queries")
-    values = {"mode": "rounding", "preset": DEFAULT_PRESET, "epsilon": str(DEFAULT_EPSILON)}
+    values = {
+        "mode": "rounding",
+        "preset": DEFAULT_PRESET,
+        "epsilon": str(DEFAULT_EPSILON),
+        "bounds": "",
+        "contributions": "1",
+    }
     return _console_page(request, who, slug, values, {})
 
 
@@ -77,6 +86,8 @@ def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | Non
         "mode": form.get("mode")[:20],
         "preset": form.get("preset")[:40],
         "epsilon": form.get("epsilon")[:20],
+        "bounds": form.get("bounds")[:BOUNDS_MAX],
+        "contributions": form.get("contributions")[:6],
     }
     errors: dict[str, str] = {}
     sql = form.get("sql")
@@ -98,7 +109,29 @@ def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | Non
             epsilon = math.nan
         if not (0 < epsilon <= EPSILON_MAX):  # also refuses NaN
             errors["epsilon"] = f"Epsilon must be a number above 0 and at most {EPSILON_MAX:g}"
+        if len(form.get("bounds")) > BOUNDS_MAX:
+            errors["bounds"] = f"The bounds must be {BOUNDS_MAX} characters or fewer"
+        else:
+            try:
+                parse_bounds(values["bounds"].splitlines())
+            except InvalidInput as exc:
+                errors["bounds"] = exc.message
+        text = values["contributions"].strip() or "1"
+        if not (text.isdigit() and 1 <= int(text) <= MAX_CONTRIBUTIONS):
+            errors["contributions"] = (
+                f"Enter a whole number of groups from 1 to {MAX_CONTRIBUTIONS}"
+            )
     return values, errors, epsilon
+
+
+def _dp_options(values: dict[str, str]) -> dict[str, Any]:
+    """The DP keyword arguments of a checked console form (nothing in rounding mode)."""
+    if values["mode"] != "dp":
+        return {}
+    return {
+        "bounds": parse_bounds(values["bounds"].splitlines()),
+        "contributions": int(values["contributions"].strip() or "1"),
+    }
 
 
 @router.post("/staff/projects/{slug}/console")
@@ -111,7 +144,13 @@ async def run_query(request: Request, slug: str) -> Response:
         return _console_page(request, who, slug, values, errors, 422)
     try:
         outcome = console(request).queries.run(
-            who, slug, values["sql"], mode=values["mode"], epsilon=epsilon, preset=values["preset"]
+            who,
+            slug,
+            values["sql"],
+            mode=values["mode"],
+            epsilon=epsilon,
+            preset=values["preset"],
+            **_dp_options(values),
         )
     except InvalidInput as exc:  # the service's own checks of mode, preset and text
         return _console_page(request, who, slug, values, {"sql": exc.message}, 422)
