@@ -206,3 +206,9 @@ def test_materialised_views_hold_exactly_the_joined_views_rows(tre: TreWorld) ->
         assert all(r[0] != gone for t in tables for r in stored[t])
     finally:
         tre.registry.set(tre.numbers[1], {"no_research": False}, "online")
+
+
+def test_young_cohorts_are_never_pruned_while_queries_may_read_them(tmp_path: Path) -> None:
+    for i in range(KEEP + 2):
+        open_cohort(tmp_path / "project" / f"k{i}", lambda tmp, salt: None)
+    assert len(list((tmp_path / "project").iterdir())) == KEEP + 2

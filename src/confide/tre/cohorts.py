@@ -35,6 +35,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ import pyarrow as pa
 from confide.common import canonical
 
 KEEP = 8
+MIN_AGE_SECONDS = 600  # longer than any query may run
 SALT = "salt"
 PEOPLE_FILE = "people.parquet"
 EXCLUDED_FILE = "excluded"
@@ -113,10 +115,19 @@ def open_cohort(folder: Path, build: BuildStep) -> Cohort:
 
 
 def _prune(project_folder: Path, keep: Path) -> None:
-    built = [p for p in project_folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    built.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in built[KEEP:]:
-        if old != keep:
+    """Remove all but the newest :data:`KEEP` folders, but none younger than
+    :data:`MIN_AGE_SECONDS`: a query that started on one may still be reading it."""
+    built: list[tuple[float, Path]] = []
+    for path in project_folder.iterdir():
+        try:
+            if path.is_dir() and not path.name.startswith("."):
+                built.append((path.stat().st_mtime, path))
+        except FileNotFoundError:  # removed meanwhile by another query's pruning
+            continue
+    built.sort(reverse=True)
+    cutoff = time.time() - MIN_AGE_SECONDS
+    for mtime, old in built[KEEP:]:
+        if old != keep and mtime < cutoff:
             shutil.rmtree(old, ignore_errors=True)
 
 
