@@ -103,3 +103,12 @@ def parse_date_parts(day: str, month: str, year: str, *, today: date) -> date:
     if value.year < 1880:
         raise InvalidInput("Check the year of the date of birth.")
     return value
+
+
+def error_summary(
+    errors: dict[str, str], anchors: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """The error summary's list: each message links to its field (or, through ``anchors``,
+    to the field's first input, e.g. a date's day box)."""
+    anchors = anchors or {}
+    return [{"text": m, "href": f"#{anchors.get(f, f)}"} for f, m in errors.items()]

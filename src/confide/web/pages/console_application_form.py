@@ -18,7 +18,7 @@ from confide.access.model import LegalBasis, ProjectApplication, Purpose, Recipi
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS
 from confide.ledger.entries import find_identifiers
-from confide.web.forms import Form, clean_text
+from confide.web.forms import Form, clean_text, error_summary
 
 PURPOSES = [p for p in Purpose if p not in rules.REFUSED_PURPOSES]
 DATES = {
@@ -113,7 +113,7 @@ FIRST_INPUT = {
 
 def error_list(errors: dict[str, str]) -> list[dict[str, str]]:
     """The error summary: each message links to its field's first input."""
-    return [{"text": m, "href": f"#{FIRST_INPUT.get(f, f)}"} for f, m in errors.items()]
+    return error_summary(errors, FIRST_INPUT)
 
 
 def read_application(form: Form) -> ReadApplication:

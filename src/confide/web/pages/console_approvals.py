@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Project, Role
 from confide.common.errors import InvalidInput
-from confide.web.forms import read_form
+from confide.web.forms import error_summary, read_form
 from confide.web.labels import PURPOSES
 from confide.web.pages.console_application_form import public_text
 from confide.web.pages.console_words import (
@@ -103,7 +103,7 @@ def _application_page(
         "oversight_words": OVERSIGHT,
         "values": values or {},
         "field_errors": errors,
-        "errors": [{"text": m, "href": f"#{f}"} for f, m in errors.items()] or None,
+        "errors": error_summary(errors) or None,
     }
     return page(request, "staff-application.html", who, context, status_code)
 

@@ -20,7 +20,7 @@ from confide.common.errors import InvalidInput
 from confide.tre.disclosure import DEFAULT_PRESET, PRESETS
 from confide.tre.dp import MAX_CONTRIBUTIONS, parse_bounds
 from confide.tre.service import DEFAULT_EPSILON, MODES, QueryOutcome
-from confide.web.forms import Form, read_form
+from confide.web.forms import Form, error_summary, read_form
 from confide.web.pages.console_projects import applicant, own_project
 from confide.web.pages.console_results import as_csv, as_json, result_table
 from confide.web.pages.console_words import OUTPUT_STATUS, status_tag, when
@@ -61,7 +61,7 @@ def _console_page(
         "modes": MODE_WORDS,
         "presets": {name: rules.summary for name, rules in PRESETS.items()},
         "field_errors": errors,
-        "errors": [{"text": m, "href": f"#{f}"} for f, m in errors.items()] or None,
+        "errors": error_summary(errors) or None,
     }
     return page(request, "staff-console.html", who, context, status_code)
 

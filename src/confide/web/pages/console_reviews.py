@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Role
 from confide.common.errors import InvalidInput
-from confide.web.forms import read_form
+from confide.web.forms import error_summary, read_form
 from confide.web.pages.console_approvals import read_decision
 from confide.web.pages.console_results import result_table
 from confide.web.pages.console_words import OUTPUT_STATUS, status_tag, when
@@ -85,7 +85,7 @@ def _review_page(
         "choices": VOTES,
         "values": values or {},
         "field_errors": errors,
-        "errors": [{"text": m, "href": f"#{f}"} for f, m in errors.items()] or None,
+        "errors": error_summary(errors) or None,
     }
     return page(request, "staff-review.html", who, context, status_code)
 

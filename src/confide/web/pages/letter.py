@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from confide.choices.model import utc
 from confide.common import nhs_number as nhs
 from confide.common.errors import InvalidInput
-from confide.web.forms import Form, clean_text, parse_date_parts, read_form
+from confide.web.forms import Form, clean_text, error_summary, parse_date_parts, read_form
 from confide.web.letter import LetterDetails, printable, render_pdf
 from confide.web.rendering import render
 
@@ -29,10 +29,7 @@ MAX_LINES = 6
 
 def _page(request: Request, errors: dict[str, str] | None = None, status: int = 200) -> Response:
     anchors = {"birth-date": "birth-date-day"}
-    summary = [
-        {"text": message, "href": f"#{anchors.get(field, field)}"}
-        for field, message in (errors or {}).items()
-    ]
+    summary = error_summary(errors or {}, anchors)
     return render(
         request,
         "gp-letter.html",

@@ -19,7 +19,7 @@ from confide.common import nhs_number as nhs
 from confide.common import postcode
 from confide.common.errors import InvalidInput
 from confide.web.context import client_of, web_state
-from confide.web.forms import clean_text, parse_date_parts, read_form
+from confide.web.forms import clean_text, error_summary, parse_date_parts, read_form
 from confide.web.rendering import render
 from confide.web.wording import BY_CHOICE, CHOICES
 
@@ -62,10 +62,7 @@ _FIRST_INPUT = {"birth-date": "birth-date-day"}  # a date's error links to its d
 
 def _summary(errors: dict[str, str]) -> list[dict[str, str]]:
     """The error summary's list: each message links to its field's first input."""
-    return [
-        {"text": message, "href": f"#{_FIRST_INPUT.get(field, field)}"}
-        for field, message in errors.items()
-    ]
+    return error_summary(errors, _FIRST_INPUT)
 
 
 @router.get("/")

@@ -18,7 +18,7 @@ from confide.common.errors import InvalidInput
 from confide.tre.review import ReviewQueue
 from confide.tre.service import QueryService
 from confide.web.context import WebState, client_of
-from confide.web.forms import read_form
+from confide.web.forms import error_summary, read_form
 from confide.web.pages import console_approvals, console_projects, console_queries, console_reviews
 from confide.web.pages.staff_context import (
     CHALLENGE,
@@ -86,7 +86,7 @@ def sign_in_page(request: Request) -> Response:
 
 def _field_error(request: Request, template: str, field: str, message: str) -> Response:
     context = {
-        "errors": [{"text": message, "href": f"#{field}"}],
+        "errors": error_summary({field: message}),
         "field_errors": {field: message},
         "message": request.session.get(STARTED, ""),
     }
