@@ -260,12 +260,13 @@ class RecordStore:
         prefix: str = "",
         catalog: dict[str, Any] | None = None,
         tables: Iterable[str] | None = None,
-    ) -> None:
+    ) -> dict[str, list[str]]:
         """Create one view per table over the live files (an empty typed view when none).
 
         ``catalog``: a snapshot read earlier with :meth:`catalog`, so every table comes from
         one version even if a write lands meanwhile (read once here when not given).
-        ``tables``: only these (the patients views are always made).
+        ``tables``: only these (the patients views are always made). Returns the file
+        listing used (:meth:`listing`), so callers need not list the store again.
 
         Each source sends its own demographics for a person, so the stored patients table has
         a row per person per source; the ``patients`` view keeps one row per person (the GP
@@ -298,6 +299,7 @@ class RecordStore:
             "    ORDER BY source_kind = 'practice' DESC, source) AS choice"
             f"  FROM {prefix}patient_sources) WHERE choice = 1"
         )
+        return every
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()

@@ -160,8 +160,7 @@ def build_views(
     columns = approved_columns(grant)
     catalog = catalog if catalog is not None else records.catalog()
     version = int(catalog["version"])
-    records.attach(con, prefix=RAW, catalog=catalog, tables=columns)
-    listing = records.listing(catalog)
+    listing = records.attach(con, prefix=RAW, catalog=catalog, tables=columns)
     excluded = pa.array(excluded_pseudonyms, pa.string())
     fingerprint = sha256(b"confide-project-key:" + project_key).hexdigest()[:16]
     window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}

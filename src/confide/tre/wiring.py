@@ -42,5 +42,4 @@ def query_service(
 
 def review_queue(service: QueryService) -> ReviewQueue:
     """The two-checker review queue over the same store, ledger and budgets."""
-    organisations_of = getattr(service.access, "organisations_of", None)
-    return ReviewQueue(service.store, service.ledger, organisations_of)
+    return ReviewQueue(service.store, service.ledger, service.access.organisations_of)
