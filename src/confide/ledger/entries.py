@@ -60,6 +60,12 @@ def _sql(v: Any) -> bool:
     )
 
 
+def loggable_sql(text: str) -> bool:
+    """Whether query text may go in a ``query_run`` entry as it is: the field's rules, and
+    nothing in it that looks like an identifier."""
+    return _sql(text) and not find_identifiers(text)
+
+
 def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 10**6
 

@@ -51,8 +51,7 @@ from confide.choices.policy import Terms
 from confide.common import canonical
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
-from confide.ledger.entries import EntryRejected, find_identifiers
-from confide.ledger.entries import validate as validate_entry
+from confide.ledger.entries import find_identifiers, loggable_sql
 from confide.tre import views as project_views
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
 from confide.tre.disclosure import DEFAULT_PRESET, OutputStatus, check_output, round_to, rules_for
@@ -120,17 +119,6 @@ def public_text(text: str, fallback: str) -> str:
     if not clean or not clean.isprintable() or find_identifiers(clean):
         return fallback
     return clean
-
-
-def public_sql(sql: str) -> bool:
-    """Whether the query text may go in the public log as it is: within the length the log
-    carries and with nothing that looks like an identifier (else only its digest is logged)."""
-    try:
-        validate_entry("query_run", {"project_id": "p", "query_id": "q", "query_digest": "0" * 64,
-                                     "mode": "rounding", "sql": sql})  # fmt: skip
-    except EntryRejected:
-        return False
-    return True
 
 
 def opt_outs_reason(terms: Terms) -> str:
@@ -442,7 +430,7 @@ class QueryService:
             "query_digest": record.sql_digest,
             "mode": record.mode,
         }
-        if public_sql(record.sql_text):
+        if loggable_sql(record.sql_text):  # else only its digest is logged
             body["sql"] = record.sql_text
         return ("query_run", body)
 
