@@ -1,8 +1,10 @@
 """Estimating the model's parameters from the data itself, with no labels.
 
-- **u** (how often different people agree by chance): from pairs drawn at random, almost all
-  of them different people. A level never seen among ``U_PAIRS`` random pairs gets
-  ``1 / U_PAIRS``, an upper bound that weakens rather than inflates its evidence.
+- **u** (how often different people agree by chance): from pairs drawn at random. Some of
+  those pairs are the same person (a share equal to the prior), which for a unique identifier
+  swamps the chance agreements: so each level's observed rate ``o`` is corrected to
+  ``u = (o - prior * m) / (1 - prior)``. A level never seen among ``U_PAIRS`` random pairs
+  gets ``1 / U_PAIRS``, an upper bound that weakens rather than inflates its evidence.
 - **m** (how often the same person's records fall in each level): expectation maximisation
   over the pairs that share a date of birth, then those that share a postcode (each session
   learns every comparison but the one it was blocked on). A level the data never showed is
@@ -110,16 +112,20 @@ def _prior_rule(records: pa.Table, people: pa.Table) -> tuple[Any, float]:
 
 
 def _settle(settings: dict[str, Any]) -> dict[str, Any]:
-    """Unobserved u → 1/U_PAIRS; unobserved m → u (neutral); both floored; and no level of
-    agreement counts as stronger evidence against a match than complete disagreement (the
-    last level), which a small or unusual training set can otherwise suggest."""
+    """Unobserved u → 1/U_PAIRS; u corrected for the matches among random pairs; unobserved
+    m → u (neutral); both floored; and no level of agreement counts as stronger evidence
+    against a match than complete disagreement (the last level), which a small or unusual
+    training set can otherwise suggest."""
+    prior = float(settings["probability_two_random_records_match"])
     for comparison in settings["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         for level in levels:
             u = level.get("u_probability")
+            m = level.get("m_probability")
             if not isinstance(u, float | int):
                 u = 1 / U_PAIRS
-            m = level.get("m_probability")
+            elif isinstance(m, float | int):
+                u = (u - prior * m) / (1 - prior)
             if not isinstance(m, float | int):
                 m = u
             level["u_probability"] = max(float(u), model.MIN_PROBABILITY)
