@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS linkage_review (
     ref INTEGER, candidate VARCHAR, match_weight DOUBLE, probability DOUBLE, runner_up DOUBLE,
     queued_at TIMESTAMP, PRIMARY KEY (submission_id, ref));
 CREATE TABLE IF NOT EXISTS linkage_decisions (
-    submission_id VARCHAR, ref INTEGER, candidate VARCHAR, decision VARCHAR, reviewer VARCHAR,
-    decided_at TIMESTAMP);
+    submission_id VARCHAR, ref INTEGER, fingerprint VARCHAR, candidate VARCHAR,
+    decision VARCHAR, reviewer VARCHAR, decided_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS linkage_quality (
     source VARCHAR PRIMARY KEY, submission_id VARCHAR, recorded_at TIMESTAMP,
     submitted INTEGER, excluded INTEGER, by_nhs_number INTEGER, probabilistic INTEGER,

@@ -80,18 +80,35 @@ def _identified(ids: pa.Table, submission_id: str, rows: np.ndarray) -> pa.Table
     return taken.append_column("record_id", pc.binary_join_element_wise(prefix, refs, ""))
 
 
-def _without(pairs: pa.Table, rejected: pa.Table) -> pa.Table:
-    """``pairs`` less the (record, person) pairs a reviewer said are not a match."""
-    if rejected.num_rows == 0 or pairs.num_rows == 0:
-        return pairs
+def _reviewed(prepared: pa.Table, pairs: pa.Table, review: ReviewQueue) -> pa.Table:
+    """Decisions for ``prepared`` from ``pairs``, as reviewers decided before for the same
+    record (by fingerprint): a person they rejected is no candidate, one they confirmed is
+    the link."""
     con = duckdb.connect()
     try:
+        con.register("records", prepared.select(["unique_id", "fingerprint"]))
         con.register("pairs", pairs)
-        con.register("rejected", rejected)
-        return con.sql(
-            "SELECT p.* FROM pairs p ANTI JOIN rejected r "
-            "ON r.record_id = p.record_id AND r.person_id = p.person_id"
+        con.register("rejected", review.decisions("not_a_match"))
+        kept = con.sql(
+            "SELECT p.* FROM pairs p JOIN records r ON r.unique_id = p.record_id "
+            "ANTI JOIN rejected x ON x.fingerprint = r.fingerprint AND x.person_id = p.person_id"
         ).to_arrow_table()
+        con.register("decided", scoring.decide(prepared, kept))
+        con.register("confirmed", review.decisions("match"))
+        return (
+            con.sql(
+                """SELECT d.record_id, coalesce(c.person_id, d.person_id) AS person_id,
+                      d.match_weight, CASE WHEN c.person_id IS NULL THEN d.probability
+                                           ELSE 1.0 END AS probability,
+                      d.runner_up, d.candidates,
+                      CASE WHEN c.person_id IS NULL THEN d.band ELSE 'link' END AS band
+               FROM decided d JOIN records r ON r.unique_id = d.record_id
+               LEFT JOIN confirmed c ON c.fingerprint = r.fingerprint
+               ORDER BY d.record_id"""
+            )
+            .to_arrow_table()
+            .cast(scoring.DECISIONS)
+        )
     finally:
         con.close()
 
@@ -168,7 +185,7 @@ class Linkage:
             )
         finally:
             engine.close()
-        return scoring.decide(prepared, _without(pairs, self.review.rejected()))
+        return _reviewed(prepared, pairs, self.review)
 
     def choosers(self, pseudonyms: list[str]) -> set[str]:
         """Those of ``pseudonyms`` whose person has chosen to share nothing."""
@@ -299,7 +316,9 @@ class Linkage:
     def decide_review(self, item_id: int, match: bool, reviewer: str) -> dict[str, Any]:
         """A reviewer's decision on a queued item; a match links the record."""
         item = self.review.item(item_id)
-        self.review.record_decision(item, match, reviewer)
+        raw = {k.removeprefix("record_"): item[k] for k in item if k.startswith("record_")}
+        fingerprint = records.prepare(pa.Table.from_pylist([raw]), "id").column("fingerprint")
+        self.review.record_decision(item, match, reviewer, fingerprint[0].as_py())
         if match:
             link = pa.table(
                 {

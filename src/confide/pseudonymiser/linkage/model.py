@@ -29,6 +29,12 @@ REVIEW_PROBABILITY = 0.5
 # No single comparison outcome is proof on its own: m and u are kept at or above this.
 MIN_PROBABILITY = 1e-5
 
+HISTORY = "A postcode the person has lived at"
+# A level training may never see (postcode histories grow as sources arrive) borrows the
+# parameters of the level it stands for: a postcode the person lived at is, as evidence,
+# their postcode at another time.
+BORROWED_LEVELS = {("postcode", HISTORY): ("postcode", "Exact match on postcode")}
+
 _SWAPPED = (
     "year(birth_date_l) = year(birth_date_r) AND month(birth_date_l) = day(birth_date_r) "
     "AND day(birth_date_l) = month(birth_date_r)"
@@ -75,9 +81,7 @@ def postcode() -> cl.CustomComparison:
         [
             cll.NullLevel("postcode"),
             cll.ExactMatchLevel("postcode", term_frequency_adjustments=True),
-            cll.ArrayIntersectLevel("postcodes", 1).configure(
-                label_for_charts="A postcode the person has lived at"
-            ),
+            cll.ArrayIntersectLevel("postcodes", 1).configure(label_for_charts=HISTORY),
             cll.ExactMatchLevel("postcode_sector").configure(label_for_charts="Same sector"),
             cll.ExactMatchLevel("postcode_district").configure(label_for_charts="Same district"),
             cll.ElseLevel(),

@@ -15,6 +15,7 @@ Identity rows opened from a submission, the people of the person index and the f
 | ``postcodes`` | every postcode known for the record: its own, or a person's history |
 | ``given_name``, ``family_name`` | upper case, letters, digits, apostrophes and spaces |
 | ``address_line`` | the same; these three only when the input has them |
+| ``fingerprint`` | digest of NHS number, date of birth, postcode, sex (a record sent again) |
 
 A number of the wrong length is kept when it is 9 or 11 digits: one digit dropped or doubled
 is still one edit from the right number.
@@ -110,13 +111,19 @@ def prepare(table: pa.Table, id_column: str) -> pa.Table:
             f"CAST({history} AS VARCHAR[]) AS postcodes",
             *optional,
         ]
+        # Over the prepared values, so spacing or case differences do not change it.
+        fingerprint = (
+            "md5(concat_ws('|', coalesce(nhs_number, ''), coalesce(CAST(birth_date AS VARCHAR), "
+            "''), coalesce(postcode, ''), coalesce(sex, '')))"
+        )
         join = (
             "LEFT JOIN postcode_parts p ON p.raw = CAST(r.postcode AS VARCHAR)"
             if "postcode" in present
             else "LEFT JOIN postcode_parts p ON false"
         )
         return con.sql(
-            f"SELECT {', '.join(columns)} FROM raw_records r {join} ORDER BY r.__row"
+            f"SELECT *, {fingerprint} AS fingerprint FROM (SELECT {', '.join(columns)} "
+            f"FROM raw_records r {join} ORDER BY r.__row)"
         ).to_arrow_table()
     finally:
         con.close()

@@ -79,22 +79,26 @@ class ReviewQueue:
     def count(self) -> int:
         return int(run(self.con, "SELECT count(*) FROM linkage_review")[0][0])
 
-    def record_decision(self, item: dict[str, Any], match: bool, reviewer: str) -> None:
-        """Keep the decision (who, when, which pair); take the item off the queue."""
+    def record_decision(
+        self, item: dict[str, Any], match: bool, reviewer: str, fingerprint: str
+    ) -> None:
+        """Keep the decision (who, when, which record and person); take the item off the
+        queue. ``fingerprint`` identifies the record if its source sends it again."""
         submission_id, ref = item["record_id"].rsplit(":", 1)
         run(
             self.con,
-            "INSERT INTO linkage_decisions VALUES (?, ?, ?, ?, ?, ?)",
-            [submission_id, int(ref), item["candidate"], "match" if match else "not_a_match",
-             reviewer, now()],
+            "INSERT INTO linkage_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [submission_id, int(ref), fingerprint, item["candidate"],
+             "match" if match else "not_a_match", reviewer, now()],
         )  # fmt: skip
         run(self.con, "DELETE FROM linkage_review WHERE id = ?", [item["id"]])
 
-    def rejected(self) -> pa.Table:
-        """``(record_id, person_id)`` pairs a reviewer said are not a match."""
+    def decisions(self, decision: str) -> pa.Table:
+        """``(fingerprint, person_id)`` of every ``match`` or ``not_a_match`` decided."""
         return self.con.sql(
-            f"SELECT {RECORD_ID} AS record_id, candidate AS person_id FROM linkage_decisions "
-            "WHERE decision = 'not_a_match'"
+            "SELECT DISTINCT fingerprint, candidate AS person_id FROM linkage_decisions "
+            "WHERE decision = ?",
+            params=[decision],
         ).to_arrow_table()
 
 

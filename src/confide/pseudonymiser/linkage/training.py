@@ -8,7 +8,8 @@
 - **m** (how often the same person's records fall in each level): expectation maximisation
   over the pairs that share a date of birth, then those that share a postcode (each session
   learns every comparison but the one it was blocked on). A level the data never showed is
-  neutral (m = u) until a later training sees it.
+  neutral (m = u) until a later training sees it, except those ``model.BORROWED_LEVELS``
+  names, which take the parameters of the level they stand for.
 - **The prior** (how likely a record and a person picked at random are the same): counted from
   pairs that agree exactly on NHS number (or, without numbers, on date of birth, sex and
   postcode), divided by the share of records those rules could find. It is kept as the share
@@ -117,6 +118,16 @@ def _settle(settings: dict[str, Any]) -> dict[str, Any]:
     against a match than complete disagreement (the last level), which a small or unusual
     training set can otherwise suggest."""
     prior = float(settings["probability_two_random_records_match"])
+    named = {
+        (c["output_column_name"], lv.get("label_for_charts")): lv
+        for c in settings["comparisons"]
+        for lv in c["comparison_levels"]
+    }
+    for level_name, source in model.BORROWED_LEVELS.items():
+        level = named.get(level_name)
+        if level is not None and not isinstance(level.get("m_probability"), float | int):
+            level["m_probability"] = named[source]["m_probability"]
+            level["u_probability"] = named[source]["u_probability"]
     for comparison in settings["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         for level in levels:
