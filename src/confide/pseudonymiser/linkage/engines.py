@@ -8,6 +8,8 @@ closed: the tables it registers live only as long as it does.
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 class Engine(Protocol):
     name: str
+    dialect: str  # Splink's name for the SQL it speaks
 
     def register(self, table: pa.Table, name: str) -> Any:
         """Hand ``table`` to Splink as the input called ``name``."""
@@ -31,6 +34,7 @@ class DuckDBEngine:
     tables never land in the person index)."""
 
     name = "duckdb"
+    dialect = "duckdb"
 
     def __init__(self, threads: int = 2) -> None:
         from splink import DuckDBAPI
@@ -54,18 +58,26 @@ class SparkEngine:
     in a jar with Splink: it is added to the session here, so any session will do."""
 
     name = "spark"
+    dialect = "spark"
 
     def __init__(self, spark: SparkSession) -> None:
         from splink.backends.spark import SparkAPI, similarity_jar_location
 
         self.spark = spark
+        context = spark.sparkContext
         jar = similarity_jar_location()
-        if jar not in spark.sparkContext.getConf().get("spark.jars", ""):
+        if jar not in context.getConf().get("spark.jars", ""):
             spark.sql(f"ADD JAR '{jar}'")
+        if context.getCheckpointDir() is None:  # Splink writes intermediate tables there
+            scratch = context.getConf().get("spark.local.dir", tempfile.gettempdir())
+            context.setCheckpointDir(tempfile.mkdtemp(prefix="linkage-", dir=scratch))
         self.api = SparkAPI(spark_session=spark, break_lineage_method="parquet")
 
     def register(self, table: pa.Table, name: str) -> Any:
-        return self.api.register(self.spark.createDataFrame(table), dataset_display_name=name)
+        # Spark's temporary views outlive this engine: each job's tables get names of their own.
+        frame = self.spark.createDataFrame(table)
+        unique = f"{name}_{uuid.uuid4().hex[:12]}"
+        return self.api.register(frame, dataset_display_name=name, table_name=unique)
 
     def close(self) -> None:
         self.api.delete_tables_created_by_splink_from_db()

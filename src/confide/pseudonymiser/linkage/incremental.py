@@ -131,7 +131,7 @@ class Linkage:
         self.quality = LinkageQuality(con)
         self._model_path = folder / "linkage" / "model.json"
         self._engine = engine
-        self._train_automatically = train_automatically
+        self.train_automatically = train_automatically
         # Who has chosen to share nothing (given NHS numbers): set by the service.
         self.shares_nothing: ChoiceCheck | None = None
 
@@ -154,7 +154,7 @@ class Linkage:
         current = self.model()
         people = self.people.count()
         grown = current is not None and people >= RETRAIN_GROWTH * int(current.facts["people"])
-        if not self._train_automatically or not (current is None or grown):
+        if not self.train_automatically or not (current is None or grown):
             return current
         if people < MIN_PEOPLE or len(eligible) < MIN_RECORDS or known < KNOWN_SHARE:
             return current

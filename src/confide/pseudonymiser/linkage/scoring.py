@@ -80,7 +80,7 @@ def score(
     what the model needs to know about the rest."""
     if records.num_rows == 0 or people.num_rows == 0:
         return PAIRS.empty_table()
-    settings = trained.settings_for(people_count or people.num_rows)
+    settings = trained.settings_for(people_count or people.num_rows, engine.dialect)
     left, right = engine.register(records, "records"), engine.register(people, "people")
     linker = Linker([left, right], settings, log_level=logging.ERROR)
     weighted = ("birth_date", "postcode", *trained.optional)

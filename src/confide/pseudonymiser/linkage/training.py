@@ -55,8 +55,18 @@ class TrainedModel:
         """The probability that a record and one of ``people`` picked at random match."""
         return min(0.5, max(self.match_share, 1e-9) / max(people, 1))
 
-    def settings_for(self, people: int) -> dict[str, Any]:
-        return {**self.settings, "probability_two_random_records_match": self.prior(people)}
+    def settings_for(self, people: int, dialect: str = "duckdb") -> dict[str, Any]:
+        """The model for scoring against ``people`` on an engine speaking ``dialect``: the
+        comparisons' SQL written afresh for it, with the trained parameters."""
+        fresh = model.settings(self.optional).get_settings(dialect).as_dict()
+        for mine, trained in zip(fresh["comparisons"], self.settings["comparisons"], strict=True):
+            pairs = zip(mine["comparison_levels"], trained["comparison_levels"], strict=True)
+            for level, learned in pairs:
+                if not level.get("is_null_level"):
+                    level["m_probability"] = learned["m_probability"]
+                    level["u_probability"] = learned["u_probability"]
+        fresh["probability_two_random_records_match"] = self.prior(people)
+        return fresh
 
     def to_json(self) -> bytes:
         body = {
