@@ -195,6 +195,16 @@ class Pseudonymiser:
         with self._lock:
             return self.linkage.quality.report()
 
+    def review_items(self, limit: int = 50) -> list[dict]:
+        """The clerical review queue, with identifiers: for the pseudonymiser's reviewers."""
+        with self._lock:
+            return self.linkage.review.items(limit)
+
+    def decide_review(self, item_id: int, match: bool, reviewer: str) -> dict:
+        """A reviewer's decision; a match shows up in ``resolutions`` for the hub."""
+        with self._lock:
+            return self.linkage.decide_review(item_id, match, reviewer)
+
     def pending_linkage_count(self) -> int:
         with self._lock:
             return self.linkage.pending.count()

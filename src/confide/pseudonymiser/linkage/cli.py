@@ -107,7 +107,7 @@ def review_list_cmd(
 
     hub = open_hub(Home.at(home))
     try:
-        items = hub.pseudonymiser.linkage.review.items(limit)
+        items = hub.pseudonymiser.review_items(limit)
     finally:
         close_hub(hub)
 

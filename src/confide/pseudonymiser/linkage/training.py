@@ -7,7 +7,7 @@
   gets ``1 / U_PAIRS``, an upper bound that weakens rather than inflates its evidence.
 - **m** (how often the same person's records fall in each level): expectation maximisation
   over the pairs that share a date of birth, then those that share a postcode (each session
-  learns every comparison but the one it was blocked on). A level the data never showed is
+  learns every comparison but the one it was blocked on; see ``EM_SESSIONS``). A level the data never showed is
   neutral (m = u) until a later training sees it, except those ``model.BORROWED_LEVELS``
   names, which take the parameters of the level they stand for.
 - **The prior** (how likely a record and a person picked at random are the same): counted from
@@ -36,6 +36,9 @@ from confide.pseudonymiser.linkage.engines import Engine
 
 U_PAIRS = 500_000
 EM_PAIRS = 2_000_000
+# EM sessions: the first learns all but date of birth, the second date of birth (on the pairs
+# sharing a postcode or, failing that, an NHS number or a family name).
+EM_SESSIONS = (("birth_date",), ("postcode", "nhs_number", "family_name"))
 SEED = 2026
 # Without NHS numbers, the prior's rule (date of birth, sex, postcode) misses people who moved.
 MOVED_SHARE = 0.1
@@ -157,6 +160,25 @@ def _settle(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def _expectation_maximisation(
+    linker: Linker, inputs: list[Any], plan: tuple[str, ...]
+) -> tuple[Linker, str | None]:
+    """One EM session, blocked on the first column of ``plan`` it can use. Splink stops a
+    session whose data separate matches so cleanly that an m rounds to zero, leaving its
+    model part-way: the model is then taken back to where it was and the next column tried.
+    Returns the linker to go on with and the column used (None if none could be)."""
+    for column in plan:
+        before = linker.misc.save_model_to_json()
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block_on(column), max_pairs=EM_PAIRS
+            )
+            return linker, column
+        except ValueError:
+            linker = Linker(inputs, before, log_level=logging.ERROR)
+    return linker, None
+
+
 def train(engine: Engine, records: pa.Table, people: pa.Table) -> TrainedModel:
     """Estimate every parameter from ``records`` linked against ``people`` (prepared tables)."""
     from confide.pseudonymiser.linkage.records import optional_columns
@@ -170,10 +192,10 @@ def train(engine: Engine, records: pa.Table, people: pa.Table) -> TrainedModel:
         [rule], recall=min(1.0, max(recall, 0.01))
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=SEED)
-    for blocked_on in ("birth_date", "postcode"):
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(blocked_on), max_pairs=EM_PAIRS
-        )
+    sessions = []
+    for plan in EM_SESSIONS:
+        linker, used = _expectation_maximisation(linker, [left, right], plan)
+        sessions.append(used)
     settings = _settle(linker.misc.save_model_to_json())
     prior = float(settings["probability_two_random_records_match"])
     return TrainedModel(
@@ -186,5 +208,6 @@ def train(engine: Engine, records: pa.Table, people: pa.Table) -> TrainedModel:
             "people": people.num_rows,
             "seconds": round(time.perf_counter() - started, 2),
             "engine": engine.name,
+            "em_blocked_on": sessions,
         },
     )
