@@ -7,9 +7,9 @@
   gets ``1 / U_PAIRS``, an upper bound that weakens rather than inflates its evidence.
 - **m** (how often the same person's records fall in each level): expectation maximisation
   over the pairs that share a date of birth, then those that share a postcode (each session
-  learns every comparison but the one it was blocked on; see ``EM_SESSIONS``). A level the data never showed is
-  neutral (m = u) until a later training sees it, except those ``model.BORROWED_LEVELS``
-  names, which take the parameters of the level they stand for.
+  learns every comparison but the one it was blocked on; see ``EM_SESSIONS``). A level the
+  data never showed is neutral (m = u) until a later training sees it, except those
+  ``model.BORROWED_LEVELS`` names, which take the parameters of the level they stand for.
 - **The prior** (how likely a record and a person picked at random are the same): counted from
   pairs that agree exactly on NHS number (or, without numbers, on date of birth, sex and
   postcode), divided by the share of records those rules could find. It is kept as the share
