@@ -189,6 +189,16 @@ def _procedure_text(rng: np.random.Generator, reason: np.ndarray) -> np.ndarray:
     return np.array(texts, dtype=object)[inverse]
 
 
+def hospital_records(
+    rng: np.random.Generator, people: People, count: int, errors: IdentifierErrors
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``count`` hospital records of people drawn at random (outsiders at their share), as a
+    trust would record their identifiers: for linkage benchmarks at any size. Returns each
+    record's person (index into ``people``) and its ``nhs``, ``dob``, ``postcode``."""
+    who = rng.integers(0, len(people), count).astype(np.int64)
+    return who, _recorded_identifiers(rng, people, who, errors)
+
+
 def _transpose(rng: np.random.Generator, digits: np.ndarray, rows: np.ndarray) -> None:
     """Swap two neighbouring, different digits (after the test-range prefix) in ``rows``."""
     for r in np.flatnonzero(rows):
