@@ -189,3 +189,27 @@ def test_a_person_who_shares_nothing_is_never_linked_probabilistically(tmp_path,
         assert p.linkage.pending.count() == statuses.count("unlinked")
     finally:
         p.close()
+
+
+def test_records_that_waited_for_a_model_are_linked_once_one_is_trained(tmp_path, run) -> None:
+    area = run.area
+    p = Pseudonymiser.open(Home.at(tmp_path))
+    try:
+        key = p.public_key()
+        early = area.people.slice(0, 40).set_column(1, "nhs_number", pa.nulls(40, pa.string()))
+        first = p.pseudonymise_submission("RAE", "early", [seal_table(identities(early), key)])
+        assert set(first.column("status").to_pylist()) == {"unlinked"}
+        assert all(
+            "waiting for probabilistic linkage" in r for r in first.column("reason").to_pylist()
+        )
+        p.pseudonymise_submission("B86001", "g", sealed(area.people, key))
+        assert p.linkage.model() is None  # a practice's own people teach the model nothing
+        p.pseudonymise_submission("RR8", "t", sealed(area.hospital, key))
+        assert p.linkage.model() is not None
+        resolved = p.resolutions(0).filter(pc.equal(p.resolutions(0).column("source"), "RAE"))
+        expected = p.pseudonyms_for(area.people.column("nhs_number").to_pylist()[:40])
+        assert resolved.num_rows >= 35
+        for row in resolved.to_pylist():
+            assert row["pseudonym"] == expected[row["ref"]]
+    finally:
+        p.close()

@@ -150,14 +150,15 @@ class Linkage:
 
     def _train_if_due(
         self, ids: pa.Table, submission_id: str, eligible: np.ndarray, known: float
-    ) -> training.TrainedModel | None:
+    ) -> tuple[training.TrainedModel | None, bool]:
+        """(the model to link with, whether it was trained just now)."""
         current = self.model()
         people = self.people.count()
         grown = current is not None and people >= RETRAIN_GROWTH * int(current.facts["people"])
         if not self.train_automatically or not (current is None or grown):
-            return current
+            return current, False
         if people < MIN_PEOPLE or len(eligible) < MIN_RECORDS or known < KNOWN_SHARE:
-            return current
+            return current, False
         rows = records.prepare(_identified(ids, submission_id, eligible), "record_id")
         everyone = records.prepare(self.people.table(), "patient_id")
         engine = self._engine()
@@ -166,7 +167,7 @@ class Linkage:
         finally:
             engine.close()
         self.use_model(trained)
-        return trained
+        return trained, True
 
     # -- linking ------------------------------------------------------------------------------
     def _decide(self, trained: training.TrainedModel, prepared: pa.Table) -> pa.Table:
@@ -228,7 +229,7 @@ class Linkage:
             "pseudonym",
         )
         known = self.people.known_share(seen)
-        trained = self._train_if_due(ids, submission_id, np.flatnonzero(~objector), known)
+        trained, fresh = self._train_if_due(ids, submission_id, np.flatnonzero(~objector), known)
         changed = self.people.observe(seen)
 
         waiting = np.flatnonzero(~linked & ~objector)
@@ -258,8 +259,9 @@ class Linkage:
         )
         if decisions is not None:
             self.review.queue(decisions.filter(pc.equal(decisions.column("band"), "review")))
-        if trained is not None and changed.num_rows:
-            self.resolve_pending(trained, changed, excluding=submission_id)
+        if trained is not None and (fresh or changed.num_rows):
+            # A new model scores every waiting record; otherwise those near what changed.
+            self.resolve_pending(trained, None if fresh else changed, excluding=submission_id)
         self._record_quality(source, submission_id, outcome, linked)
         return outcome
 
@@ -281,16 +283,22 @@ class Linkage:
                 outcome.reason[i] = _reason(outcome.reason[i], d)
 
     def resolve_pending(
-        self, trained: training.TrainedModel, changed: pa.Table, *, excluding: str | None = None
+        self,
+        trained: training.TrainedModel,
+        changed: pa.Table | None,
+        *,
+        excluding: str | None = None,
     ) -> int:
         """Score again the pending records (bar ``excluding``'s) that share a blocking key
-        with anyone in ``changed``; link those now certain. Returns how many were linked."""
+        with anyone in ``changed`` (all of them when None); link those now certain, queue
+        those now possible. Returns how many were linked."""
         waiting = self.pending.records(excluding=excluding)
-        if waiting.num_rows == 0 or changed.num_rows == 0:
+        if waiting.num_rows == 0 or (changed is not None and changed.num_rows == 0):
             return 0
         prepared = records.prepare(waiting, "record_id")
-        touched = records.prepare(self.people.table(changed), "patient_id")
-        prepared = _sharing_a_key(prepared, touched)
+        if changed is not None:
+            touched = records.prepare(self.people.table(changed), "patient_id")
+            prepared = _sharing_a_key(prepared, touched)
         if prepared.num_rows == 0:
             return 0
         decisions = self._decide(trained, prepared)

@@ -26,8 +26,11 @@ from confide.pseudonymiser.linkage.records import ADDRESS_COLUMNS, NAME_COLUMNS
 
 LINK_PROBABILITY = 0.999
 REVIEW_PROBABILITY = 0.5
-# No single comparison outcome is proof on its own: m and u are kept at or above this.
+# No comparison outcome rules a match out on its own: every m is kept at or above this.
 MIN_PROBABILITY = 1e-5
+# And no agreement is taken as certain: every u is kept at or above this (an NHS number is
+# shared by two different people's records only through an error, about this often per pair).
+MIN_CHANCE = 1e-9
 
 HISTORY = "A postcode the person has lived at"
 # A level training may never see (postcode histories grow as sources arrive) borrows the

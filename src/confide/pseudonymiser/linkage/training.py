@@ -15,7 +15,8 @@
   postcode), divided by the share of records those rules could find. It is kept as the share
   of records expected to have a match, so that it follows the size of the person index.
 
-Every m and u is kept at or above ``MIN_PROBABILITY``: no single outcome is proof.
+Every m is kept at or above ``model.MIN_PROBABILITY`` (no outcome rules a match out on its
+own) and every u at or above ``model.MIN_CHANCE`` (no agreement is taken as certain).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def _settle(settings: dict[str, Any]) -> dict[str, Any]:
                 u = (u - prior * m) / (1 - prior)
             if not isinstance(m, float | int):
                 m = u
-            level["u_probability"] = max(float(u), model.MIN_PROBABILITY)
+            level["u_probability"] = max(float(u), model.MIN_CHANCE)
             level["m_probability"] = max(float(m), model.MIN_PROBABILITY)
         disagree = levels[-1]["m_probability"] / levels[-1]["u_probability"]
         for level in levels[:-1]:
