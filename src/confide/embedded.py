@@ -214,12 +214,7 @@ class Installation:
         entries = [
             (
                 "erasure",
-                erasure_body(
-                    secrets[e.nhs_number],
-                    e.change_id,
-                    ["hub.records"],
-                    rows if len(leaving) == 1 else None,
-                ),
+                erasure_body(secrets[e.nhs_number], e.change_id, ["hub.records"]),
             )
             for e in leavers
         ]
