@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def key_hash(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     if not name or any(c.isspace() for c in name) or "+" in name:
         raise CheckpointError(
             "A signing key name must be non-empty, with no spaces and no '+' sign."
@@ -68,27 +69,41 @@ class Verifier:
     @property
     def vkey(self) -> str:
         """The signed-note verifier key string (what auditors pin)."""
-        encoded = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
-        return f"{self.name}+{self.key_hash.hex()}+{encoded}"
+        return vkey_string(self.name, ED25519, self.public_key, self.key_hash)
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
         """Read a ``name+hash+base64`` verifier key, checking its hash matches its key."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise CheckpointError("A verifier key has the form <name>+<key hash>+<key>.")
-        name, hash_hex, encoded = parts
-        _check_name(name)
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            raise CheckpointError("The verifier key is not valid base64.") from None
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise CheckpointError("Only Ed25519 verifier keys (type 0x01) are supported.")
-        verifier = cls(name, raw[1:])
-        if verifier.key_hash.hex() != hash_hex.lower():
-            raise CheckpointError("The verifier key's hash does not match its public key.")
-        return verifier
+        name, public_key = parse_vkey(vkey, ED25519, key_hash)
+        return cls(name, public_key)
+
+
+def parse_vkey(
+    vkey: str, key_type: int, hash_of: Callable[[str, bytes], bytes]
+) -> tuple[str, bytes]:
+    """``(name, Ed25519 public key)`` of a signed-note verifier key of type ``key_type``, whose
+    hash part must equal ``hash_of(name, key)``."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise CheckpointError("A verifier key has the form <name>+<key hash>+<key>.")
+    name, hash_hex, encoded = parts
+    check_name(name)
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise CheckpointError("The verifier key is not valid base64.") from None
+    if len(raw) != 33 or raw[0] != key_type:
+        raise CheckpointError(
+            f"Only Ed25519 verifier keys of type 0x{key_type:02x} are accepted here."
+        )
+    if hash_of(name, raw[1:]).hex() != hash_hex.lower():
+        raise CheckpointError("The verifier key's hash does not match its public key.")
+    return name, raw[1:]
+
+
+def vkey_string(name: str, key_type: int, public_key: bytes, khash: bytes) -> str:
+    """A signed-note verifier key: ``<name>+<key hash hex>+<base64(type || public key)>``."""
+    return f"{name}+{khash.hex()}+{base64.b64encode(bytes([key_type]) + public_key).decode()}"
 
 
 @dataclass(frozen=True)
@@ -168,10 +183,15 @@ def parse(note: str) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
     return Checkpoint(origin, int(size_line), root, note), sigs
 
 
+def signed_text(note: str) -> str:
+    """The text a note's signatures cover: everything before the blank line, plus a newline."""
+    return note.partition("\n\n")[0] + "\n"
+
+
 def verify(note: str, verifier: Verifier) -> Checkpoint:
     """The checkpoint in ``note`` if ``verifier`` signed it; :class:`CheckpointError` if not."""
     checkpoint, sigs = parse(note)
-    text = note.partition("\n\n")[0] + "\n"
+    text = signed_text(note)
     for name, khash, sig in sigs:
         if name != verifier.name or khash != verifier.key_hash:
             continue  # someone else's signature (a witness, say): not ours to judge
@@ -203,7 +223,7 @@ def load_signer(folder: Path) -> Signer:
         origin = os.environ.get("CONFIDE_LEDGER_ORIGIN") or (
             f"confide.local/ledger/{secrets.token_hex(4)}"
         )
-        _check_name(origin)
+        check_name(origin)
         write_secret(origin_path, (origin + "\n").encode())
     if len(seed) != 32:
         raise CheckpointError("The ledger's checkpoint key file is damaged (not 32 bytes).")
