@@ -11,15 +11,14 @@ and the checkpoint carries the cosignatures of the witnesses that have checked i
 # No "from __future__ import annotations": FastAPI reads the annotations at runtime.
 
 import base64
-from collections.abc import Sequence
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from confide.common.errors import ConfideError, NotFound
 from confide.ledger.checkpoint import parse
-from confide.ledger.cosignature import CosignatureVerifier
 from confide.ledger.log import Ledger
+from confide.ledger.witnessing import load_witnesses
 
 MAX_PAGE = 1000
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -115,8 +114,8 @@ def _size(ledger: Ledger, size: int | None) -> int:
     return size
 
 
-def make_router(ledger: Ledger, witnesses: Sequence[CosignatureVerifier] = ()) -> APIRouter:
-    """The ledger's routes, bound to one open :class:`Ledger` and the witnesses it asks."""
+def make_router(ledger: Ledger) -> APIRouter:
+    """The ledger's routes, bound to one open :class:`Ledger`."""
     router = APIRouter(tags=["ledger"])
 
     @router.get("/checkpoint", response_model=CheckpointOut, summary="Latest signed checkpoint")
@@ -136,8 +135,9 @@ def make_router(ledger: Ledger, witnesses: Sequence[CosignatureVerifier] = ()) -
     def get_witnesses(response: Response) -> WitnessesOut:
         """The witnesses this log asks to cosign its checkpoints."""
         response.headers["Cache-Control"] = FRESH
+        listed = [spec.verifier for spec in load_witnesses(ledger.folder)]
         return WitnessesOut(
-            witnesses=[WitnessOut(name=w.name, verifier_key=w.vkey) for w in witnesses]
+            witnesses=[WitnessOut(name=w.name, verifier_key=w.vkey) for w in listed]
         )
 
     @router.get(
