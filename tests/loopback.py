@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,10 +12,18 @@ from typing import Any
 import uvicorn
 
 
+def free_port() -> int:
+    """A loopback port free right now (for a server that must come back at the same URL)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
-def served(app: Any) -> Iterator[str]:
-    """``app`` on a free loopback port until the block ends; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+def served(app: Any, port: int = 0) -> Iterator[str]:
+    """``app`` on a loopback port (a free one by default) until the block ends; yields its
+    base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -261,3 +261,39 @@ def test_http_refusals(api, body: bytes, status: int) -> None:
 
 def test_http_only_post(api) -> None:
     assert api.get("/add-checkpoint").status_code == 405
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_the_witness_commands(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from confide.cli.main import app
+
+    runner = CliRunner()
+    folder = ["--folder", str(tmp_path / "w")]
+
+    def run(*args: str) -> dict:
+        result = runner.invoke(app, ["witness", *args, *folder, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    made = run("init", "--name", "witness.example.org/cli")
+    assert made["name"] == "witness.example.org/cli" and made["logs"] == []
+    assert run("init")["verifier_key"] == made["verifier_key"]  # made once, kept
+    watched = run("trust", "--origin", LOG.name, "--key", LOG.verifier.vkey)
+    assert watched["logs"][0]["origin"] == LOG.name and watched["logs"][0]["cosigned_size"] is None
+    with Witness.open(tmp_path / "w") as w:
+        w.add_checkpoint(_request(0, 20))
+        w.respond(_request(20, 20, _forked(1)))
+    shown = run("show")["logs"][0]
+    assert shown["cosigned_size"] == 20 and shown["evidence"] == 1
+    (kept,) = run("evidence")["evidence"]
+    assert kept["reason"].startswith("split view") and kept["origin"] == LOG.name
+    bad = runner.invoke(
+        app, ["witness", "trust", "--origin", LOG.name, "--key", "nonsense", *folder]
+    )
+    assert bad.exit_code == 2

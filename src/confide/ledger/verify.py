@@ -297,7 +297,11 @@ def _witnessed(note: str, expect: Expectations, found: Findings) -> list[str]:
 
 def _uncovered(total: int, size: int, found: Findings) -> int:
     """Entries stored beyond the latest checkpoint; every append is signed as it commits, so
-    any such entry was written behind the log's back."""
+    any such entry was written behind the log's back. (Fewer is a deletion.)"""
+    if total < size:
+        found.fail(
+            f"The log holds {total} entries but its checkpoint says {size}: entries were deleted."
+        )
     extra = max(0, total - size)
     if extra:
         found.fail(
