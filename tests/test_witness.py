@@ -158,6 +158,16 @@ def test_unsigned_nonsense_leaves_no_evidence(witness) -> None:
     assert witness.store.evidence() == []
 
 
+def test_evidence_is_capped_so_a_log_cannot_fill_the_witnesss_disk(witness, monkeypatch) -> None:
+    from confide.witness import store
+
+    monkeypatch.setattr(store, "MAX_EVIDENCE", 3)
+    witness.add_checkpoint(_request(0, 20))
+    for at in range(6):
+        assert witness.respond(_request(20, 20, _forked(at))).status == 409
+    assert len(witness.store.evidence(LOG.name)) == 3
+
+
 def test_the_witness_remembers_across_restarts_and_keeps_its_key(tmp_path: Path) -> None:
     folder = tmp_path / "w"
     with Witness.open(folder, name="witness.example.org/w1") as w:
