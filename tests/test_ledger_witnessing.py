@@ -230,3 +230,17 @@ def test_the_list_of_witnesses_refuses_nonsense(tmp_path: Path) -> None:
     add_witness(folder, WitnessSpec(key, url="https://w.example"))
     add_witness(folder, WitnessSpec(key, url="https://moved.example"))  # same witness, new place
     assert [s.url for s in load_witnesses(folder)] == ["https://moved.example"]
+
+
+def test_the_transparency_page_names_the_witnesses(tmp_path: Path) -> None:
+    from confide.web.app import create_app
+
+    home = Home.at(tmp_path)
+    keys = _in_process(home)
+    with witnessed(home, Ledger.open(home)) as ledger:
+        _append(ledger, 2)
+        with TestClient(create_app(home, ledger=ledger, secure_cookies=False)) as client:
+            page = client.get("/transparency").text
+    for key in keys:
+        assert key.name in page  # cosigned by
+        assert f"--witness '{key.vkey}'" in page  # in the command to verify
