@@ -33,7 +33,12 @@ POSTGRES_URL = os.environ.get(
 def _body(i: int) -> tuple[str, dict]:
     return (
         "query_run",
-        {"project_id": f"P-{i % 97:04d}", "query_id": f"q-{i}", "query_digest": f"{i:064x}"},
+        {
+            "project_id": f"P-{i % 97:04d}",
+            "query_id": f"q-{i}",
+            "query_digest": f"{i:064x}",
+            "mode": "rounding",
+        },
     )
 
 

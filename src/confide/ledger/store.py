@@ -116,6 +116,8 @@ cosignatures = Table(
     Column("timestamp", BigInteger, nullable=False),  # when the witness cosigned
     Column("line", Text, nullable=False),  # the signature line, as the witness sent it
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the largest size each witness cosigned is one index lookup, however long the log
+    Index("ix_cosignatures_witness", "witness", "key_id", "size"),
 )
 
 _CHUNK = 5000  # rows per INSERT: keeps statements within driver parameter limits

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_cosignatures_size", "cosignatures", ["size"])
+    op.create_index("ix_cosignatures_witness", "cosignatures", ["witness", "key_id", "size"])
 
 
 def downgrade() -> None:
