@@ -38,13 +38,13 @@ from sqlalchemy import create_engine, text
 from confide.common.home import Home
 from confide.ledger import entries as schema
 from confide.ledger.log import Ledger
-from confide.ledger.witnessing import HttpWitness, WitnessLink, Witnessing
+from confide.ledger.witnessing import HttpWitness, Witnessing, WitnessLink
 from confide.witness.api import make_app
 from confide.witness.local import LocalWitness
 from confide.witness.service import Witness
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_rows, save  # noqa: E402
+from common import print_rows, save
 
 POSTGRES_URL = os.environ.get(
     "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
