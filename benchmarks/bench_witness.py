@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
+from common import print_rows, save
 from sqlalchemy import create_engine, text
 
 from confide.common.home import Home
@@ -42,9 +42,6 @@ from confide.ledger.witnessing import HttpWitness, Witnessing, WitnessLink
 from confide.witness.api import make_app
 from confide.witness.local import LocalWitness
 from confide.witness.service import Witness
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_rows, save
 
 POSTGRES_URL = os.environ.get(
     "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

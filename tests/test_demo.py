@@ -122,10 +122,9 @@ def test_two_witnesses_cosign_the_demos_log(flow, tmp_path) -> None:
     for w in witnesses:
         assert (flow["home"] / w["folder"] / "cosigner.key").exists()
     args = [a for w in witnesses for a in ("--witness", w["key"])]
+    state = str(tmp_path / "s.json")
     result = runner.invoke(
-        app,
-        ["ledger", "verify", "--home", str(flow["home"]), "--state", str(tmp_path / "s.json")]
-        + [*args, "--json"],
+        app, ["ledger", "verify", "--home", str(flow["home"]), "--state", state, *args, "--json"]
     )
     assert result.exit_code == 0, result.output
     verified = json.loads(result.stdout)
