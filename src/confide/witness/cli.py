@@ -7,12 +7,15 @@ machine, with its own folder (``--folder``, default ``<home>/witness``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.home import Home
+
+if TYPE_CHECKING:
+    from confide.witness.service import Witness
 
 witness_app = typer.Typer(
     help="A witness: checks that a log only ever grows, and cosigns its checkpoints.",
@@ -29,13 +32,13 @@ FolderOption = Annotated[
 ]
 
 
-def _open(folder: Path | None, home: Path | None, name: str | None = None):
+def _open(folder: Path | None, home: Path | None, name: str | None = None) -> Witness:
     from confide.witness.service import Witness
 
     return Witness.open(folder or Home.at(home).party("witness"), name)
 
 
-def _summary(witness) -> dict:
+def _summary(witness: Witness) -> dict[str, Any]:
     logs = []
     for origin, keys in witness.store.origins().items():
         latest = witness.store.latest(origin)
@@ -99,7 +102,9 @@ def trust_cmd(
 
 @witness_app.command("show")
 @handle_errors
-def show_cmd(folder: FolderOption = None, home: HomeOption = None, as_json: JsonOption = False):
+def show_cmd(
+    folder: FolderOption = None, home: HomeOption = None, as_json: JsonOption = False
+) -> None:
     """The witness's key, the logs it watches and the latest size it cosigned of each."""
     with _open(folder, home) as witness:
         result = _summary(witness)

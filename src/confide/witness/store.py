@@ -178,4 +178,7 @@ class WitnessStore:
         if origin is not None:
             query = query.where(evidence.c.origin == origin)
         with self.engine.connect() as conn:
-            return [Evidence(*row) for row in conn.execute(query)]
+            return [
+                Evidence(row.origin, row.reason, row.request, row.received_at)
+                for row in conn.execute(query)
+            ]
