@@ -14,26 +14,23 @@ median and 95th percentile latency of one append:
   kept (the embedded deployment and the demo);
 - two witnesses over HTTP on loopback: the same through ``POST /add-checkpoint``.
 
-PostgreSQL is taken from ``$CONFIDE_TEST_POSTGRES_URL`` (default: the local test server) in a
-throwaway schema set; witnesses always keep their own SQLite state.
+PostgreSQL is taken from ``$CONFIDE_TEST_POSTGRES_URL`` (default: the local test server) in
+throwaway schemas; witnesses always keep their own SQLite state.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
-from common import print_rows, save
-from sqlalchemy import create_engine, text
+from common import operational_store, print_rows, save
 
 from confide.common.home import Home
 from confide.ledger import entries as schema
@@ -43,9 +40,6 @@ from confide.witness.api import make_app
 from confide.witness.local import LocalWitness
 from confide.witness.service import Witness
 
-POSTGRES_URL = os.environ.get(
-    "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 BODY = ("refusal", {"subject": "query", "ref": "q-1", "reason": "Too small to release."})
 
 
@@ -94,42 +88,33 @@ def _unsigned(ledger: Ledger) -> Callable[[], object]:
 
 
 def run(backend: str, appends: int) -> dict[str, list[float]]:
-    prefix = f"bench{uuid.uuid4().hex[:8]}_"
-    if backend == "postgresql":
-        os.environ["CONFIDE_DATABASE_URL"] = POSTGRES_URL
-        os.environ["CONFIDE_DATABASE_SCHEMA_PREFIX"] = prefix
-    else:
-        os.environ.pop("CONFIDE_DATABASE_URL", None)
     results: dict[str, list[float]] = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp, Ledger.open(Home.at(tmp)) as ledger:
-            ledger.append(*BODY)  # warm up: migrations, connections
-            results["baseline: no checkpoint"] = _times(_unsigned(ledger), appends)
-            results["signed checkpoint"] = _times(lambda: ledger.append(*BODY), appends)
-            ws = _witnesses(Path(tmp) / "local", ledger)
-            links = [WitnessLink(w.verifier, LocalWitness(w), "local") for w in ws]
+    with (
+        operational_store(backend),
+        tempfile.TemporaryDirectory() as tmp,
+        Ledger.open(Home.at(tmp)) as ledger,
+    ):
+        ledger.append(*BODY)  # warm up: migrations, connections
+        results["baseline: no checkpoint"] = _times(_unsigned(ledger), appends)
+        results["signed checkpoint"] = _times(lambda: ledger.append(*BODY), appends)
+        ws = _witnesses(Path(tmp) / "local", ledger)
+        links = [WitnessLink(w.verifier, LocalWitness(w), "local") for w in ws]
+        ledger.witnessing = Witnessing(ledger, links)
+        ledger.append(*BODY)
+        results["+ 2 witnesses in-process"] = _times(lambda: ledger.append(*BODY), appends)
+        http_ws = _witnesses(Path(tmp) / "http", ledger)
+        with _served(http_ws[0]) as url1, _served(http_ws[1]) as url2:
+            links = [
+                WitnessLink(w.verifier, HttpWitness(url), url)
+                for w, url in zip(http_ws, (url1, url2), strict=True)
+            ]
             ledger.witnessing = Witnessing(ledger, links)
             ledger.append(*BODY)
-            results["+ 2 witnesses in-process"] = _times(lambda: ledger.append(*BODY), appends)
-            http_ws = _witnesses(Path(tmp) / "http", ledger)
-            with _served(http_ws[0]) as url1, _served(http_ws[1]) as url2:
-                links = [
-                    WitnessLink(w.verifier, HttpWitness(url), url)
-                    for w, url in zip(http_ws, (url1, url2), strict=True)
-                ]
-                ledger.witnessing = Witnessing(ledger, links)
-                ledger.append(*BODY)
-                results["+ 2 witnesses over HTTP"] = _times(lambda: ledger.append(*BODY), appends)
-                ledger.witnessing.close()
-                ledger.witnessing = None
-            for w in ws + http_ws:
-                w.close()
-    finally:
-        if backend == "postgresql":
-            engine = create_engine(POSTGRES_URL)
-            with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}ledger" CASCADE'))
-            engine.dispose()
+            results["+ 2 witnesses over HTTP"] = _times(lambda: ledger.append(*BODY), appends)
+            ledger.witnessing.close()
+            ledger.witnessing = None
+        for w in ws + http_ws:
+            w.close()
     return results
 
 

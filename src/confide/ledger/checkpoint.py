@@ -23,9 +23,9 @@ import binascii
 import hashlib
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Self
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -43,9 +43,10 @@ class CheckpointError(InvalidInput):
     """A checkpoint that is malformed or whose signature does not verify."""
 
 
-def key_hash(name: str, public_key: bytes) -> bytes:
-    """The 4-byte key hash that names an Ed25519 key in signature lines."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
+def key_hash(name: str, public_key: bytes, key_type: int = ED25519) -> bytes:
+    """The 4-byte key hash (key ID) that names a key in signature lines:
+    ``SHA-256(name || 0x0A || type || public key)[:4]``."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([key_type]) + public_key).digest()[:4]
 
 
 def check_name(name: str) -> None:
@@ -57,53 +58,43 @@ def check_name(name: str) -> None:
 
 @dataclass(frozen=True)
 class Verifier:
-    """A public key that checks signature lines for one key name."""
+    """A public key that checks signature lines for one key name (signed-note type 0x01:
+    the log's own signature; subclasses for other types)."""
 
+    KEY_TYPE: ClassVar[int] = ED25519
     name: str
     public_key: bytes
 
     @property
     def key_hash(self) -> bytes:
-        return key_hash(self.name, self.public_key)
+        return key_hash(self.name, self.public_key, self.KEY_TYPE)
 
     @property
     def vkey(self) -> str:
         """The signed-note verifier key string (what auditors pin)."""
-        return vkey_string(self.name, ED25519, self.public_key, self.key_hash)
+        encoded = base64.b64encode(bytes([self.KEY_TYPE]) + self.public_key).decode()
+        return f"{self.name}+{self.key_hash.hex()}+{encoded}"
 
     @classmethod
-    def parse(cls, vkey: str) -> Verifier:
-        """Read a ``name+hash+base64`` verifier key, checking its hash matches its key."""
-        name, public_key = parse_vkey(vkey, ED25519, key_hash)
-        return cls(name, public_key)
-
-
-def parse_vkey(
-    vkey: str, key_type: int, hash_of: Callable[[str, bytes], bytes]
-) -> tuple[str, bytes]:
-    """``(name, Ed25519 public key)`` of a signed-note verifier key of type ``key_type``, whose
-    hash part must equal ``hash_of(name, key)``."""
-    parts = vkey.strip().split("+", 2)
-    if len(parts) != 3:
-        raise CheckpointError("A verifier key has the form <name>+<key hash>+<key>.")
-    name, hash_hex, encoded = parts
-    check_name(name)
-    try:
-        raw = base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        raise CheckpointError("The verifier key is not valid base64.") from None
-    if len(raw) != 33 or raw[0] != key_type:
-        raise CheckpointError(
-            f"Only Ed25519 verifier keys of type 0x{key_type:02x} are accepted here."
-        )
-    if hash_of(name, raw[1:]).hex() != hash_hex.lower():
-        raise CheckpointError("The verifier key's hash does not match its public key.")
-    return name, raw[1:]
-
-
-def vkey_string(name: str, key_type: int, public_key: bytes, khash: bytes) -> str:
-    """A signed-note verifier key: ``<name>+<key hash hex>+<base64(type || public key)>``."""
-    return f"{name}+{khash.hex()}+{base64.b64encode(bytes([key_type]) + public_key).decode()}"
+    def parse(cls, vkey: str) -> Self:
+        """Read a ``name+hash+base64`` verifier key of this type, checking its hash matches."""
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3:
+            raise CheckpointError("A verifier key has the form <name>+<key hash>+<key>.")
+        name, hash_hex, encoded = parts
+        check_name(name)
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise CheckpointError("The verifier key is not valid base64.") from None
+        if len(raw) != 33 or raw[0] != cls.KEY_TYPE:
+            raise CheckpointError(
+                f"Only Ed25519 verifier keys of type 0x{cls.KEY_TYPE:02x} are accepted here."
+            )
+        verifier = cls(name, raw[1:])
+        if verifier.key_hash.hex() != hash_hex.lower():
+            raise CheckpointError("The verifier key's hash does not match its public key.")
+        return verifier
 
 
 @dataclass(frozen=True)

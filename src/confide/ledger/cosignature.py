@@ -20,10 +20,10 @@ auditors all use this one module, so the three can never disagree on the format.
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -38,7 +38,7 @@ MAX_TIMESTAMP = 2**63 - 1
 
 def key_id(name: str, public_key: bytes) -> bytes:
     """The 4-byte key ID of an Ed25519 cosigner key."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_V1]) + public_key).digest()[:4]
+    return cp.key_hash(name, public_key, COSIGNATURE_V1)
 
 
 def signed_message(note: str, timestamp: int) -> bytes:
@@ -56,25 +56,14 @@ class Cosignature:
 
 
 @dataclass(frozen=True)
-class CosignatureVerifier:
+class CosignatureVerifier(cp.Verifier):
     """A witness's public key: checks that witness's cosignatures and ignores everyone else's."""
 
-    name: str
-    public_key: bytes
+    KEY_TYPE: ClassVar[int] = COSIGNATURE_V1
 
     @property
     def key_id(self) -> bytes:
-        return key_id(self.name, self.public_key)
-
-    @property
-    def vkey(self) -> str:
-        return cp.vkey_string(self.name, COSIGNATURE_V1, self.public_key, self.key_id)
-
-    @classmethod
-    def parse(cls, vkey: str) -> CosignatureVerifier:
-        """Read a witness's verifier key (type 0x04), checking its key ID matches its key."""
-        name, public_key = cp.parse_vkey(vkey, COSIGNATURE_V1, key_id)
-        return cls(name, public_key)
+        return self.key_hash
 
     def find(self, note: str, now: float | None = None) -> Cosignature | None:
         """This witness's cosignature on ``note``: None when it has none; a
