@@ -244,3 +244,18 @@ def test_the_transparency_page_names_the_witnesses(tmp_path: Path) -> None:
     for key in keys:
         assert key.name in page  # cosigned by
         assert f"--witness '{key.vkey}'" in page  # in the command to verify
+
+
+def test_a_missing_witness_folder_is_reported_never_replaced(tmp_path: Path, caplog) -> None:
+    """A listed in-process witness whose folder is gone is skipped and logged: a new witness
+    with a new key is never made in its place."""
+    import shutil
+
+    home = Home.at(tmp_path)
+    _in_process(home)
+    shutil.rmtree(home.root / "witnesses" / "w1")
+    with witnessed(home, Ledger.open(home)) as ledger:
+        _append(ledger, 1)
+        assert [link.verifier.name for link in ledger.witnessing.links] == ["witness.example/w2"]
+    assert not (home.root / "witnesses" / "w1").exists()
+    assert "cannot be opened" in caplog.text

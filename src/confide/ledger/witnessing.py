@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from confide.common.errors import InvalidInput
+from confide.common.errors import ConfideError, InvalidInput
 from confide.common.secrets import write_secret
 from confide.ledger import checkpoint as cp
 from confide.ledger.add_checkpoint import AddCheckpoint, WitnessReply
@@ -191,7 +191,11 @@ class Witnessing:
             if spec.url is not None:
                 links.append(WitnessLink(spec.verifier, HttpWitness(spec.url), spec.where))
             elif local is not None and spec.folder is not None:
-                transport = local(home_root / spec.folder)
+                try:
+                    transport = local(home_root / spec.folder)
+                except ConfideError as exc:  # the log goes on; that witness is missed
+                    log.error("Witness %s cannot be opened: %s", spec.verifier.name, exc.message)
+                    continue
                 links.append(WitnessLink(spec.verifier, transport, spec.where))
         return cls(ledger, links) if links else None
 

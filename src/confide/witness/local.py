@@ -20,7 +20,8 @@ class LocalWitness:
 
     @classmethod
     def open(cls, folder: Path) -> LocalWitness:
-        return cls(Witness.open(folder))
+        """The witness already made in ``folder`` (never a new one in its place)."""
+        return cls(Witness.open(folder, create=False))
 
     def add_checkpoint(self, request: bytes) -> WitnessReply:
         return self.witness.respond(request)

@@ -28,7 +28,7 @@ from confide.ledger.add_checkpoint import (
     WitnessReply,
 )
 from confide.ledger.cosignature import CosignatureVerifier, CosignerKey
-from confide.witness.keys import load_cosigner
+from confide.witness.keys import KEY_FILE, load_cosigner
 from confide.witness.store import Latest, WitnessStore
 
 
@@ -57,8 +57,14 @@ class Witness:
         self.key = key
 
     @classmethod
-    def open(cls, folder: Path, name: str | None = None) -> Witness:
-        """The witness whose state is ``folder`` (made, with a new key, on first use)."""
+    def open(cls, folder: Path, name: str | None = None, *, create: bool = True) -> Witness:
+        """The witness whose state is ``folder``: made, with a new key, on first use unless
+        ``create`` is false (then a folder with no witness in it is an error)."""
+        if not create and not (folder / KEY_FILE).exists():
+            raise InvalidInput(
+                "There is no witness in that folder.",
+                hint="Make one with 'confide witness init --folder ...'.",
+            )
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return cls(WitnessStore(folder), load_cosigner(folder, name))
 
