@@ -195,25 +195,7 @@ def verify(
             f"The entries do not reproduce the signed root at size {head.size}: an entry was "
             "edited, deleted, reordered or inserted."
         )
-    for size, root in seen:
-        if size == head.size and root != head.root:
-            found.fail(
-                f"Split view: this log showed a checkpoint of {size} entries with another root "
-                "before. Two histories of the same size are signed; at most one is real."
-            )
-        elif size in roots and roots[size] != root:
-            found.fail(
-                f"History rewritten: the checkpoint seen before at size {size} does not match "
-                "the log's entries now."
-            )
-        try:
-            proof = source.consistency(size, head.size)
-            merkle.verify_consistency(size, head.size, root, head.root, proof)
-        except (merkle.ProofError, ConfideError) as exc:
-            found.fail(
-                f"No valid consistency proof from the checkpoint seen at size {size} to the "
-                f"latest at {head.size} ({exc}): the history was rewritten."
-            )
+    _check_seen(source, head, seen, roots, found)
     for size, root in stored:
         if size in roots and roots[size] != root:
             found.fail(f"The log's own checkpoint at size {size} no longer matches its entries.")
@@ -242,6 +224,36 @@ def verify(
     if state_path is not None:
         save_state(state_path, state)
     return result
+
+
+def _check_seen(
+    source: Source,
+    head: cp.Checkpoint,
+    seen: list[tuple[int, bytes]],
+    roots: dict[int, bytes],
+    found: Findings,
+) -> None:
+    """Every checkpoint seen before must still be the log's tree at its size, and the log must
+    prove the latest extends it."""
+    for size, root in seen:
+        if size == head.size and root != head.root:
+            found.fail(
+                f"Split view: this log showed a checkpoint of {size} entries with another root "
+                "before. Two histories of the same size are signed; at most one is real."
+            )
+        elif size in roots and roots[size] != root:
+            found.fail(
+                f"History rewritten: the checkpoint seen before at size {size} does not match "
+                "the log's entries now."
+            )
+        try:
+            proof = source.consistency(size, head.size)
+            merkle.verify_consistency(size, head.size, root, head.root, proof)
+        except (merkle.ProofError, ConfideError) as exc:
+            found.fail(
+                f"No valid consistency proof from the checkpoint seen at size {size} to the "
+                f"latest at {head.size} ({exc}): the history was rewritten."
+            )
 
 
 def _pinned_identity(
