@@ -106,7 +106,7 @@ def test_operators_see_quality_per_source(flow) -> None:
     )
     assert result.exit_code == 0, result.output
     sources = {s["source"]: s for s in json.loads(result.stdout)["sources"]}
-    trusts = [s for code, s in sources.items() if code.startswith("R")]
+    trusts = [sources[p.parent.name] for p in flow["area"].glob("R*/patients.csv")]
     assert trusts and all(s["linkage_rate"] > 0.95 for s in trusts)
     assert sum(s["linked_later"] for s in trusts) > 0
     assert all(s["estimated_false_match_rate"] < 0.01 for s in trusts)
@@ -125,25 +125,62 @@ def test_the_model_command_shows_the_learned_weights(flow) -> None:
     assert exact["weight"] > 10
 
 
+def _possible_matches(flow: dict) -> list[dict]:
+    """Two records of a real patient of the area that the model can only call possible: a
+    mistyped NHS number and an address it has never seen; sent to the pseudonymiser."""
+    import pyarrow as pa
+    from linkage_world import identities
+
+    from confide.common.sealing import seal_table
+
+    path = next(flow["area"].glob("B*/patients.csv"))
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:2]
+    crafted = [
+        {"patient_id": r["patient_id"], "nhs_number": r["nhs_number"][:5]
+         + str((int(r["nhs_number"][5]) + 3) % 10) + r["nhs_number"][6:],
+         "birth_date": r["birth_date"], "sex": r["sex"], "postcode": "YO1 7HH"}
+        for r in rows
+    ]  # fmt: skip
+    with Installation.open(Home.at(flow["home"])) as parties:
+        key = parties.pseudonymiser.public_key()
+        batch = seal_table(identities(pa.Table.from_pylist(crafted)), key)
+        parties.pseudonymiser.pseudonymise_submission("RXX", "s-crafted", [batch])
+    return rows
+
+
 def test_the_review_queue_shows_identifiers_only_to_reviewers_and_decides(flow) -> None:
     home = str(flow["home"])
+    people = _possible_matches(flow)
     listed = runner.invoke(app, ["pseudonymiser", "review", "list", "--home", home, "--json"])
     assert listed.exit_code == 0, listed.output
-    items = json.loads(listed.stdout)["items"]
+    items = [i for i in json.loads(listed.stdout)["items"] if i["source"] == "RXX"]
+    assert len(items) == 2
+    for item, person in zip(sorted(items, key=lambda i: i["record_id"]), people, strict=True):
+        # Reviewers see both records' identifiers side by side.
+        assert item["record_birth_date"] == item["candidate_birth_date"] == person["birth_date"]
+        assert item["candidate_nhs_number"] == person["nhs_number"]
+        assert 0.5 <= item["probability"] < 0.999
+    human = runner.invoke(app, ["pseudonymiser", "review", "list", "--home", home])
+    assert human.exit_code == 0 and people[0]["nhs_number"] in human.stdout
     bad = runner.invoke(app, ["pseudonymiser", "review", "decide", "999999", "--match",
                               "--reviewer", "ann", "--home", home])  # fmt: skip
     assert bad.exit_code == 3 and "no review item" in bad.output
     unsure = runner.invoke(app, ["pseudonymiser", "review", "decide", "1", "--reviewer", "ann",
                                  "--home", home])  # fmt: skip
     assert unsure.exit_code == 2 and "--match or --not-a-match" in unsure.output
-    assert items, "this area has possible matches for review"
-    item = items[0]
-    assert item["record_birth_date"] and item["candidate_birth_date"]
-    decided = runner.invoke(app, ["pseudonymiser", "review", "decide", str(item["id"]),
-                                  "--not-a-match", "--reviewer", "ann", "--home", home,
-                                  "--json"])  # fmt: skip
-    assert decided.exit_code == 0, decided.output
-    assert json.loads(decided.stdout)["decision"] == "not_a_match"
+    first, second = sorted(items, key=lambda i: i["record_id"])
+    for item, choice in ((first, "--match"), (second, "--not-a-match")):
+        decided = runner.invoke(app, ["pseudonymiser", "review", "decide", str(item["id"]),
+                                      choice, "--reviewer", "ann", "--home", home,
+                                      "--json"])  # fmt: skip
+        assert decided.exit_code == 0, decided.output
+    with Installation.open(Home.at(flow["home"])) as parties:
+        resolved = parties.pseudonymiser.resolutions(0).to_pylist()
+        left = [i for i in parties.pseudonymiser.review_items() if i["source"] == "RXX"]
+    mine = [r for r in resolved if r["source"] == "RXX"]
+    assert [(r["pseudonym"], r["linked_by"]) for r in mine] == [(first["candidate"], "review")]
+    assert left == []
 
 
 def test_the_demo_summary_and_the_transparency_page_show_linkage_quality(flow, tmp_path) -> None:
