@@ -88,3 +88,24 @@ def with_values(table: pa.Table, row: int, **values: str | None) -> pa.Table:
     one = table.slice(row, 1).to_pylist()[0]
     one.update(values)
     return pa.Table.from_pylist([one], schema=table.schema)
+
+
+def unsure_variants(row: dict) -> list[dict]:
+    """Copies of a person's record with errors that leave the model between sure and unsure,
+    of several kinds (so that some land in the review band whatever the trained weights).
+    ``row`` needs a birth date whose day is 12 or less and differs from its month."""
+    number = row["nhs_number"]
+    mistyped = number[:5] + str((int(number[5]) + 3) % 10) + number[6:]
+    year, month, day = row["birth_date"].split("-")
+    typo = f"{year}-{month}-{int(day) + 1 if int(day) < 9 else int(day) - 1:02d}"
+    district = row["postcode"].split(" ")[0]
+    return [
+        {**row, "nhs_number": mistyped, "sex": None, "postcode": "YO1 7HH"},
+        {**row, "nhs_number": None, "birth_date": f"{year}-{day}-{month}"},
+        {**row, "nhs_number": None, "birth_date": typo},
+        {**row, "nhs_number": mistyped, "postcode": f"{district} 9ZZ"},
+    ]
+
+
+def swappable(birth_date: str) -> bool:
+    return int(birth_date[8:]) <= 12 and birth_date[5:7] != birth_date[8:]

@@ -130,30 +130,15 @@ def _possible_matches(flow: dict) -> dict[str, dict]:
     unsure (several kinds, so that some land in the review band whatever the trained weights);
     sent to the pseudonymiser. Returns each patient's row by their NHS number."""
     import pyarrow as pa
-    from linkage_world import identities
+    from linkage_world import identities, swappable, unsure_variants
 
     from confide.common.sealing import seal_table
 
     path = next(flow["area"].glob("B*/patients.csv"))
     with path.open(newline="") as fh:
-        rows = [
-            r for r in csv.DictReader(fh)
-            if int(r["birth_date"][8:]) <= 12 and r["birth_date"][5:7] != r["birth_date"][8:]
-        ][:6]  # fmt: skip
-
-    def variants(r: dict) -> list[dict]:
-        number = r["nhs_number"][:5] + str((int(r["nhs_number"][5]) + 3) % 10) + r["nhs_number"][6:]
-        swapped = f"{r['birth_date'][:4]}-{r['birth_date'][8:]}-{r['birth_date'][5:7]}"
-        base = {"nhs_number": number, "birth_date": r["birth_date"], "sex": r["sex"],
-                "postcode": r["postcode"]}  # fmt: skip
-        return [
-            {**base, "postcode": "YO1 7HH"},
-            {**base, "postcode": "YO1 7HH", "sex": None},
-            {**base, "nhs_number": None, "birth_date": swapped},
-            {**base, "birth_date": swapped, "postcode": "YO1 7HH", "sex": None},
-        ]
-
-    crafted = [v for r in rows for v in variants(r)]
+        rows = [r for r in csv.DictReader(fh) if swappable(r["birth_date"])][:6]
+    columns = ("patient_id", "nhs_number", "birth_date", "sex", "postcode")
+    crafted = [{c: v[c] for c in columns} for r in rows for v in unsure_variants(r)]
     with Installation.open(Home.at(flow["home"])) as parties:
         key = parties.pseudonymiser.public_key()
         batch = seal_table(identities(pa.Table.from_pylist(crafted)), key)

@@ -13,7 +13,7 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from linkage_world import Area, identities, make_area, sealed
+from linkage_world import Area, identities, make_area, sealed, swappable, unsure_variants
 
 from confide.common.home import Home
 from confide.common.sealing import seal_table
@@ -136,21 +136,9 @@ def test_nothing_identifying_leaves_in_answers_reasons_or_quality(run) -> None:
 
 
 def _unsure(area: Area) -> pa.Table:
-    """Records the model can only call possible, of several kinds (so that some land in the
-    review band whatever the trained weights): no NHS number and day and month of birth
-    swapped; or a mistyped NHS number, no sex and an address never seen."""
-    rows = [
-        row
-        for row in area.people.to_pylist()
-        if int(row["birth_date"][8:]) <= 12 and row["birth_date"][5:7] != row["birth_date"][8:]
-    ][:6]
-    crafted = []
-    for row in rows:
-        y, m, d = row["birth_date"].split("-")
-        number = row["nhs_number"]
-        crafted.append({**row, "nhs_number": None, "birth_date": f"{y}-{d}-{m}"})
-        crafted.append({**row, "nhs_number": number[:5] + str((int(number[5]) + 3) % 10)
-                        + number[6:], "sex": None, "postcode": "YO1 7HH"})  # fmt: skip
+    """Possible matches of six people of the area (see ``unsure_variants``)."""
+    rows = [row for row in area.people.to_pylist() if swappable(row["birth_date"])][:6]
+    crafted = [v for row in rows for v in unsure_variants(row)]
     return pa.Table.from_pylist(crafted, schema=area.people.schema)
 
 
