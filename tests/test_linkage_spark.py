@@ -39,3 +39,16 @@ def test_spark_and_duckdb_link_every_record_to_the_same_person(spark) -> None:
     for s, d in zip(on_spark, on_duckdb, strict=True):
         assert (s["person_id"], s["band"]) == (d["person_id"], d["band"])
         assert s["probability"] == pytest.approx(d["probability"], abs=1e-6)
+
+
+def test_linkage_leaves_nothing_behind_in_a_shared_session(spark) -> None:
+    area = make_area(150, seed=61)
+    linked = link_tables(area.hospital, area.people)
+    before = {t.name for t in spark.catalog.listTables() if t.isTemporary}
+    engine = SparkEngine(spark)
+    try:
+        mine = records.prepare(area.hospital, "patient_id")
+        scoring.score(engine, linked.trained, mine, records.prepare(area.people, "patient_id"))
+    finally:
+        engine.close()
+    assert {t.name for t in spark.catalog.listTables() if t.isTemporary} == before

@@ -72,6 +72,10 @@ class SparkEngine:
             scratch = context.getConf().get("spark.local.dir", tempfile.gettempdir())
             context.setCheckpointDir(tempfile.mkdtemp(prefix="linkage-", dir=scratch))
         self.api = SparkAPI(spark_session=spark, break_lineage_method="parquet")
+        self._views_before = self._temporary_views()
+
+    def _temporary_views(self) -> set[str]:
+        return {t.name for t in self.spark.catalog.listTables() if t.isTemporary}
 
     def register(self, table: pa.Table, name: str) -> Any:
         # Spark's temporary views outlive this engine: each job's tables get names of their own.
@@ -80,4 +84,8 @@ class SparkEngine:
         return self.api.register(frame, dataset_display_name=name, table_name=unique)
 
     def close(self) -> None:
+        """Drop every view this job made: the session is shared (the TRE's queries must see
+        only their own project views)."""
         self.api.delete_tables_created_by_splink_from_db()
+        for name in self._temporary_views() - self._views_before:
+            self.spark.catalog.dropTempView(name)
