@@ -1,0 +1,214 @@
+"""Differencing: hold an output whose cells differ from already released ones by a few people.
+
+Two released cells whose people differ by one person reveal that person's contribution by
+subtraction, whatever each cell's own checks said. The cell-key method makes that subtraction
+noisy; this check stops the attack from being repeated until the noise averages out. For every
+released cell (and each measure's set of contributors) the TRE keeps a *sketch* of who
+contributed: an invertible Bloom lookup table of 36 buckets, each holding a count, the XOR of
+the contributors' 60-bit sketch ids and the XOR of their check values (computed in SQL by
+:mod:`confide.tre.aggregation`; ids are keyed hashes only the TRE can compute, so a sketch says
+nothing outside it). Subtracting two sketches leaves exactly the people in one set and not the
+other; *peeling* it recovers them when they are few. A new output with any cell whose set
+differs from a cell of the same output, or of an earlier release of the project, by at least one
+and fewer than the threshold people goes to the two output checkers with the overlaps listed.
+Identical sets (a repeated query) are not a difference: the cell-key method gives them the same
+answer.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from confide.tre.aggregation import BUCKETS
+from confide.tre.cellkey import buckets_of, check_of
+
+MAX_PEELED = 64
+
+
+@dataclass(frozen=True)
+class CellSketch:
+    """The sketch of one released set: where it was released and its buckets."""
+
+    release: str  # release or query id ("" for the output being checked)
+    cell: str  # a readable cell name: measure and keys
+    people: int
+    counts: np.ndarray  # int64[BUCKETS]
+    ids: np.ndarray  # int64[BUCKETS]
+    checks: np.ndarray  # int64[BUCKETS]
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Two released sets that differ by ``people`` (1 to threshold - 1) people."""
+
+    cell: str
+    other_release: str
+    other_cell: str
+    people: int
+
+    def describe(self) -> str:
+        where = f"release {self.other_release}" if self.other_release else "this output"
+        return (
+            f"{self.cell} differs from {self.other_cell} of {where} by {self.people} "
+            f"{'person' if self.people == 1 else 'people'}"
+        )
+
+
+def sketches_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    names: Sequence[str],
+    describe: Mapping[tuple[Any, ...], tuple[str, int]],
+    dims: int,
+) -> list[CellSketch]:
+    """Assemble sketches from the aggregation's sketch rows. ``names``: the sketched sets
+    (``""`` for a cell's people, else a measure's name), in the order of the SQL's columns;
+    ``describe``: (level, keys, set name) -> (cell name, people) for the released sets only."""
+    built: dict[tuple[Any, ...], list[np.ndarray]] = {}
+    for row in rows:
+        level = int(row["__level"])
+        keys = tuple(row.get(f"__d{i}") for i in range(dims))
+        bucket = int(row["__bucket"])
+        for index, name in enumerate(names):
+            key = (level, keys, name)
+            if key not in describe:
+                continue
+            arrays = built.setdefault(key, [np.zeros(BUCKETS, np.int64) for _ in range(3)])
+            arrays[0][bucket] = int(row[f"__c{index}"] or 0)
+            arrays[1][bucket] = int(row[f"__x{index}"] or 0)
+            arrays[2][bucket] = int(row[f"__h{index}"] or 0)
+    return [
+        CellSketch("", describe[key][0], describe[key][1], *arrays) for key, arrays in built.items()
+    ]
+
+
+def difference(a: CellSketch, b: CellSketch) -> int | None:
+    """How many people are in exactly one of the two sets, when few enough to recover; None
+    when the difference is too large to decode (many people)."""
+    counts = a.counts - b.counts
+    ids = a.ids ^ b.ids
+    checks = a.checks ^ b.checks
+    return _peel(counts.copy(), ids.copy(), checks.copy())
+
+
+def _peel(counts: np.ndarray, ids: np.ndarray, checks: np.ndarray) -> int | None:
+    found = 0
+    progress = True
+    while progress and found <= MAX_PEELED:
+        progress = False
+        for bucket in np.flatnonzero((counts == 1) | (counts == -1)):
+            sid = int(ids[bucket])
+            if counts[bucket] not in (1, -1) or sid <= 0 or check_of(sid) != int(checks[bucket]):
+                continue
+            places = buckets_of(sid)
+            if bucket not in places:
+                continue
+            sign = int(counts[bucket])
+            for place in places:
+                counts[place] -= sign
+                ids[place] ^= sid
+                checks[place] ^= check_of(sid)
+            found += 1
+            progress = True
+    if counts.any() or ids.any() or checks.any():
+        return None
+    return found
+
+
+def find_overlaps(
+    new: Sequence[CellSketch], earlier: Sequence[CellSketch], threshold: int
+) -> list[Overlap]:
+    """Every pair (new, new) and (new, earlier) whose sets differ by 1 to threshold - 1."""
+    overlaps: list[Overlap] = []
+    if not new:
+        return overlaps
+    candidates = list(earlier) + list(new)
+    if not candidates:
+        return overlaps
+    people = np.array([c.people for c in candidates])
+    for i, sketch in enumerate(new):
+        near = np.flatnonzero(np.abs(people - sketch.people) < threshold)
+        for index in near:
+            other = candidates[index]
+            own = index >= len(earlier)
+            if own and index - len(earlier) <= i:
+                continue  # each pair within the new output once, never a set with itself
+            if _too_different(sketch, other, threshold):
+                continue
+            size = difference(sketch, other)
+            if size is not None and 0 < size < threshold:
+                overlaps.append(Overlap(sketch.cell, other.release, other.cell, size))
+    return overlaps
+
+
+def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
+    """A cheap bound: each differing person touches 3 buckets, so more than 3(T - 1) nonzero
+    buckets in the difference means at least T people differ."""
+    busy = np.count_nonzero((a.counts != b.counts) | (a.ids != b.ids))
+    return busy > 3 * (threshold - 1)
+
+
+class SketchStore:
+    """Released cells' sketches, one Parquet file per release under the TRE's private folder
+    (``<tre>/sketches/<project>/<release>.parquet``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _project(self, project_id: str) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in project_id)[:80]
+        return self.folder / safe
+
+    def load(self, project_id: str) -> list[CellSketch]:
+        folder = self._project(project_id)
+        if not folder.exists():
+            return []
+        out: list[CellSketch] = []
+        for path in sorted(folder.glob("*.parquet")):
+            table = pq.read_table(path)
+            for row in table.to_pylist():
+                out.append(
+                    CellSketch(
+                        row["release"],
+                        row["cell"],
+                        int(row["people"]),
+                        np.array(row["counts"], np.int64),
+                        np.array(row["ids"], np.int64),
+                        np.array(row["checks"], np.int64),
+                    )
+                )
+        return out
+
+    def path(self, project_id: str, release_id: str) -> Path:
+        folder = self._project(project_id)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder / f"{release_id}.parquet"
+
+    def save(self, project_id: str, release_id: str, sketches: Sequence[CellSketch]) -> None:
+        """Keep a release's sketches, so later outputs are checked against it."""
+        self.write(self.path(project_id, release_id), release_id, sketches)
+
+    @staticmethod
+    def write(path: Path, release_id: str, sketches: Sequence[CellSketch]) -> None:
+        """Write sketches to ``path`` atomically (a held output's wait in the pending folder)."""
+        table = pa.table(
+            {
+                "release": [release_id] * len(sketches),
+                "cell": [s.cell for s in sketches],
+                "people": [s.people for s in sketches],
+                "counts": [s.counts.tolist() for s in sketches],
+                "ids": [s.ids.tolist() for s in sketches],
+                "checks": [s.checks.tolist() for s in sketches],
+            }
+        )
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
