@@ -10,12 +10,12 @@ from collections import defaultdict
 import duckdb
 import pyarrow as pa
 import pytest
+from confide.tre.rewrite import CountingPlan, OutputColumn, plan_contributors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confide.tre.disclosure import PRESETS, OutputStatus, check_output, round_to, rules_for
 from confide.tre.guard import check_query
-from confide.tre.rewrite import CountingPlan, OutputColumn, plan_contributors
 from confide.tre.runner import Limits, check_and_run
 
 ALLOWED = {

@@ -15,9 +15,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from confide.tre.rewrite import plan_contributors
 
 from confide.tre.guard import check_query, transpile
-from confide.tre.rewrite import plan_contributors
 
 ALLOWED = {
     "patients": {"patient_id", "sex", "birth_year"},

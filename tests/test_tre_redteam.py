@@ -5,9 +5,9 @@ ordinary cohort queries are accepted (and transpile to Spark SQL)."""
 from __future__ import annotations
 
 import pytest
+from confide.tre.rewrite import plan_contributors
 
 from confide.tre.guard import QueryRefused, check_query, transpile
-from confide.tre.rewrite import plan_contributors
 
 # A project's views: the record store tables with pseudonym replaced by patient_id.
 ALLOWED: dict[str, set[str]] = {

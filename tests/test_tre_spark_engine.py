@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from confide.tre.rewrite import plan_contributors
 from tre_world import TreWorld, build
 
 from confide.access.model import LegalBasis, ProjectGrant, Purpose, RecipientKind
@@ -33,7 +34,6 @@ from confide.access.seed import PEOPLE
 from confide.tre.dp import DpOptions, plan_dp
 from confide.tre.exclusions import OUTPUT_FORMS
 from confide.tre.guard import check_query
-from confide.tre.rewrite import plan_contributors
 from confide.tre.runner import Limits, QueryLimitExceeded, lock_down, run_checked
 from confide.tre.spark_engine import SparkQueryFailed, _Watchdog, conform, run_on_spark
 from confide.tre.spark_session import SparkUnavailable, find_java_home, java_version
