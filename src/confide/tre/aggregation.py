@@ -264,10 +264,13 @@ def _cells_sql(definition: QueryDefinition, window: int) -> str:
 
 
 def sketch_sets(definition: QueryDefinition) -> list[tuple[str, str | None]]:
-    """The contributor sets sketched per cell: the cell's people (``""``) and each measure
-    whose contributors are a subset of them, with the condition that selects them."""
+    """The contributor sets sketched per cell: the cell's people (``""``) and each count or
+    sum measure whose contributors are a subset of them, with the condition that selects
+    them (means and quantiles are not sums of their people: see ``differencing``)."""
     sets: list[tuple[str, str | None]] = [("", None)]
     for j, measure in enumerate(definition.measures):
+        if measure.kind not in (MeasureKind.COUNT, MeasureKind.SUM):
+            continue
         condition = _contributes(j, measure)
         if condition is not None:
             sets.append((measure.name, condition))

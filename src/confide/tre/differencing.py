@@ -9,10 +9,17 @@ the contributors' 60-bit sketch ids and the XOR of their check values (computed 
 :mod:`confide.tre.aggregation`; ids are keyed hashes only the TRE can compute, so a sketch says
 nothing outside it). Subtracting two sketches leaves exactly the people in one set and not the
 other; *peeling* it recovers them when they are few. A new output with any cell whose set
-differs from a cell of the same output, or of an earlier release of the project, by at least one
-and fewer than the threshold people goes to the two output checkers with the overlaps listed.
-Identical sets (a repeated query) are not a difference: the cell-key method gives them the same
-answer.
+differs from a cell of the same output, or of an earlier release of the project, by fewer than
+the threshold people goes to the two output checkers with the overlaps listed.
+
+Identical sets count too, unless both cells are *the same cell*: the same population, the same
+measure and the same keys (a repeated query, or a margin asked again). Otherwise the hold
+itself would answer a question: a query built to differ from an earlier one by one person if a
+fact is true, and by nobody if it is false, would be held in one case and released in the
+other. Held either way, it tells the researcher nothing.
+
+Sketched sets: each cell's people, and each count or sum measure's contributors. Means and
+quantiles are not sums of their people, so they cannot be differenced that way.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class CellSketch:
     release: str  # release or query id ("" for the output being checked)
     cell: str  # a readable cell name: measure and keys
     people: int
+    identity: str  # the cell as defined: population, measure, level and keys (a digest)
     counts: np.ndarray  # int64[BUCKETS]
     ids: np.ndarray  # int64[BUCKETS]
     checks: np.ndarray  # int64[BUCKETS]
@@ -57,6 +65,8 @@ class Overlap:
 
     def describe(self) -> str:
         where = f"release {self.other_release}" if self.other_release else "this output"
+        if self.people == 0:
+            return f"{self.cell} has exactly the people of {self.other_cell} of {where}"
         return (
             f"{self.cell} differs from {self.other_cell} of {where} by {self.people} "
             f"{'person' if self.people == 1 else 'people'}"
@@ -66,12 +76,13 @@ class Overlap:
 def sketches_from_rows(
     rows: Iterable[Mapping[str, Any]],
     names: Sequence[str],
-    describe: Mapping[tuple[Any, ...], tuple[str, int]],
+    describe: Mapping[tuple[Any, ...], tuple[str, int, str]],
     dims: int,
 ) -> list[CellSketch]:
     """Assemble sketches from the aggregation's sketch rows. ``names``: the sketched sets
     (``""`` for a cell's people, else a measure's name), in the order of the SQL's columns;
-    ``describe``: (level, keys, set name) -> (cell name, people) for the released sets only."""
+    ``describe``: (level, keys, set name) -> (cell name, people, identity) for the released
+    sets only."""
     built: dict[tuple[Any, ...], list[np.ndarray]] = {}
     for row in rows:
         level = int(row["__level"])
@@ -85,9 +96,7 @@ def sketches_from_rows(
             arrays[0][bucket] = int(row[f"__c{index}"] or 0)
             arrays[1][bucket] = int(row[f"__x{index}"] or 0)
             arrays[2][bucket] = int(row[f"__h{index}"] or 0)
-    return [
-        CellSketch("", describe[key][0], describe[key][1], *arrays) for key, arrays in built.items()
-    ]
+    return [CellSketch("", *describe[key], *arrays) for key, arrays in built.items()]
 
 
 def difference(a: CellSketch, b: CellSketch) -> int | None:
@@ -144,8 +153,11 @@ def find_overlaps(
             if _too_different(sketch, other, threshold):
                 continue
             size = difference(sketch, other)
-            if size is not None and 0 < size < threshold:
-                overlaps.append(Overlap(sketch.cell, other.release, other.cell, size))
+            if size is None or size >= threshold:
+                continue
+            if size == 0 and sketch.identity == other.identity:
+                continue  # the same cell asked again: the same answer, nothing new
+            overlaps.append(Overlap(sketch.cell, other.release, other.cell, size))
     return overlaps
 
 
@@ -180,6 +192,7 @@ class SketchStore:
                         row["release"],
                         row["cell"],
                         int(row["people"]),
+                        str(row.get("identity") or ""),
                         np.array(row["counts"], np.int64),
                         np.array(row["ids"], np.int64),
                         np.array(row["checks"], np.int64),
@@ -204,6 +217,7 @@ class SketchStore:
                 "release": [release_id] * len(sketches),
                 "cell": [s.cell for s in sketches],
                 "people": [s.people for s in sketches],
+                "identity": [s.identity for s in sketches],
                 "counts": [s.counts.tolist() for s in sketches],
                 "ids": [s.ids.tolist() for s in sketches],
                 "checks": [s.checks.tolist() for s in sketches],
