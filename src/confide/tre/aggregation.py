@@ -13,8 +13,9 @@ definition's dimensions and measures it builds, in one generator for every engin
     keeps at most ``contributions`` cells.
 ``cells``
     per cell: people, their key sum, and per measure its contributors, their key sum, the
-    clamped sum, the sum of absolute values and the two largest (for dominance rules), and for
-    quantiles the mean of the k values nearest the quantile's rank.
+    clamped sum, the sum of absolute values and the two largest (for dominance rules), the sum
+    of squares, least and greatest (for the spread rule), and for quantiles the mean of the k
+    values nearest the quantile's rank.
 ``sketches``
     per cell, measure and bucket: the count, XOR of ids and XOR of checks of the contributors
     (an invertible Bloom lookup table, read by :mod:`confide.tre.differencing`).
@@ -232,11 +233,18 @@ def _cells_sql(definition: QueryDefinition, window: int) -> str:
             f"row_number() OVER (PARTITION BY {partition} ORDER BY abs(__v{j}) DESC NULLS LAST)"
             f" AS __r{j}"
         )
+        ranked.append(f"min(__v{j}) OVER (PARTITION BY {partition}) AS __wlo{j}")
+        ranked.append(f"max(__v{j}) OVER (PARTITION BY {partition}) AS __whi{j}")
         aggregates += [
             f"sum(__v{j}) AS __s{j}",
             f"sum(abs(__v{j})) AS __a{j}",
             f"max(abs(__v{j})) FILTER (WHERE __r{j} = 1) AS __t1_{j}",
             f"max(abs(__v{j})) FILTER (WHERE __r{j} = 2) AS __t2_{j}",
+            f"sum(__v{j} * __v{j}) AS __ss{j}",
+            f"min(__v{j}) AS __lo{j}",
+            f"max(__v{j}) AS __hi{j}",
+            f"count(*) FILTER (WHERE __v{j} = __wlo{j}) AS __nlo{j}",
+            f"count(*) FILTER (WHERE __v{j} = __whi{j}) AS __nhi{j}",
         ]
         if measure.kind is MeasureKind.QUANTILE:
             assert measure.q is not None

@@ -9,10 +9,15 @@ a number the researcher computed. The rules, in order:
    removed with its keys, unless every key of it was declared before the query ran (bands or a
    domain): then the row stays, with every measure suppressed, so a declared row's presence
    says nothing.
-2. **Per measure.** A measure with fewer contributors than the threshold is suppressed. A value
+2. **Per measure.** A measure with fewer contributors than the threshold is suppressed (an
+   empty one too: when a query isolates a person, "nobody" is a fact about them). A value
    measure is also suppressed when a few people dominate it: the p% rule (the total minus the
-   two largest contributions is less than p-ratio times the largest) and the nk rule (the n
-   largest exceed k of the total).
+   two largest contributions is less than p-ratio times the largest), the nk rule (the n
+   largest exceed k of the total), and the spread rule (one person's squared distance from
+   the cell's mean is more than half of all of them, or everyone has the same value: a
+   query that gives everyone else a known constant learns the one value that is not; and a
+   value with two levels, such as a 0/1 flag, needs the threshold of people at each level,
+   since its mean counts them).
 3. **Secondary suppression** (with totals): along every line of the table and its margin, a
    line with exactly one suppressed cell gets a second (its smallest other cell), so no
    suppressed cell can be recovered by subtraction.
@@ -122,7 +127,11 @@ def protect(
     for row in kept:
         _primary(row, plan.measures, rules)
     if len(plan.levels) > 1:
-        _secondary(kept, plan)
+        removed = [r for r in rows if not (r.declared or r.people >= rules.threshold)]
+        for row in removed:  # not shown at all: hidden in every line they belong to
+            for measure in plan.measures:
+                row.suppressed[measure.name] = "row not shown"
+        _secondary(kept + removed, plan)
     return _output(plan, kept, rules)
 
 
@@ -241,6 +250,32 @@ def _dominance(stats: Mapping[str, Any], j: int, rules: RuleSet) -> str | None:
     top = largest + (second if n >= 2 else 0.0)
     if top > k * total:
         return f"nk rule: the {n} largest contributions are more than {k:g} of the total"
+    return _spread(stats, j, rules)
+
+
+def _spread(stats: Mapping[str, Any], j: int, rules: RuleSet) -> str | None:
+    """The spread rule: one person must not carry most of a cell's variation."""
+    people = int(stats.get(f"__n{j}") or 0)
+    low, high = stats.get(f"__lo{j}"), stats.get(f"__hi{j}")
+    if people == 0 or low is None or high is None:
+        return None
+    low, high = float(low), float(high)
+    if high == low:
+        return "every contributor has the same value, which the output would reveal"
+    at_low, at_high = int(stats.get(f"__nlo{j}") or 0), int(stats.get(f"__nhi{j}") or 0)
+    if at_low + at_high == people and min(at_low, at_high) < rules.threshold:
+        return (
+            f"the values take two levels and fewer than {rules.threshold} people hold one of "
+            "them: the output would count them"
+        )
+    mean = float(stats[f"__s{j}"]) / people
+    squares = max(0.0, float(stats[f"__ss{j}"]) - people * mean * mean)
+    furthest = max((high - mean) ** 2, (low - mean) ** 2)
+    if squares <= 0 or furthest > rules.spread_share * squares:
+        return (
+            "spread rule: one person's value is most of the variation in this cell, so the "
+            "others' values could give it away"
+        )
     return None
 
 
@@ -270,8 +305,8 @@ def _secondary(rows: list[_Row], plan: AggregationPlan) -> None:
             for measure in plan.measures:
                 if measure.kind is MeasureKind.QUANTILE:
                     continue  # not additive: a margin's quantile gives no cell's away
-                hidden = [r for r in line if measure.name in r.suppressed and r.people > 0]
-                shown = [r for r in line if measure.name not in r.suppressed and r.people > 0]
+                hidden = [r for r in line if measure.name in r.suppressed]
+                shown = [r for r in line if measure.name not in r.suppressed]
                 if len(hidden) != 1 or not shown:
                     continue
                 smallest = min(shown, key=lambda r: r.people)

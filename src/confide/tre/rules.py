@@ -27,8 +27,10 @@ class RuleSet:
     ``nk``: (n, k): suppressed when the ``n`` largest contributions exceed ``k`` of the total;
     ``rounding``: counts are rounded to this base after perturbation (None: not rounded);
     ``value_noise``: a value measure's perturbation is at most this fraction of its bounds'
-    width; ``zeros_disclosive``: whether an empty cell is suppressed like a small one (ACRO
-    says no: nobody is described by it) or released as 0."""
+    width; ``zeros_disclosive``: whether an empty cell is suppressed like a small one (ACRO's
+    default says no, but a population query can isolate one person, and then "nobody" is a
+    fact about them: both presets say yes); ``spread_share``: the spread rule's limit on one
+    person's share of a cell's squared deviations."""
 
     name: str
     summary: str
@@ -38,6 +40,7 @@ class RuleSet:
     rounding: int | None
     value_noise: float
     zeros_disclosive: bool
+    spread_share: float = 0.5
     counts: CountPerturbation = DEFAULT_COUNTS
 
     @property
@@ -64,8 +67,8 @@ RULE_SETS: dict[str, RuleSet] = {
             p_ratio=0.1,
             nk=(2, 0.9),
             rounding=None,
-            value_noise=0.25,
-            zeros_disclosive=False,
+            value_noise=1.0,
+            zeros_disclosive=True,
         ),
         RuleSet(
             name="opensafely",
@@ -75,7 +78,7 @@ RULE_SETS: dict[str, RuleSet] = {
             p_ratio=0.1,
             nk=(2, 0.9),
             rounding=5,
-            value_noise=0.25,
+            value_noise=1.0,
             zeros_disclosive=True,
         ),
     )
@@ -95,16 +98,18 @@ def rule_set(name: str) -> RuleSet:
 def rules_table() -> str:
     """The rule sets as a Markdown table (docs/researchers.md embeds it; a test checks it)."""
     lines = [
-        "| rule set | fewest people per cell | p-ratio | nk rule | counts rounded to "
+        "| rule set | fewest people per cell | p-ratio | nk rule | spread share "
+        "| counts rounded to "
         "| empty cells | count perturbation | value perturbation "
         "| one person changes a count by at most |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in RULE_SETS.values():
         n, k = r.nk
         lines.append(
             f"| `{r.name}`{' (default)' if r.name == DEFAULT_RULES else ''} | {r.threshold} "
-            f"| {r.p_ratio:g} | ({n}, {k:g}) | {r.rounding or 'not rounded'} "
+            f"| {r.p_ratio:g} | ({n}, {k:g}) | {r.spread_share:g} "
+            f"| {r.rounding or 'not rounded'} "
             f"| {'suppressed' if r.zeros_disclosive else 'shown as 0'} "
             f"| ±{r.counts.max} (variance {r.counts.variance:.2g}) "
             f"| ±{r.value_noise:g} × width of the bounds | {r.count_bound:g} |"
