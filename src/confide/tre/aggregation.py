@@ -50,7 +50,7 @@ class AggregationPlan:
 
     keyed: str  # the SELECT whose rows become the __keyed relation
     cells: str  # over __keyed: one row per cell (and level)
-    sketches: str  # over __keyed: one row per cell, level and bucket
+    sketches: str | None  # over __keyed: one row per cell, level and bucket (None: nothing)
     dimensions: tuple[Dimension, ...]
     measures: tuple[Measure, ...]
     levels: tuple[int, ...]  # bit i set: dimension i is kept at that level
@@ -94,7 +94,7 @@ def plan_aggregation(
     return AggregationPlan(
         keyed=_render(keyed, dialect, stage_one),
         cells=_render(cells, dialect, None),
-        sketches=_render(sketches, dialect, None),
+        sketches=_render(sketches, dialect, None) if sketches else None,
         dimensions=dims,
         measures=definition.measures,
         levels=levels,
@@ -272,20 +272,23 @@ def _cells_sql(definition: QueryDefinition, window: int) -> str:
 
 
 def sketch_sets(definition: QueryDefinition) -> list[tuple[str, str | None]]:
-    """The contributor sets sketched per cell: the cell's people (``""``) and each count or
-    sum measure whose contributors are a subset of them, with the condition that selects
-    them (means and quantiles are not sums of their people: see ``differencing``)."""
-    sets: list[tuple[str, str | None]] = [("", None)]
+    """The contributor sets sketched per cell: the people counted by each count measure (the
+    cell's people, ``""``, for a plain count) and the contributors of each sum, with the
+    condition that selects them. Means and quantiles are not sums of their people, so they
+    cannot be differenced by subtraction (see ``differencing``)."""
+    sets: list[tuple[str, str | None]] = []
     for j, measure in enumerate(definition.measures):
-        if measure.kind not in (MeasureKind.COUNT, MeasureKind.SUM):
-            continue
-        condition = _contributes(j, measure)
-        if condition is not None:
-            sets.append((measure.name, condition))
+        if measure.kind is MeasureKind.COUNT and measure.column is None:
+            if ("", None) not in sets:
+                sets.append(("", None))
+        elif measure.kind in (MeasureKind.COUNT, MeasureKind.SUM):
+            sets.append((measure.name, _contributes(j, measure)))
     return sets
 
 
-def _sketches_sql(definition: QueryDefinition) -> str:
+def _sketches_sql(definition: QueryDefinition) -> str | None:
+    if not sketch_sets(definition):
+        return None  # nothing this output releases can be differenced by subtraction
     keys = _cell_keys(definition)
     aggregates = []
     for index, (_, condition) in enumerate(sketch_sets(definition)):

@@ -18,8 +18,10 @@ itself would answer a question: a query built to differ from an earlier one by o
 fact is true, and by nobody if it is false, would be held in one case and released in the
 other. Held either way, it tells the researcher nothing.
 
-Sketched sets: each cell's people, and each count or sum measure's contributors. Means and
-quantiles are not sums of their people, so they cannot be differenced that way.
+Sketched sets: the people of each released count, and the contributors of each released sum;
+only like is compared with like (a count with a count, a sum of one value with a sum of the
+same value). Means and quantiles are not sums of their people, so they cannot be differenced
+by subtraction.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class CellSketch:
     cell: str  # a readable cell name: measure and keys
     people: int
     identity: str  # the cell as defined: population, measure, level and keys (a digest)
+    kind: str  # what is released of the set: "count", or "sum <expression>"
     counts: np.ndarray  # int64[BUCKETS]
     ids: np.ndarray  # int64[BUCKETS]
     checks: np.ndarray  # int64[BUCKETS]
@@ -76,13 +79,13 @@ class Overlap:
 def sketches_from_rows(
     rows: Iterable[Mapping[str, Any]],
     names: Sequence[str],
-    describe: Mapping[tuple[Any, ...], tuple[str, int, str]],
+    describe: Mapping[tuple[Any, ...], tuple[str, int, str, str]],
     dims: int,
 ) -> list[CellSketch]:
     """Assemble sketches from the aggregation's sketch rows. ``names``: the sketched sets
     (``""`` for a cell's people, else a measure's name), in the order of the SQL's columns;
-    ``describe``: (level, keys, set name) -> (cell name, people, identity) for the released
-    sets only."""
+    ``describe``: (level, keys, set name) -> (cell name, people, identity, kind) for the
+    released sets only."""
     built: dict[tuple[Any, ...], list[np.ndarray]] = {}
     for row in rows:
         level = int(row["__level"])
@@ -135,7 +138,9 @@ def _peel(counts: np.ndarray, ids: np.ndarray, checks: np.ndarray) -> int | None
 def find_overlaps(
     new: Sequence[CellSketch], earlier: Sequence[CellSketch], threshold: int
 ) -> list[Overlap]:
-    """Every pair (new, new) and (new, earlier) whose sets differ by 1 to threshold - 1."""
+    """Every pair (new, new) and (new, earlier) of the same kind (counts with counts, sums of
+    one value with sums of it) whose sets differ by fewer than the threshold, unless they are
+    the same cell asked again."""
     overlaps: list[Overlap] = []
     if not new:
         return overlaps
@@ -150,6 +155,8 @@ def find_overlaps(
             own = index >= len(earlier)
             if own and index - len(earlier) <= i:
                 continue  # each pair within the new output once, never a set with itself
+            if other.kind != sketch.kind:
+                continue  # a count cannot be subtracted from a sum
             if _too_different(sketch, other, threshold):
                 continue
             size = difference(sketch, other)
@@ -193,6 +200,7 @@ class SketchStore:
                         row["cell"],
                         int(row["people"]),
                         str(row.get("identity") or ""),
+                        str(row.get("kind") or "count"),
                         np.array(row["counts"], np.int64),
                         np.array(row["ids"], np.int64),
                         np.array(row["checks"], np.int64),
@@ -218,6 +226,7 @@ class SketchStore:
                 "cell": [s.cell for s in sketches],
                 "people": [s.people for s in sketches],
                 "identity": [s.identity for s in sketches],
+                "kind": [s.kind for s in sketches],
                 "counts": [s.counts.tolist() for s in sketches],
                 "ids": [s.ids.tolist() for s in sketches],
                 "checks": [s.checks.tolist() for s in sketches],

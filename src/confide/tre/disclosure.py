@@ -13,11 +13,11 @@ a number the researcher computed. The rules, in order:
    empty one too: when a query isolates a person, "nobody" is a fact about them). A value
    measure is also suppressed when a few people dominate it: the p% rule (the total minus the
    two largest contributions is less than p-ratio times the largest), the nk rule (the n
-   largest exceed k of the total), and the spread rule (one person's squared distance from
-   the cell's mean is more than half of all of them, or everyone has the same value: a
-   query that gives everyone else a known constant learns the one value that is not; and a
-   value with two levels, such as a 0/1 flag, needs the threshold of people at each level,
-   since its mean counts them).
+   largest exceed k of the total), and the spread rules: leaving out whoever is furthest from
+   the mean, the others must still vary (a query that gives everyone else a known constant
+   would learn the one value that is not, so such a cell is suppressed whatever that value
+   is); and a value with two levels, such as a 0/1 flag, needs the threshold of people at each
+   level, since its mean counts them.
 3. **Secondary suppression** (with totals): along every line of the table and its margin, a
    line with exactly one suppressed cell gets a second (its smallest other cell), so no
    suppressed cell can be recovered by subtraction.
@@ -230,40 +230,44 @@ def _primary(row: _Row, measures: Sequence[Measure], rules: RuleSet) -> None:
             row.suppressed[measure.name] = f"fewer than {rules.threshold} people contribute"
             continue
         if measure.is_value:
-            why = _dominance(row.stats, j, rules)
+            why = _dominance(row.stats, j, measure, rules)
             if why:
                 row.suppressed[measure.name] = why
 
 
-def _dominance(stats: Mapping[str, Any], j: int, rules: RuleSet) -> str | None:
+def _dominance(stats: Mapping[str, Any], j: int, measure: Measure, rules: RuleSet) -> str | None:
+    """ACRO's dominance rules on the contributions' sizes, then the spread rules."""
     total = float(stats.get(f"__a{j}") or 0.0)
     largest = float(stats.get(f"__t1_{j}") or 0.0)
     second = float(stats.get(f"__t2_{j}") or 0.0)
-    if total <= 0:
-        return None
-    if total - largest - second < rules.p_ratio * largest:
-        return (
-            f"p% rule: the others' contributions are less than {rules.p_ratio:g} of the "
-            "largest, so the second largest could estimate it closely"
-        )
-    n, k = rules.nk
-    top = largest + (second if n >= 2 else 0.0)
-    if top > k * total:
-        return f"nk rule: the {n} largest contributions are more than {k:g} of the total"
-    return _spread(stats, j, rules)
+    if total > 0:
+        if total - largest - second < rules.p_ratio * largest:
+            return (
+                f"p% rule: the others' contributions are less than {rules.p_ratio:g} of the "
+                "largest, so the second largest could estimate it closely"
+            )
+        n, k = rules.nk
+        top = largest + (second if n >= 2 else 0.0)
+        if top > k * total:
+            return f"nk rule: the {n} largest contributions are more than {k:g} of the total"
+    return _spread(stats, j, measure, rules)
 
 
-def _spread(stats: Mapping[str, Any], j: int, rules: RuleSet) -> str | None:
-    """The spread rule: one person must not carry most of a cell's variation."""
+def _spread(stats: Mapping[str, Any], j: int, measure: Measure, rules: RuleSet) -> str | None:
+    """The spread rules: the others in a cell must hide any one person's value.
+
+    Whoever is furthest from the cell's mean is left out, and the rest must still vary
+    (squared deviations of at least ``spread_floor`` x the bounds' width squared): if they
+    barely vary (everyone else given a known constant, say), the output would give the one
+    value away, whatever it is, so the cell is suppressed whatever that value is. A value with
+    two levels (a 0/1 flag) also needs the threshold of people at each level."""
     people = int(stats.get(f"__n{j}") or 0)
     low, high = stats.get(f"__lo{j}"), stats.get(f"__hi{j}")
-    if people == 0 or low is None or high is None:
-        return None
+    if people < 2 or low is None or high is None:
+        return "too few people vary"
     low, high = float(low), float(high)
-    if high == low:
-        return "every contributor has the same value, which the output would reveal"
     at_low, at_high = int(stats.get(f"__nlo{j}") or 0), int(stats.get(f"__nhi{j}") or 0)
-    if at_low + at_high == people and min(at_low, at_high) < rules.threshold:
+    if low != high and at_low + at_high == people and min(at_low, at_high) < rules.threshold:
         return (
             f"the values take two levels and fewer than {rules.threshold} people hold one of "
             "them: the output would count them"
@@ -271,10 +275,11 @@ def _spread(stats: Mapping[str, Any], j: int, rules: RuleSet) -> str | None:
     mean = float(stats[f"__s{j}"]) / people
     squares = max(0.0, float(stats[f"__ss{j}"]) - people * mean * mean)
     furthest = max((high - mean) ** 2, (low - mean) ** 2)
-    if squares <= 0 or furthest > rules.spread_share * squares:
+    rest = squares - people / (people - 1) * furthest  # without the furthest person
+    if rest < rules.spread_floor * measure.width**2:
         return (
-            "spread rule: one person's value is most of the variation in this cell, so the "
-            "others' values could give it away"
+            "spread rule: the others' values vary too little to hide any one person's value "
+            "(with these bounds)"
         )
     return None
 

@@ -122,6 +122,15 @@ def _refuse_shapes(tree: exp.Expression) -> None:
             raise NotPersonLevel(f"{node.name} is not allowed in population queries")
         if isinstance(node, exp.Pad):
             raise NotPersonLevel("lpad and rpad are not allowed in population queries")
+        if isinstance(node, exp.Tuple) and not isinstance(node.parent, exp.In):
+            raise NotPersonLevel(
+                "row values ((a, b, ...)) are not allowed outside IN lists: output each "
+                "column on its own"
+            )
+        if isinstance(node, exp.Struct | exp.Array) or (
+            isinstance(node, exp.Anonymous) and str(node.name).lower() in ("row", "struct_pack")
+        ):
+            raise NotPersonLevel("structs, lists and row values are not allowed as values")
 
 
 # -- the analysis ---------------------------------------------------------------------------------

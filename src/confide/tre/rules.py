@@ -29,8 +29,9 @@ class RuleSet:
     ``value_noise``: a value measure's perturbation is at most this fraction of its bounds'
     width; ``zeros_disclosive``: whether an empty cell is suppressed like a small one (ACRO's
     default says no, but a population query can isolate one person, and then "nobody" is a
-    fact about them: both presets say yes); ``spread_share``: the spread rule's limit on one
-    person's share of a cell's squared deviations."""
+    fact about them: both presets say yes); ``spread_floor``: the spread rule's least total
+    of squared deviations of a cell's values without its furthest person, as a share of the
+    bounds' width squared."""
 
     name: str
     summary: str
@@ -40,7 +41,7 @@ class RuleSet:
     rounding: int | None
     value_noise: float
     zeros_disclosive: bool
-    spread_share: float = 0.5
+    spread_floor: float = 0.25
     counts: CountPerturbation = DEFAULT_COUNTS
 
     @property
@@ -98,7 +99,7 @@ def rule_set(name: str) -> RuleSet:
 def rules_table() -> str:
     """The rule sets as a Markdown table (docs/researchers.md embeds it; a test checks it)."""
     lines = [
-        "| rule set | fewest people per cell | p-ratio | nk rule | spread share "
+        "| rule set | fewest people per cell | p-ratio | nk rule | spread floor "
         "| counts rounded to "
         "| empty cells | count perturbation | value perturbation "
         "| one person changes a count by at most |",
@@ -108,7 +109,7 @@ def rules_table() -> str:
         n, k = r.nk
         lines.append(
             f"| `{r.name}`{' (default)' if r.name == DEFAULT_RULES else ''} | {r.threshold} "
-            f"| {r.p_ratio:g} | ({n}, {k:g}) | {r.spread_share:g} "
+            f"| {r.p_ratio:g} | ({n}, {k:g}) | {r.spread_floor:g} × width² "
             f"| {r.rounding or 'not rounded'} "
             f"| {'suppressed' if r.zeros_disclosive else 'shown as 0'} "
             f"| ±{r.counts.max} (variance {r.counts.variance:.2g}) "

@@ -76,7 +76,9 @@ def run_aggregation(
         con.execute(f"CREATE OR REPLACE TEMP TABLE {KEYED} AS {plan.keyed}")
         cells = _fetch(con, plan.cells, limits.max_rows, limits)
         sketch_rows = (
-            _fetch(con, plan.sketches, limits.max_rows * BUCKETS, limits) if sketches else None
+            _fetch(con, plan.sketches, limits.max_rows * BUCKETS, limits)
+            if sketches and plan.sketches
+            else None
         )
         con.execute(f"DROP TABLE IF EXISTS {KEYED}")
         return cells, sketch_rows

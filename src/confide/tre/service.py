@@ -57,7 +57,6 @@ from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from confide.access.errors import project_not_found
 from confide.access.model import Principal, ProjectGrant
@@ -67,13 +66,13 @@ from confide.common import canonical
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
 from confide.tre import views as project_views
-from confide.tre.aggregation import AggregationPlan, plan_aggregation, sketch_sets
+from confide.tre.aggregation import AggregationPlan, plan_aggregation
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
-from confide.tre.differencing import SketchStore, find_overlaps, sketches_from_rows
-from confide.tre.disclosure import OutputStatus, ProtectedOutput, protect
+from confide.tre.differencing import SketchStore, find_overlaps
+from confide.tre.disclosure import OutputStatus, protect
 from confide.tre.dp import DpOptions, check_dp_definition, release_dp
 from confide.tre.exclusions import OUTPUT_FORMS, Exclusions, ExclusionSource
-from confide.tre.guard import PATIENT_COLUMN, check_query
+from confide.tre.guard import check_query
 from confide.tre.model import QueryDefinition
 from confide.tre.outcomes import (
     checked_entry,
@@ -85,6 +84,7 @@ from confide.tre.outcomes import (
 from confide.tre.person_level import PersonLevelQuery, check_person_level
 from confide.tre.rules import RuleSet, rule_set
 from confide.tre.runner import Limits, lock_down, run_aggregation
+from confide.tre.sketching import released_sketches
 from confide.tre.store import QueryRecord, TreStore, query_not_found, utcnow
 from confide.tre.translate import read_query
 
@@ -413,7 +413,9 @@ class QueryService:
             computed.files["contributors"],
             computed.exclusions.terms,
         )
-        sketches = self._sketches(prepared, output, computed)
+        sketches = released_sketches(
+            prepared.definition, prepared.population, prepared.plan, output, computed.sketches
+        )
         overlaps = find_overlaps(sketches, self.sketches.load(grant.project_id), rules.threshold)
         result = output.as_dict()
         if overlaps:
@@ -443,30 +445,6 @@ class QueryService:
         checked = checked_entry(record, "passed", f"sdc_{rules.name}", output.suppressed)
         self.sketches.save(grant.project_id, release_id, sketches)
         return self._release(record, result, facts, computed.files, [checked])
-
-    def _sketches(
-        self, prepared: _Prepared, output: ProtectedOutput, computed: _Computed
-    ) -> list[Any]:
-        """The contributor sketches of the sets this output releases: each released cell's
-        people, and its count and sum measures' contributors."""
-        names = [name for name, _ in sketch_sets(prepared.definition)]
-        measures = {m.name: m for m in prepared.definition.measures}
-        population = _population_core(prepared.population)
-        describe: dict[tuple[Any, ...], tuple[str, int, str]] = {}
-        for cell in output.released:
-            label = _cell_label(prepared.plan, cell.level, cell.keys)
-            measure = measures[cell.measure]
-            plain = measure.column is None and measure.kind.value == "count"
-            own = "" if plain else cell.measure
-            for name in {"", own}:
-                if name not in names:
-                    continue
-                shown = f"{name} of {label}" if name else f"the people of {label}"
-                identity = _identity(prepared.plan, population, name, measure, cell)
-                describe[(cell.level, cell.keys, name)] = (shown, cell.people, identity)
-        return sketches_from_rows(
-            computed.sketches or [], names, describe, len(prepared.plan.dimensions)
-        )
 
     def _release_dp(
         self, record: QueryRecord, grant: ProjectGrant, prepared: _Prepared, computed: _Computed
@@ -622,48 +600,6 @@ def _query_text(query: str | Mapping[str, Any]) -> str:
     if isinstance(query, Mapping):
         return canonical.dumps(dict(query)).decode()
     raise InvalidInput("A query is SQL text or a definition object.")
-
-
-def _population_core(population: PersonLevelQuery) -> dict[str, Any]:
-    """Who a population is (its sources and filters, without its output columns) and what
-    each output column is computed as: two queries that pick the same people the same way
-    define the same cells, however their columns are named."""
-    tree = population.checked.tree
-    if not isinstance(tree, exp.Select):
-        return {"sql": tree.sql(dialect="duckdb"), "columns": {}}
-    columns = {p.alias_or_name: p.unalias().sql(dialect="duckdb") for p in tree.selects}
-    core = tree.copy()
-    core.set("expressions", [exp.column(PATIENT_COLUMN)])
-    return {"sql": core.sql(dialect="duckdb"), "columns": columns}
-
-
-def _identity(
-    plan: AggregationPlan, population: dict[str, Any], name: str, measure: Any, cell: Any
-) -> str:
-    """What a sketched set is, as defined (not who is in it): its population, the measure
-    whose contributors it is, and the cell's dimensions and keys."""
-    columns = population["columns"]
-    kept = [
-        [columns.get(d.column, d.column), "bands" if d.bands is not None else "values"]
-        for i, d in enumerate(plan.dimensions)
-        if cell.level >> i & 1
-    ]  # a domain only renames values outside it: its other keys are the plain values
-    what: dict[str, Any] = {
-        "population": population["sql"],
-        "dimensions": kept,
-        "keys": [str(k) for k in cell.keys],
-    }
-    if name:
-        what["measure"] = [measure.kind.value, columns.get(measure.column, measure.column)]
-    return hashlib.sha256(canonical.dumps(what)).hexdigest()
-
-
-def _cell_label(plan: AggregationPlan, level: int, keys: tuple[Any, ...]) -> str:
-    parts = []
-    for i, dimension in enumerate(plan.dimensions):
-        value = keys[i] if level >> i & 1 else "(all)"
-        parts.append(f"{dimension.name}={value}")
-    return "(" + ", ".join(parts) + ")" if parts else "(everyone)"
 
 
 class _ProjectConnection:

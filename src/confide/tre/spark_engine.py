@@ -112,7 +112,7 @@ def aggregate_on_spark(
         keyed.createOrReplaceTempView(KEYED)
         cells = _collect(session, plan.cells, limits.max_rows, limits, watchdog)
         sketch_rows = None
-        if sketches:
+        if sketches and plan.sketches:
             sketch_rows = _collect(
                 session, plan.sketches, limits.max_rows * BUCKETS, limits, watchdog
             )
