@@ -19,8 +19,9 @@ a number the researcher computed. The rules, in order:
    is); and a value with two levels, such as a 0/1 flag, needs the threshold of people at each
    level, since its mean counts them.
 3. **Secondary suppression** (with totals): along every line of the table and its margin, a
-   line with exactly one suppressed cell gets a second (its smallest other cell), so no
-   suppressed cell can be recovered by subtraction.
+   line with exactly one suppressed cell that has people in it gets a second (its smallest
+   other cell), so no suppressed cell can be recovered by subtraction (an empty hidden cell
+   does not count: it is too easily guessed).
 4. **Perturbation** by the cell-key method: counts move by the published table (never below the
    threshold), then are rounded if the rule set says so; sums move by a fraction of the bound;
    means are perturbed sums over perturbed counts; quantiles are the mean of the k values
@@ -310,7 +311,9 @@ def _secondary(rows: list[_Row], plan: AggregationPlan) -> None:
             for measure in plan.measures:
                 if measure.kind is MeasureKind.QUANTILE:
                     continue  # not additive: a margin's quantile gives no cell's away
-                hidden = [r for r in line if measure.name in r.suppressed]
+                # An empty hidden cell protects nothing (it is easily guessed to be empty):
+                # a line needs two hidden cells with people in them, or none.
+                hidden = [r for r in line if measure.name in r.suppressed and r.people > 0]
                 shown = [r for r in line if measure.name not in r.suppressed]
                 if len(hidden) != 1 or not shown:
                     continue
