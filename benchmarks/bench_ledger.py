@@ -12,28 +12,27 @@ uses a throwaway schema that is dropped afterwards. Prints medians.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import tempfile
 import time
-import uuid
 
-from sqlalchemy import create_engine, text
+from common import operational_store
 
 from confide.common.home import Home
 from confide.ledger import merkle
 from confide.ledger.log import Ledger
 
-POSTGRES_URL = os.environ.get(
-    "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
 
 def _body(i: int) -> tuple[str, dict]:
     return (
         "query_run",
-        {"project_id": f"P-{i % 97:04d}", "query_id": f"q-{i}", "query_digest": f"{i:064x}"},
+        {
+            "project_id": f"P-{i % 97:04d}",
+            "query_id": f"q-{i}",
+            "query_digest": f"{i:064x}",
+            "mode": "rounding",
+        },
     )
 
 
@@ -44,60 +43,49 @@ def _ms(samples: list[float]) -> str:
 
 
 def run(backend: str, entries: int, batch: int, proofs: int) -> None:
-    prefix = f"bench{uuid.uuid4().hex[:8]}_"
-    if backend == "postgresql":
-        os.environ["CONFIDE_DATABASE_URL"] = POSTGRES_URL
-        os.environ["CONFIDE_DATABASE_SCHEMA_PREFIX"] = prefix
-    else:
-        os.environ.pop("CONFIDE_DATABASE_URL", None)
-    try:
-        with tempfile.TemporaryDirectory() as tmp, Ledger.open(Home.at(tmp)) as ledger:
-            times = []
-            start = time.perf_counter()
-            for b in range(0, entries, batch):
-                items = [_body(i) for i in range(b, min(entries, b + batch))]
-                t0 = time.perf_counter()
-                ledger.append_many(items)
-                times.append((time.perf_counter() - t0) / len(items))
-            total = time.perf_counter() - start
-            print(f"[{backend}] {entries:,} entries in batches of {batch:,}")
-            print(
-                f"  appends: median {1 / statistics.median(times):,.0f}/s per batch, "
-                f"{entries / total:,.0f}/s overall ({total:.1f} s)"
-            )
+    with (
+        operational_store(backend),
+        tempfile.TemporaryDirectory() as tmp,
+        Ledger.open(Home.at(tmp)) as ledger,
+    ):
+        times = []
+        start = time.perf_counter()
+        for b in range(0, entries, batch):
+            items = [_body(i) for i in range(b, min(entries, b + batch))]
             t0 = time.perf_counter()
-            checkpoint = ledger.checkpoint()
-            print(f"  checkpoint: {(time.perf_counter() - t0) * 1000:.2f} ms")
-            rng = random.Random(0)
-            size = checkpoint.size
-            incl, by_hash, cons = [], [], []
-            for _ in range(proofs):
-                index = rng.randrange(size)
-                t0 = time.perf_counter()
-                _, path = ledger.inclusion_proof(index, size)
-                incl.append(time.perf_counter() - t0)
-                leaf = ledger.store.entries(index, index + 1)[0][1]
-                lh = merkle.leaf_hash(leaf)
-                t0 = time.perf_counter()
-                ledger.inclusion_proof(lh, size)
-                by_hash.append(time.perf_counter() - t0)
-                merkle.verify_inclusion(index, size, lh, path, checkpoint.root)
-                first = rng.randrange(1, size)
-                t0 = time.perf_counter()
-                proof = ledger.consistency_proof(first, size)
-                cons.append(time.perf_counter() - t0)
-                merkle.verify_consistency(
-                    first, size, ledger.root_at(first), checkpoint.root, proof
-                )
-            print(f"  inclusion proof by index:     {_ms(incl)}")
-            print(f"  inclusion proof by leaf hash: {_ms(by_hash)}")
-            print(f"  consistency proof:            {_ms(cons)}")
-    finally:
-        if backend == "postgresql":
-            engine = create_engine(POSTGRES_URL)
-            with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}ledger" CASCADE'))
-            engine.dispose()
+            ledger.append_many(items)
+            times.append((time.perf_counter() - t0) / len(items))
+        total = time.perf_counter() - start
+        print(f"[{backend}] {entries:,} entries in batches of {batch:,}")
+        print(
+            f"  appends: median {1 / statistics.median(times):,.0f}/s per batch, "
+            f"{entries / total:,.0f}/s overall ({total:.1f} s)"
+        )
+        t0 = time.perf_counter()
+        checkpoint = ledger.checkpoint()
+        print(f"  checkpoint: {(time.perf_counter() - t0) * 1000:.2f} ms")
+        rng = random.Random(0)
+        size = checkpoint.size
+        incl, by_hash, cons = [], [], []
+        for _ in range(proofs):
+            index = rng.randrange(size)
+            t0 = time.perf_counter()
+            _, path = ledger.inclusion_proof(index, size)
+            incl.append(time.perf_counter() - t0)
+            leaf = ledger.store.entries(index, index + 1)[0][1]
+            lh = merkle.leaf_hash(leaf)
+            t0 = time.perf_counter()
+            ledger.inclusion_proof(lh, size)
+            by_hash.append(time.perf_counter() - t0)
+            merkle.verify_inclusion(index, size, lh, path, checkpoint.root)
+            first = rng.randrange(1, size)
+            t0 = time.perf_counter()
+            proof = ledger.consistency_proof(first, size)
+            cons.append(time.perf_counter() - t0)
+            merkle.verify_consistency(first, size, ledger.root_at(first), checkpoint.root, proof)
+        print(f"  inclusion proof by index:     {_ms(incl)}")
+        print(f"  inclusion proof by leaf hash: {_ms(by_hash)}")
+        print(f"  consistency proof:            {_ms(cons)}")
 
 
 def main() -> None:

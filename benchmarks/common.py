@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+POSTGRES_URL = os.environ.get(
+    "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+_SCHEMAS_LIKE = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+
+
+@contextlib.contextmanager
+def operational_store(backend: str) -> Iterator[None]:
+    """Every party's store on SQLite (in its folder), or on PostgreSQL ($CONFIDE_TEST_POSTGRES_URL,
+    default the local test server) in throwaway schemas dropped afterwards."""
+    if backend != "postgresql":
+        os.environ.pop("CONFIDE_DATABASE_URL", None)
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}_"
+    os.environ["CONFIDE_DATABASE_URL"] = POSTGRES_URL
+    os.environ["CONFIDE_DATABASE_SCHEMA_PREFIX"] = prefix
+    try:
+        yield
+    finally:
+        engine = create_engine(POSTGRES_URL)
+        with engine.begin() as conn:
+            names = conn.execute(
+                text(
+                    "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"
+                ),
+                {"p": prefix + "%"},
+            ).scalars()
+            for name in list(names):
+                conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

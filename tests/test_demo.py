@@ -112,6 +112,33 @@ def test_every_ingest_is_in_the_ledger_and_the_log_verifies(flow, tmp_path) -> N
     assert kinds.count("submission_ingested") == flow["summary"]["sources"]
 
 
+def test_two_witnesses_cosign_the_demos_log(flow, tmp_path) -> None:
+    """The demo runs two witnesses, each with its own folder and key; the log's latest
+    checkpoint carries both cosignatures, and an auditor requiring both accepts it."""
+    assert len(flow["summary"]["checkpoint_cosigned_by"]) == 2
+    listed = runner.invoke(app, ["ledger", "witnesses", "--home", str(flow["home"]), "--json"])
+    witnesses = json.loads(listed.stdout)["witnesses"]
+    assert len(witnesses) == 2 and len({w["key"] for w in witnesses}) == 2
+    for w in witnesses:
+        assert (flow["home"] / w["folder"] / "cosigner.key").exists()
+    args = [a for w in witnesses for a in ("--witness", w["key"])]
+    state = str(tmp_path / "s.json")
+    result = runner.invoke(
+        app, ["ledger", "verify", "--home", str(flow["home"]), "--state", state, *args, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    verified = json.loads(result.stdout)
+    assert sorted(verified["cosigned_by"]) == sorted(flow["summary"]["checkpoint_cosigned_by"])
+    with Installation.open(Home.at(flow["home"])) as parties:
+        size = parties.ledger.head().size
+    for w in witnesses:
+        shown = runner.invoke(
+            app, ["witness", "show", "--folder", str(flow["home"] / w["folder"]), "--json"]
+        )
+        (log,) = json.loads(shown.stdout)["logs"]
+        assert log["cosigned_size"] == size and log["evidence"] == 0
+
+
 def test_the_default_demo_runs_on_fhir(tmp_path) -> None:
     result = runner.invoke(
         app, ["demo", "--home", str(tmp_path), "--patients", "300", "--no-serve", "--json"]

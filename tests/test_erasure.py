@@ -74,6 +74,17 @@ def test_share_nothing_erases_from_every_source_and_is_logged(parties) -> None:
         assert not any(p in text for p in pseudonyms)
 
 
+def test_one_persons_erasure_entry_does_not_say_how_many_rows_they_had(parties) -> None:
+    gp = small_extract(patients=20, seed=23)
+    _submit(parties, gp)
+    number = gp.table("patients").column("nhs_number").to_pylist()[0]
+    parties.choices.set(number, {Choice.SHARE_NOTHING: True}, Channel.ONLINE)
+    assert parties.erasures[-1]["people"] == 1 and parties.erasures[-1]["rows"] > 0
+    entries = parties.ledger.decoded(0, parties.ledger.head().size)
+    (erasure,) = [e for e in entries if e.kind == "erasure"]
+    assert erasure.v == 2 and set(erasure.body) == {"commitment", "stores"}
+
+
 def test_later_submissions_never_bring_them_back(parties) -> None:
     gp = small_extract(patients=20, seed=22)
     numbers = gp.table("patients").column("nhs_number").to_pylist()

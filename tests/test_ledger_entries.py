@@ -73,7 +73,7 @@ EXAMPLES = {
         "date": "2025-02-01",
     },
     "refusal": {"subject": "project", "ref": "P-0008", "reason": "Insurance is never allowed."},
-    "erasure": {"commitment": DIGEST, "stores": ["hub", "tre"], "rows": 311},
+    "erasure": {"commitment": DIGEST, "stores": ["hub", "tre"]},
     "deletion_notice": {
         "notice_id": "N-1",
         "project_id": "P-0007",
@@ -201,6 +201,17 @@ def test_entries_of_an_earlier_version_still_validate_under_it() -> None:
     with pytest.raises(entries.EntryRejected, match="no version 7"):
         entries.validate("query_run", v1, 7)
     assert entries.version_of("query_run") == 2 and entries.version_of("release") == 1
+
+
+def test_erasure_entries_carry_no_row_count() -> None:
+    """A row count in a public erasure entry is a fact about one person: version 2 refuses it,
+    while entries written under version 1 (which had it) still validate as what they were."""
+    counted = {**EXAMPLES["erasure"], "rows": 311}
+    with pytest.raises(entries.EntryRejected, match="no field"):
+        entries.validate("erasure", counted)
+    entries.validate("erasure", counted, 1)
+    assert entries.version_of("erasure") == 2
+    assert "rows" not in entries.SCHEMAS["erasure"]
 
 
 @pytest.mark.parametrize(

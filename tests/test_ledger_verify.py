@@ -249,3 +249,27 @@ def test_show_and_checkpoint_commands(opstore, tmp_path: Path) -> None:
 def test_verify_without_a_ledger_says_so(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ledger", "verify", "--home", str(tmp_path / "none")])
     assert result.exit_code == 2
+
+
+def _as_version_1(state_file: Path) -> None:
+    """Write the state as the first version of the file kept it: by the origin the log claimed."""
+    state = orjson.loads(state_file.read_bytes())
+    (log,) = state["logs"].values()
+    origin = log.pop("origin")
+    state_file.write_bytes(orjson.dumps({"logs": {origin: log}}))
+
+
+def test_a_state_file_of_the_first_version_keeps_its_pins(opstore, tmp_path: Path) -> None:
+    home = Home.at(tmp_path)
+    _fill(home)
+    state = tmp_path / "ledger-verifier" / "state.json"
+    assert _run("verify", "--home", str(tmp_path))[0] == 0
+    _as_version_1(state)
+    code, result = _run("verify", "--home", str(tmp_path))  # read, claimed for this log
+    assert code == 0 and result["ok"]
+    assert orjson.loads(state.read_bytes())["version"] == 2
+    _as_version_1(state)
+    (tmp_path / "ledger" / "origin.txt").write_text("confide.local/ledger/other\n")
+    _rewrite_history(home, 3)  # re-signed under the new origin, same key
+    code, result = _run("verify", "--home", str(tmp_path))
+    assert code == 4 and any("now calls itself" in p for p in result["problems"])

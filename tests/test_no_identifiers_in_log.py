@@ -76,7 +76,7 @@ def test_no_identifier_reaches_any_log_entry(flow) -> None:
     publish_release(ledger, folder, "R-2", contributors=pseudonyms, data_form="dp")
     erasure = ledger.append(
         "erasure",
-        erasure_body(salts.secret_for(numbers[2]), shared_nothing.change_id, ["hub"], rows=4),
+        erasure_body(salts.secret_for(numbers[2]), shared_nothing.change_id, ["hub"]),
     )
     ledger.append(
         "deletion_notice",

@@ -41,3 +41,22 @@ def test_the_practice_agent_only_uses_the_pseudonymisers_public_key() -> None:
     for module, names in _imports("practice").items():
         used = {n for n in names if n.startswith("confide.pseudonymiser")}
         assert used <= {"confide.pseudonymiser", "confide.pseudonymiser.public_key"}, module
+
+
+def test_the_log_never_imports_its_witnesses() -> None:
+    """The ledger reaches witnesses only through the add-checkpoint request and reply."""
+    for module, names in _imports("ledger").items():
+        assert not any(n.startswith("confide.witness") for n in names), module
+
+
+def test_a_witness_uses_only_the_logs_formats_never_its_store() -> None:
+    formats = {
+        "confide.ledger.checkpoint",
+        "confide.ledger.cosignature",
+        "confide.ledger.merkle",
+        "confide.ledger.add_checkpoint",
+    }
+    for module, names in _imports("witness").items():
+        for name in names:
+            if name.startswith("confide.ledger") and name != "confide.ledger":
+                assert any(name == f or name.startswith(f + ".") for f in formats), (module, name)

@@ -9,7 +9,8 @@ interfaces. The wiring:
   source's rows for them reach the hub;
 - choice changes to ``share_nothing`` → erasure at the hub (pseudonyms from the pseudonymiser),
   once per batch of changes, recorded in the ledger;
-- hub ingests and project decisions → ledger entries.
+- hub ingests and project decisions → ledger entries;
+- the ledger's checkpoints → the witnesses it lists, for their cosignatures.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from confide.choices.registry import ChoicesRegistry
 from confide.common.home import Home
 from confide.hub.ingest import Hub, IngestResult
 from confide.ledger.log import Ledger
+from confide.ledger.witnessing import Witnessing
 from confide.pseudonymiser import Pseudonymiser
 from confide.tre.review import ReviewQueue
 from confide.tre.service import QueryService
@@ -55,6 +57,15 @@ def close_hub(hub: Hub) -> None:
     close = getattr(hub.pseudonymiser, "close", None)
     if close is not None:
         close()
+
+
+def witnessed(home: Home, ledger: Ledger) -> Ledger:
+    """The ledger, asking the witnesses it lists to cosign every checkpoint it signs: served
+    witnesses over HTTP, those with a folder in this home in-process."""
+    from confide.witness.local import LocalWitness
+
+    ledger.witnessing = Witnessing.configured(ledger, home.root, local=LocalWitness.open)
+    return ledger
 
 
 def _submission_entry(result: IngestResult, manifest_digest: str) -> dict[str, Any]:
@@ -130,7 +141,7 @@ class Installation:
         pseudonymiser = Pseudonymiser.open(home)
         hub = Hub(home, pseudonymiser)
         choices = ChoicesRegistry.open(home)
-        ledger = Ledger.open(home)
+        ledger = witnessed(home, Ledger.open(home))
         access = Access.open(home)
         salts = SaltStore.open(home)
         tre_store = TreStore.open(home)
@@ -214,12 +225,7 @@ class Installation:
         entries = [
             (
                 "erasure",
-                erasure_body(
-                    secrets[e.nhs_number],
-                    e.change_id,
-                    ["hub.records"],
-                    rows if len(leaving) == 1 else None,
-                ),
+                erasure_body(secrets[e.nhs_number], e.change_id, ["hub.records"]),
             )
             for e in leavers
         ]

@@ -34,6 +34,7 @@ def _register() -> None:
     from confide.tre import cli as tre_cli
     from confide.usage import cli as usage_cli
     from confide.web import cli as web_cli
+    from confide.witness import cli as witness_cli
 
     synth_cli.register(app)
     practice_cli.register(app)
@@ -43,6 +44,7 @@ def _register() -> None:
     access_cli.register(app)
     tre_cli.register(app)
     ledger_cli.register(app)
+    witness_cli.register(app)
     usage_cli.register(app)
     web_cli.register(app)
     demo_cli.register(app)

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = Path(".confide")
-PARTIES = ("practice", "pseudonymiser", "hub", "choices", "access", "tre", "ledger", "web")
+PARTIES = (
+    "practice",
+    "pseudonymiser",
+    "hub",
+    "choices",
+    "access",
+    "tre",
+    "ledger",
+    "web",
+    "witness",
+)
 
 
 def resolve_home(home: Path | str | None) -> Path:

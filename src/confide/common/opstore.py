@@ -45,22 +45,27 @@ def make_engine(party: str, folder: Path) -> Engine:
     url = database_url(party, folder)
     schema = schema_for(party)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial wiring
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        return engine
+        return sqlite_engine(url)
     engine = create_engine(url, pool_pre_ping=True)
     if schema:
         with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         engine = engine.execution_options(schema_translate_map={None: schema})
+    return engine
+
+
+def sqlite_engine(url: str) -> Engine:
+    """A SQLite engine with WAL, normal syncing and foreign keys (for a party's own file)."""
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial wiring
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
     return engine
 
 
@@ -82,6 +87,7 @@ def _migrate(engine: Engine, party: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["engine"] = engine
-    config.attributes["schema"] = schema_for(party)
+    # A party kept in SQLite whatever the others use (a witness) has no schema to go in.
+    config.attributes["schema"] = None if engine.dialect.name == "sqlite" else schema_for(party)
     config.attributes["party"] = party
     command.upgrade(config, "head")

@@ -64,6 +64,7 @@ def demo(
             ("Quarantined rows (with reasons)", "quarantined"),
         ]:
             table.add_row(label, f"{r[key]:,}")
+        table.add_row("Witnesses cosigning the log", f"{len(r['checkpoint_cosigned_by'])}")
         rate = r["linkage_rate"]
         table.add_row("GP–hospital linkage rate", "n/a" if rate is None else f"{rate:.1%}")
         for stage, secs in r["seconds"].items():

@@ -13,8 +13,10 @@ from typing import Any
 from confide.common.home import Home
 from confide.demo.pipeline import Progress, process_sources
 from confide.demo.seed import seed as seed_parties
+from confide.demo.witnesses import demo_witnesses
 from confide.embedded import Installation
 from confide.hub.ingest import Hub
+from confide.ledger.api import cosigners
 
 
 def linkage_rate(hub: Hub) -> float | None:
@@ -65,6 +67,7 @@ def run_demo(
         seconds["synth"] = time.perf_counter() - t0
     else:
         area = Path(from_dir)
+    demo_witnesses(home)  # before any entry, so every checkpoint is cosigned
     parties = Installation.open(home)
     hub = parties.hub
     try:
@@ -96,7 +99,7 @@ def run_demo(
         seconds["seed"] = time.perf_counter() - t2
         summary["projects"] = sorted(seeded["access"]["projects"])
         summary["identity_check_enrolled"] = seeded["demographics"]
-        parties.ledger.checkpoint()
+        summary["checkpoint_cosigned_by"] = cosigners(parties.ledger.checkpoint().text)
     finally:
         parties.close()
     seconds["total"] = time.perf_counter() - t0

@@ -4,7 +4,8 @@
 Everything is public and read-only. Responses that can never change (entries below the tree
 size, proofs for a given size, the key) are marked cacheable for a year; the checkpoint for a
 few seconds. Each entry is served as the exact bytes hashed into its leaf (base64), so anyone
-can rebuild the tree without Confide's code.
+can rebuild the tree without Confide's code. Only entries a signed checkpoint covers are served,
+and the checkpoint carries the cosignatures of the witnesses that have checked it.
 """
 
 # No "from __future__ import annotations": FastAPI reads the annotations at runtime.
@@ -15,7 +16,9 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from confide.common.errors import ConfideError, NotFound
+from confide.ledger.checkpoint import parse
 from confide.ledger.log import Ledger
+from confide.ledger.witnessing import load_witnesses
 
 MAX_PAGE = 1000
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -29,7 +32,25 @@ class ErrorOut(BaseModel):
 class CheckpointOut(BaseModel):
     size: int = Field(description="Number of entries in the log.")
     root: str = Field(description="RFC 6962 Merkle tree head of those entries, hex.")
-    checkpoint: str = Field(description="The signed checkpoint (C2SP tlog-checkpoint note).")
+    checkpoint: str = Field(
+        description="The signed checkpoint (C2SP tlog-checkpoint note), followed by the "
+        "cosignature lines of the witnesses that checked it (C2SP tlog-cosignature)."
+    )
+    cosigned_by: list[str] = Field(
+        description="Names of the witnesses whose cosignatures the checkpoint carries."
+    )
+
+
+class WitnessOut(BaseModel):
+    name: str = Field(description="The witness's key name, as in its cosignature lines.")
+    verifier_key: str = Field(description="Its verifier key: name+key ID+base64(0x04||key).")
+
+
+class WitnessesOut(BaseModel):
+    witnesses: list[WitnessOut] = Field(
+        description="The witnesses this log asks to cosign each checkpoint. Pin their keys "
+        "from their operators, not from here: this list only says whom the log asks."
+    )
 
 
 class EntryOut(BaseModel):
@@ -78,8 +99,14 @@ def _hex(value: str, what: str) -> bytes:
     return raw
 
 
+def cosigners(note: str) -> list[str]:
+    """Names on the note's signature lines other than the log's own."""
+    head, sigs = parse(note)
+    return sorted({name for name, _, _ in sigs if name != head.origin})
+
+
 def _size(ledger: Ledger, size: int | None) -> int:
-    current = ledger.head().size
+    current = ledger.checkpoint().size  # nothing past the latest signed checkpoint is served
     if size is None:
         return current
     if not 0 <= size <= current:
@@ -93,10 +120,25 @@ def make_router(ledger: Ledger) -> APIRouter:
 
     @router.get("/checkpoint", response_model=CheckpointOut, summary="Latest signed checkpoint")
     def get_checkpoint(response: Response) -> CheckpointOut:
-        """The log's size and root, with the checkpoint signed over them (signed on demand)."""
+        """The log's size and root, the checkpoint signed over them when they were appended, and
+        the cosignatures witnesses have added to it."""
         signed = ledger.checkpoint()
         response.headers["Cache-Control"] = FRESH
-        return CheckpointOut(size=signed.size, root=signed.root.hex(), checkpoint=signed.text)
+        return CheckpointOut(
+            size=signed.size,
+            root=signed.root.hex(),
+            checkpoint=signed.text,
+            cosigned_by=cosigners(signed.text),
+        )
+
+    @router.get("/witnesses", response_model=WitnessesOut, summary="The witnesses it asks")
+    def get_witnesses(response: Response) -> WitnessesOut:
+        """The witnesses this log asks to cosign its checkpoints."""
+        response.headers["Cache-Control"] = FRESH
+        listed = [spec.verifier for spec in load_witnesses(ledger.folder)]
+        return WitnessesOut(
+            witnesses=[WitnessOut(name=w.name, verifier_key=w.vkey) for w in listed]
+        )
 
     @router.get(
         "/entries", response_model=EntriesOut, responses=_ERRORS, summary="Entries by range"
@@ -107,7 +149,7 @@ def make_router(ledger: Ledger) -> APIRouter:
         end: int = Query(description="One past the last index wanted (exclusive)."),
     ) -> EntriesOut:
         """The entries ``start <= index < end`` as they were hashed (page of at most 1000)."""
-        size = ledger.head().size
+        size = _size(ledger, None)
         if start < 0 or end <= start:
             raise HTTPException(400, "Ask for 0 <= start < end.")
         if start >= size:

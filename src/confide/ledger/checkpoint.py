@@ -25,6 +25,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Self
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -42,12 +43,13 @@ class CheckpointError(InvalidInput):
     """A checkpoint that is malformed or whose signature does not verify."""
 
 
-def key_hash(name: str, public_key: bytes) -> bytes:
-    """The 4-byte key hash that names an Ed25519 key in signature lines."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
+def key_hash(name: str, public_key: bytes, key_type: int = ED25519) -> bytes:
+    """The 4-byte key hash (key ID) that names a key in signature lines:
+    ``SHA-256(name || 0x0A || type || public key)[:4]``."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([key_type]) + public_key).digest()[:4]
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     if not name or any(c.isspace() for c in name) or "+" in name:
         raise CheckpointError(
             "A signing key name must be non-empty, with no spaces and no '+' sign."
@@ -56,35 +58,39 @@ def _check_name(name: str) -> None:
 
 @dataclass(frozen=True)
 class Verifier:
-    """A public key that checks signature lines for one key name."""
+    """A public key that checks signature lines for one key name (signed-note type 0x01:
+    the log's own signature; subclasses for other types)."""
 
+    KEY_TYPE: ClassVar[int] = ED25519
     name: str
     public_key: bytes
 
     @property
     def key_hash(self) -> bytes:
-        return key_hash(self.name, self.public_key)
+        return key_hash(self.name, self.public_key, self.KEY_TYPE)
 
     @property
     def vkey(self) -> str:
         """The signed-note verifier key string (what auditors pin)."""
-        encoded = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
+        encoded = base64.b64encode(bytes([self.KEY_TYPE]) + self.public_key).decode()
         return f"{self.name}+{self.key_hash.hex()}+{encoded}"
 
     @classmethod
-    def parse(cls, vkey: str) -> Verifier:
-        """Read a ``name+hash+base64`` verifier key, checking its hash matches its key."""
+    def parse(cls, vkey: str) -> Self:
+        """Read a ``name+hash+base64`` verifier key of this type, checking its hash matches."""
         parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise CheckpointError("A verifier key has the form <name>+<key hash>+<key>.")
         name, hash_hex, encoded = parts
-        _check_name(name)
+        check_name(name)
         try:
             raw = base64.b64decode(encoded, validate=True)
         except binascii.Error:
             raise CheckpointError("The verifier key is not valid base64.") from None
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise CheckpointError("Only Ed25519 verifier keys (type 0x01) are supported.")
+        if len(raw) != 33 or raw[0] != cls.KEY_TYPE:
+            raise CheckpointError(
+                f"Only Ed25519 verifier keys of type 0x{cls.KEY_TYPE:02x} are accepted here."
+            )
         verifier = cls(name, raw[1:])
         if verifier.key_hash.hex() != hash_hex.lower():
             raise CheckpointError("The verifier key's hash does not match its public key.")
@@ -168,10 +174,15 @@ def parse(note: str) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
     return Checkpoint(origin, int(size_line), root, note), sigs
 
 
+def signed_text(note: str) -> str:
+    """The text a note's signatures cover: everything before the blank line, plus a newline."""
+    return note.partition("\n\n")[0] + "\n"
+
+
 def verify(note: str, verifier: Verifier) -> Checkpoint:
     """The checkpoint in ``note`` if ``verifier`` signed it; :class:`CheckpointError` if not."""
     checkpoint, sigs = parse(note)
-    text = note.partition("\n\n")[0] + "\n"
+    text = signed_text(note)
     for name, khash, sig in sigs:
         if name != verifier.name or khash != verifier.key_hash:
             continue  # someone else's signature (a witness, say): not ours to judge
@@ -203,7 +214,7 @@ def load_signer(folder: Path) -> Signer:
         origin = os.environ.get("CONFIDE_LEDGER_ORIGIN") or (
             f"confide.local/ledger/{secrets.token_hex(4)}"
         )
-        _check_name(origin)
+        check_name(origin)
         write_secret(origin_path, (origin + "\n").encode())
     if len(seed) != 32:
         raise CheckpointError("The ledger's checkpoint key file is damaged (not 32 bytes).")

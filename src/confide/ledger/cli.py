@@ -47,18 +47,55 @@ def verify_cmd(
             "the key the log serves on first use.",
         ),
     ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            "--origin",
+            help="Pin this origin (the checkpoints' first line) instead of trusting "
+            "the one the log claims on first use.",
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness's verifier key (name+key ID+base64); repeat for each witness "
+            "whose cosignatures count.",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            "--quorum",
+            help="How many of the --witness keys must have cosigned the latest checkpoint "
+            "(default: all of them).",
+        ),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-hash the whole log and check it against every checkpoint seen; fail on tampering."""
+    """Re-hash the whole log and check it against every checkpoint seen; fail on tampering.
+
+    The log's origin and key are pinned at the first check (or as given); a log that later
+    shows another origin or key at the same place fails. With --witness, the latest
+    checkpoint must carry a quorum of those witnesses' cosignatures.
+    """
     from confide.ledger import verify as v
+    from confide.ledger.cosignature import CosignatureVerifier
 
     root = resolve_home(home)
     state_path = state or root / VERIFIER_FOLDER / "state.json"
+    witnesses = [CosignatureVerifier.parse(w) for w in witness or []]
+    expect = v.Expectations(
+        key=key,
+        origin=origin,
+        witnesses=witnesses,
+        quorum=len(witnesses) if quorum is None else quorum,
+    )
     if url:
         source = v.HttpSource.at(url)
         try:
-            result = v.verify(source, state_path, pinned_key=key)
+            result = v.verify(source, state_path, expect=expect)
         finally:
             source.client.close()
     else:
@@ -69,7 +106,7 @@ def verify_cmd(
             )
         ledger = _open(home)
         try:
-            result = v.verify(v.LocalSource(ledger), state_path, pinned_key=key, local=ledger)
+            result = v.verify(v.LocalSource(ledger), state_path, local=ledger, expect=expect)
         finally:
             ledger.close()
     report(result, as_json, _print_verify)
@@ -81,9 +118,12 @@ def _print_verify(r: dict) -> None:
     for note in r["notes"]:
         console.print(note)
     if r["ok"]:
+        witnessed = r["cosigned_by"]
         console.print(
             f"[green]Log verified:[/] {r['size']} entries, root {r['root']}, consistent with "
-            f"{len(r['checkpoints_checked'])} earlier checkpoint(s)."
+            f"{len(r['checkpoints_checked'])} earlier checkpoint(s)"
+            + (f", cosigned by {', '.join(witnessed)}." if witnessed else "."),
+            highlight=False,
         )
         return
     err_console.print("[bold red]TAMPERING DETECTED[/] in the transparency log:")
@@ -94,10 +134,14 @@ def _print_verify(r: dict) -> None:
 @ledger_app.command("checkpoint")
 @handle_errors
 def checkpoint_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Sign a checkpoint of the log's current size and root, and print it."""
+    """Print the latest checkpoint with its cosignatures.
+
+    Every append signs one; a log written before that was so is signed up to its size here.
+    """
     with _open(home) as ledger:
-        signed = ledger.checkpoint()
-    result = {**signed.as_dict(), "checkpoint": signed.text}
+        signed = ledger.sign_head()
+        vkey = ledger.verifier.vkey
+    result = {**signed.as_dict(), "verifier_key": vkey, "checkpoint": signed.text}
     report(result, as_json, lambda r: typer.echo(r["checkpoint"], nl=False))
 
 
@@ -128,7 +172,8 @@ def show_cmd(
 
 def register(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
-    from confide.ledger.register_cli import add_commands
+    from confide.ledger import register_cli, witness_cli
 
-    add_commands(ledger_app)
+    register_cli.add_commands(ledger_app)
+    witness_cli.add_commands(ledger_app)
     app.add_typer(ledger_app, name="ledger")

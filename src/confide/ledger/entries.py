@@ -196,7 +196,6 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "erasure": {
         "commitment": _f(_digest, "sha256 hex"),
         "stores": _f(_tokens, "list of tokens"),
-        "rows": _f(_count, "count", False),
     },
     "deletion_notice": {
         "notice_id": _f(_token, "token"),
@@ -214,7 +213,7 @@ SCHEMAS: dict[str, dict[str, Field]] = {
 }
 KINDS = tuple(SCHEMAS)
 # The version each kind is written at now (SCHEMA_VERSION when not listed).
-VERSIONS: dict[str, int] = {"query_run": 2, "output_checked": 2}
+VERSIONS: dict[str, int] = {"query_run": 2, "output_checked": 2, "erasure": 2}
 # Earlier versions of kinds, kept so entries written under them still validate and are shown.
 PAST_SCHEMAS: dict[tuple[str, int], dict[str, Field]] = {
     ("query_run", 1): {
@@ -225,6 +224,9 @@ PAST_SCHEMAS: dict[tuple[str, int], dict[str, Field]] = {
         for name, field in SCHEMAS["output_checked"].items()
         if name not in ("epsilon", "delta")
     },
+    # Version 1 carried the number of rows erased: for one person, their exact row count in
+    # the record store, which is a fact about them. Version 2 says only where they were erased.
+    ("erasure", 1): {**SCHEMAS["erasure"], "rows": _f(_count, "count", False)},
 }
 
 

@@ -3,21 +3,28 @@
 ``Ledger.open(home)`` opens (and on first use creates) the log in the ledger's folder. Parties
 call :meth:`Ledger.append` or :meth:`Ledger.append_many` with a kind and a body from
 :mod:`confide.ledger.entries`; the ledger validates, refuses anything identifying, stamps the
-time and appends atomically. :meth:`Ledger.checkpoint` signs the current tree head.
+time and appends atomically, signing a checkpoint of the new tree head in the same transaction,
+so no entry is ever served that a signed checkpoint does not cover. Then, where the deployment
+has witnesses (:mod:`confide.ledger.witnessing`), it asks them to cosign that checkpoint.
+:meth:`Ledger.checkpoint` is the latest checkpoint with the cosignatures gathered for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
 from confide.ledger import checkpoint as cp
+from confide.ledger import cosignature as cosig
 from confide.ledger import entries as schema
 from confide.ledger import merkle
 from confide.ledger.store import LogStore, TreeHead
+
+if TYPE_CHECKING:
+    from confide.ledger.witnessing import Witnessing
 
 
 class Ledger:
@@ -27,6 +34,8 @@ class Ledger:
         self.store = store
         self.signer = signer
         self.folder = folder
+        # The witnesses asked to cosign each new checkpoint (set by the deployment's wiring).
+        self.witnessing: Witnessing | None = None
 
     @classmethod
     def open(cls, home: Home) -> Ledger:
@@ -34,6 +43,8 @@ class Ledger:
         return cls(LogStore.open(folder), cp.load_signer(folder), folder)
 
     def close(self) -> None:
+        if self.witnessing is not None:
+            self.witnessing.close()
         self.store.close()
 
     def __enter__(self) -> Ledger:
@@ -64,24 +75,47 @@ class Ledger:
             at = schema.timestamp()
             return [schema.envelope(kind, body, at) for kind, body in batch]
 
-        return list(self.store.append(leaves)) if batch else []
+        return self._append(leaves) if batch else []
 
     def append_raw(self, leaf_inputs: Sequence[bytes]) -> list[int]:
         """Append leaf inputs as they are, bypassing the schema (benchmarks and tests only)."""
-        return list(self.store.append(lambda: leaf_inputs))
+        return self._append(lambda: leaf_inputs)
+
+    def _append(self, leaves: Callable[[], Sequence[bytes]]) -> list[int]:
+        indices = list(self.store.append(leaves, sign=self._sign))
+        if indices and self.witnessing is not None:
+            self.witnessing.cosign_latest()
+        return indices
+
+    def _sign(self, size: int, root: bytes) -> str:
+        return cp.sign(self.signer, size, root).text
 
     def checkpoint(self) -> cp.Checkpoint:
-        """Sign the current size and root, store the checkpoint and return it.
+        """The latest signed checkpoint, with every witness's cosignature gathered for it.
 
-        When nothing was appended since the latest checkpoint, that one is returned as is.
+        Every append signs one, so this covers the whole log. A log that has none yet (an empty
+        one) gets its first here.
         """
+        note = self.checkpoint_note()
+        return self.sign_head() if note is None else cp.parse(note)[0]
+
+    def checkpoint_note(self) -> str | None:
+        """The latest checkpoint's note as stored, with the cosignature lines gathered for it
+        (None before the first checkpoint). Unparsed, so an auditor sees any damage itself."""
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            return None
+        lines = self.store.cosignature_lines(latest.size, latest.root)
+        return cosig.with_cosignatures(latest.note, lines)
+
+    def sign_head(self) -> cp.Checkpoint:
+        """Sign the current tree head unless the latest checkpoint already covers it (a log
+        written before every append was signed); the latest checkpoint either way."""
         head = self.store.head()
         latest = self.store.latest_checkpoint()
-        if latest is not None and latest.size == head.size and latest.root == head.root:
-            return cp.parse(latest.note)[0]
-        signed = cp.sign(self.signer, head.size, head.root)
-        self.store.save_checkpoint(head.size, head.root, signed.text)
-        return signed
+        if latest is None or (latest.size, latest.root) != (head.size, head.root):
+            self.store.save_checkpoint(head.size, head.root, self._sign(head.size, head.root))
+        return self.checkpoint()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -93,8 +127,8 @@ class Ledger:
         return self.store.head()
 
     def latest_checkpoint(self) -> cp.Checkpoint | None:
-        latest = self.store.latest_checkpoint()
-        return None if latest is None else cp.parse(latest.note)[0]
+        """The latest checkpoint with its cosignatures, or None before the first is signed."""
+        return None if self.store.latest_checkpoint() is None else self.checkpoint()
 
     def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """``(index, leaf_input)`` for ``start <= index < end`` (clipped to the log's size)."""

@@ -10,11 +10,13 @@ Tables:
 - ``tree_state``: one row with the size, the root and the *frontier* (the perfect subtrees
   covering the whole log, concatenated), so an append needs no reads but this row.
 - ``checkpoints``: every signed checkpoint the log has issued.
+- ``cosignatures``: witnesses' cosignature lines, by the checkpoint (size and root) they cosign.
 
 Appends are serialised by locking the ``tree_state`` row (``SELECT ... FOR UPDATE`` on
-PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite): index assignment, the new entries, their nodes
-and the new tree state commit together or not at all, so concurrent writers and crashes can
-never leave a gap, a fork or a lost entry.
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite): index assignment, the new entries, their nodes,
+the new tree state and the checkpoint signed over it commit together or not at all, so
+concurrent writers and crashes can never leave a gap, a fork, a lost entry or an entry that no
+signed checkpoint covers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -102,6 +105,21 @@ checkpoints = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False, index=True),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("witness", Text, nullable=False),  # the witness's key name
+    Column("key_id", LargeBinary(4), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),  # when the witness cosigned
+    Column("line", Text, nullable=False),  # the signature line, as the witness sent it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # the largest size each witness cosigned is one index lookup, however long the log
+    Index("ix_cosignatures_witness", "witness", "key_id", "size"),
+)
+
 _CHUNK = 5000  # rows per INSERT: keeps statements within driver parameter limits
 
 
@@ -141,11 +159,16 @@ class LogStore:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def append(self, make_leaves: Callable[[], Sequence[bytes]]) -> range:
+    def append(
+        self,
+        make_leaves: Callable[[], Sequence[bytes]],
+        sign: Callable[[int, bytes], str] | None = None,
+    ) -> range:
         """Append the leaves ``make_leaves()`` returns, atomically; their indices.
 
         ``make_leaves`` runs while the log is locked, so whatever it stamps into the entries
-        (the time, say) follows the order of the indices.
+        (the time, say) follows the order of the indices. ``sign(size, root)`` signs the new
+        tree head; its checkpoint commits with the entries, so none is ever uncovered.
         """
         with self.engine.connect() as conn:
             if self._sqlite:
@@ -169,19 +192,51 @@ class LogStore:
                 conn.execute(insert(entries), entry_rows[i : i + _CHUNK])
             for i in range(0, len(node_rows), _CHUNK):
                 conn.execute(insert(nodes), node_rows[i : i + _CHUNK])
+            root = merkle.fold_right(frontier)
             conn.execute(
                 update(tree_state)
                 .where(tree_state.c.id == 1)
-                .values(size=size, root=merkle.fold_right(frontier), frontier=b"".join(frontier))
+                .values(size=size, root=root, frontier=b"".join(frontier))
             )
+            if sign is not None and leaves:
+                self._insert_checkpoint(conn, size, root, sign(size, root))
             conn.commit()
         return range(start, size)
 
     def save_checkpoint(self, size: int, root: bytes, note: str) -> None:
         with self.engine.begin() as conn:
+            self._insert_checkpoint(conn, size, root, note)
+
+    @staticmethod
+    def _insert_checkpoint(conn: Connection, size: int, root: bytes, note: str) -> None:
+        conn.execute(
+            insert(checkpoints).values(
+                size=size, root=root, note=note, created_at=datetime.now(UTC)
+            )
+        )
+
+    def save_cosignature(
+        self, size: int, root: bytes, witness: str, key_id: bytes, timestamp: int, line: str
+    ) -> None:
+        """Keep a witness's (already verified) cosignature of the checkpoint ``(size, root)``;
+        only its newest cosignature of one checkpoint is kept."""
+        same = (
+            (cosignatures.c.size == size)
+            & (cosignatures.c.root == root)
+            & (cosignatures.c.witness == witness)
+            & (cosignatures.c.key_id == key_id)
+        )
+        with self.engine.begin() as conn:
+            conn.execute(delete(cosignatures).where(same))
             conn.execute(
-                insert(checkpoints).values(
-                    size=size, root=root, note=note, created_at=datetime.now(UTC)
+                insert(cosignatures).values(
+                    size=size,
+                    root=root,
+                    witness=witness,
+                    key_id=key_id,
+                    timestamp=timestamp,
+                    line=line,
+                    created_at=datetime.now(UTC),
                 )
             )
 
@@ -200,6 +255,26 @@ class LogStore:
         return (
             None if row is None else StoredCheckpoint(row.size, row.root, row.note, row.created_at)
         )
+
+    def cosignature_lines(self, size: int, root: bytes) -> list[str]:
+        """The cosignature lines kept for the checkpoint ``(size, root)``, by witness name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(cosignatures.c.line)
+                .where(cosignatures.c.size == size, cosignatures.c.root == root)
+                .order_by(cosignatures.c.witness, cosignatures.c.key_id)
+            ).all()
+        return [r.line for r in rows]
+
+    def cosigned_size(self, witness: str, key_id: bytes) -> int:
+        """The largest tree size this witness has cosigned (0 when none)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(func.max(cosignatures.c.size)).where(
+                    cosignatures.c.witness == witness, cosignatures.c.key_id == key_id
+                )
+            ).scalar_one()
+        return int(found or 0)
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         with self.engine.connect() as conn:

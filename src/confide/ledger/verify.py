@@ -1,32 +1,36 @@
-"""The auditor's check of a whole log: recompute everything, trust nothing but the key.
+"""The auditor's check of a whole log: recompute everything, trust nothing but the pinned key.
 
-:func:`verify` reads the log from a :class:`Source` (the public HTTP API, or a local ``--home``),
-checks the latest checkpoint's signature, re-hashes every entry into the Merkle tree, and checks
-the recomputed tree head at every size for which it has seen a signed checkpoint before (kept in
-a small JSON state file), asking the log for consistency proofs and testing them too. Any
-difference means the log was edited, had entries deleted, reordered or inserted, or had its
-history rewritten, and is reported as such; the state file is only updated when all is well.
+:func:`verify` reads the log from a :class:`~confide.ledger.sources.Source` (the public HTTP
+API, or a local ``--home``). It pins the log's origin and signing key the first time it checks
+the log at that place (or as given), and from then on any other origin or key there is
+tampering. It checks the latest checkpoint's signature, and, when asked, that a quorum of named
+witnesses cosigned it; re-hashes every entry into the Merkle tree; and checks the recomputed
+tree head at every size for which it has seen a signed checkpoint before (kept in the auditor's
+state file, :mod:`confide.ledger.auditor_state`), asking the log for consistency proofs and
+testing them too. Locally it also checks that every entry is covered by a signed checkpoint.
+Any difference means the log was edited, had entries deleted, reordered or inserted, or had its
+history rewritten, forked, rolled back or split, and is reported as such; the state file is
+only updated when all is well.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import httpx
+from typing import Any
 
 from confide.common.errors import ConfideError, InvalidInput
-from confide.common.secrets import write_secret
 from confide.ledger import checkpoint as cp
 from confide.ledger import merkle
+from confide.ledger.auditor_state import load_state, log_state, save_state
+from confide.ledger.cosignature import CosignatureVerifier
 from confide.ledger.log import Ledger
+from confide.ledger.sources import PAGE, HttpSource, LocalSource, Source
 
-PAGE = 1000
+__all__ = ["HttpSource", "LocalSource", "Source", "TamperDetected", "verify"]
+
 SAMPLED_PROOFS = 8
 
 
@@ -36,121 +40,23 @@ class TamperDetected(ConfideError):
     exit_code = 4
 
 
-class Source(Protocol):
-    """Where a verifier reads a log from."""
+@dataclass(frozen=True)
+class Expectations:
+    """What the auditor requires beyond the log's own consistency."""
 
-    def verifier_key(self) -> str: ...
+    key: str | None = None  # the log's verifier key, as given (else as pinned on first check)
+    origin: str | None = None  # the log's origin, as given (else as pinned on first check)
+    witnesses: Sequence[CosignatureVerifier] = ()
+    quorum: int = 0  # how many of ``witnesses`` must have cosigned the latest checkpoint
 
-    def checkpoint(self) -> str: ...
-
-    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]: ...
-
-    def inclusion(self, leaf_hash: bytes, size: int) -> tuple[int, list[bytes]]: ...
-
-    def consistency(self, first: int, second: int) -> list[bytes]: ...
-
-
-class HttpSource:
-    """A log served by Confide's ledger API (or anything speaking the same JSON)."""
-
-    def __init__(self, client: httpx.Client, base: str = "") -> None:
-        self.client = client
-        self.base = base.rstrip("/")
-
-    @classmethod
-    def at(cls, url: str) -> HttpSource:
-        return cls(httpx.Client(timeout=60, follow_redirects=True), url)
-
-    def _get(self, path: str, **params: Any) -> dict[str, Any]:
-        try:
-            resp = self.client.get(f"{self.base}{path}", params=params)
-        except httpx.HTTPError as exc:
+    def __post_init__(self) -> None:
+        if self.quorum > len(self.witnesses):
             raise InvalidInput(
-                f"Could not reach the ledger at {self.base or 'the given address'}: "
-                f"{type(exc).__name__}.",
-                hint="Check the URL (it ends in /api/ledger) and your network.",
-            ) from None
-        if resp.status_code != 200:
-            detail = (
-                resp.json().get("detail", "")
-                if resp.headers.get("content-type", "").startswith("application/json")
-                else ""
+                f"A quorum of {self.quorum} needs at least that many witnesses named "
+                f"({len(self.witnesses)} given)."
             )
-            raise InvalidInput(f"The ledger answered {resp.status_code} to {path}. {detail}")
-        return resp.json()
-
-    def verifier_key(self) -> str:
-        return self._get("/public-key")["verifier_key"]
-
-    def checkpoint(self) -> str:
-        return self._get("/checkpoint")["checkpoint"]
-
-    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
-        while start < end:
-            page = self._get("/entries", start=start, end=end)["entries"]
-            if not page:
-                break
-            out.extend((e["index"], base64.b64decode(e["leaf_input"])) for e in page)
-            start = page[-1]["index"] + 1
-        return out
-
-    def inclusion(self, leaf_hash: bytes, size: int) -> tuple[int, list[bytes]]:
-        doc = self._get("/proof/inclusion", leaf_hash=leaf_hash.hex(), size=size)
-        return doc["index"], [bytes.fromhex(h) for h in doc["audit_path"]]
-
-    def consistency(self, first: int, second: int) -> list[bytes]:
-        doc = self._get("/proof/consistency", first=first, second=second)
-        return [bytes.fromhex(h) for h in doc["consistency"]]
-
-
-class LocalSource:
-    """A log read straight from a ledger's operational store (an operator's own check)."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    def verifier_key(self) -> str:
-        return self.ledger.verifier.vkey
-
-    def checkpoint(self) -> str:
-        latest = self.ledger.store.latest_checkpoint()
-        if latest is None:
-            raise InvalidInput(
-                "This log has no signed checkpoint yet, so there is nothing to verify against.",
-                hint="Sign one with 'confide ledger checkpoint', then verify.",
-            )
-        return latest.note
-
-    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        return self.ledger.store.entries(start, end)
-
-    def inclusion(self, leaf_hash: bytes, size: int) -> tuple[int, list[bytes]]:
-        return self.ledger.inclusion_proof(leaf_hash, size)
-
-    def consistency(self, first: int, second: int) -> list[bytes]:
-        return self.ledger.consistency_proof(first, second)
-
-
-# --- local state: what this auditor has seen before ----------------------------------------
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {"logs": {}}
-    try:
-        state = json.loads(path.read_text())
-    except ValueError:
-        raise InvalidInput(
-            "The verifier's state file is not readable JSON.",
-            hint="Restore it from a backup; deleting it forgets every checkpoint seen so far.",
-        ) from None
-    state.setdefault("logs", {})
-    return state
-
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    write_secret(path, json.dumps(state, indent=1, sort_keys=True).encode())
+        if self.quorum < 0 or (self.witnesses and self.quorum == 0):
+            raise InvalidInput("A quorum of witnesses is at least 1.")
 
 
 # --- the check --------------------------------------------------------------------------------
@@ -164,6 +70,9 @@ class Findings:
     def fail(self, message: str) -> None:
         if len(self.problems) < 50:
             self.problems.append(message)
+
+    def result(self, **fields: Any) -> dict[str, Any]:
+        return {"ok": not self.problems, **fields, "problems": self.problems, "notes": self.notes}
 
 
 class LeafHashes:
@@ -225,47 +134,58 @@ def verify(
     pinned_key: str | None = None,
     local: Ledger | None = None,
     rng: random.Random | None = None,
+    expect: Expectations | None = None,
 ) -> dict[str, Any]:
-    """Check the whole log; a report, or :class:`TamperDetected` listing every problem."""
+    """Check the whole log; a report whose ``problems`` list every sign of tampering."""
+    expect = expect or Expectations()
     found = Findings()
-    state = load_state(state_path) if state_path else {"logs": {}}
-    served_key = source.verifier_key()
-    verifier = cp.Verifier.parse(pinned_key or served_key)
-    if pinned_key and served_key != pinned_key:
-        found.fail("The log now serves a different signing key from the one pinned.")
-
+    state = load_state(state_path)
+    note = source.checkpoint()
     try:
-        head = cp.verify(source.checkpoint(), verifier)
+        claimed, _ = cp.parse(note)
+    except cp.CheckpointError as exc:
+        found.fail(f"The latest checkpoint cannot be read: {exc.message}")
+        return found.result()
+    address = source.address()
+    remembered = log_state(state, address, claimed.origin)
+    verifier = _pinned_identity(source, expect.key or pinned_key, expect.origin, remembered, found)
+    origin = expect.origin or (remembered or {}).get("origin") or claimed.origin
+    if claimed.origin != origin:
+        found.fail(
+            f"The log at {address} now calls itself '{claimed.origin}', but this auditor pinned "
+            f"'{origin}': a log that changes its origin is a new history passed off as this one."
+        )
+    head: cp.Checkpoint | None = None
+    try:
+        head = cp.verify(note, verifier)
     except cp.CheckpointError as exc:
         found.fail(f"The latest checkpoint cannot be trusted: {exc.message}")
-        return {
-            "ok": False,
-            "verifier_key": verifier.vkey,
-            "problems": found.problems,
-            "notes": found.notes,
-        }
-    log_state = state["logs"].get(head.origin)
-    if log_state is None:
-        found.notes.append("First check of this log: its key is now pinned in the state file.")
-        log_state = {"verifier_key": verifier.vkey, "checkpoints": []}
-    elif log_state["verifier_key"] != verifier.vkey:
-        found.fail("The log's signing key changed since the last check.")
+    if found.problems or head is None:
+        return found.result(origin=claimed.origin, verifier_key=verifier.vkey)
+    if remembered is None:
+        found.notes.append(
+            "First check of this log: its origin and key are now pinned in the state file."
+        )
+        remembered = {"origin": origin, "verifier_key": verifier.vkey, "checkpoints": []}
+    cosigned = _witnessed(note, expect, found)
     seen = [
         (c["size"], bytes.fromhex(c["root"]))
-        for c in log_state["checkpoints"]
+        for c in remembered["checkpoints"]
         if c["size"] <= head.size
     ]
-    for c in log_state["checkpoints"]:
+    for c in remembered["checkpoints"]:
         if c["size"] > head.size:
             found.fail(
                 f"History rewritten: a checkpoint seen before had {c['size']} entries, "
-                f"but the log now signs only {head.size}."
+                f"but the log now signs only {head.size} (a rollback or a truncation)."
             )
     stored = _stored_checkpoints(local, verifier, head.size, found) if local else []
 
     wanted = {s for s, _ in seen} | {s for s, _ in stored} | {head.size}
+    uncovered = 0
     if local is not None:
         total = local.store.count()
+        uncovered = _uncovered(total, head.size, found)
         roots, leaf_hashes = _recompute(_local_rows(local, found), total, wanted, found)
     else:
         roots, leaf_hashes = _recompute(_stream(source, head.size), head.size, wanted, found)
@@ -275,8 +195,53 @@ def verify(
             f"The entries do not reproduce the signed root at size {head.size}: an entry was "
             "edited, deleted, reordered or inserted."
         )
-    for size, root in seen:
+    _check_seen(source, head, seen, roots, found)
+    for size, root in stored:
         if size in roots and roots[size] != root:
+            found.fail(f"The log's own checkpoint at size {size} no longer matches its entries.")
+    if local is not None:
+        _check_local_state(local, leaf_hashes, roots, found)
+    if not found.problems:
+        _sample_proofs(source, head, leaf_hashes, found, rng or random.Random())
+
+    result = found.result(
+        origin=head.origin,
+        size=head.size,
+        root=head.root.hex(),
+        verifier_key=verifier.vkey,
+        checkpoints_checked=sorted({s for s, _ in seen} | {s for s, _ in stored}),
+        cosigned_by=cosigned,
+        uncovered=uncovered,
+    )
+    if found.problems:
+        return result
+    known = {(c["size"], c["root"]) for c in remembered["checkpoints"]}
+    if (head.size, head.root.hex()) not in known:
+        remembered["checkpoints"].append(
+            {"size": head.size, "root": head.root.hex(), "note": head.text}
+        )
+    state["logs"][address] = remembered
+    if state_path is not None:
+        save_state(state_path, state)
+    return result
+
+
+def _check_seen(
+    source: Source,
+    head: cp.Checkpoint,
+    seen: list[tuple[int, bytes]],
+    roots: dict[int, bytes],
+    found: Findings,
+) -> None:
+    """Every checkpoint seen before must still be the log's tree at its size, and the log must
+    prove the latest extends it."""
+    for size, root in seen:
+        if size == head.size and root != head.root:
+            found.fail(
+                f"Split view: this log showed a checkpoint of {size} entries with another root "
+                "before. Two histories of the same size are signed; at most one is real."
+            )
+        elif size in roots and roots[size] != root:
             found.fail(
                 f"History rewritten: the checkpoint seen before at size {size} does not match "
                 "the log's entries now."
@@ -289,35 +254,74 @@ def verify(
                 f"No valid consistency proof from the checkpoint seen at size {size} to the "
                 f"latest at {head.size} ({exc}): the history was rewritten."
             )
-    for size, root in stored:
-        if size in roots and roots[size] != root:
-            found.fail(f"The log's own checkpoint at size {size} no longer matches its entries.")
-    if local is not None:
-        _check_local_state(local, leaf_hashes, roots, found)
-    if not found.problems:
-        _sample_proofs(source, head, leaf_hashes, found, rng or random.Random())
 
-    result = {
-        "ok": not found.problems,
-        "origin": head.origin,
-        "size": head.size,
-        "root": head.root.hex(),
-        "verifier_key": verifier.vkey,
-        "checkpoints_checked": sorted({s for s, _ in seen} | {s for s, _ in stored}),
-        "problems": found.problems,
-        "notes": found.notes,
-    }
-    if found.problems:
-        return result
-    known = {(c["size"], c["root"]) for c in log_state["checkpoints"]}
-    if (head.size, head.root.hex()) not in known:
-        log_state["checkpoints"].append(
-            {"size": head.size, "root": head.root.hex(), "note": head.text}
+
+def _pinned_identity(
+    source: Source,
+    key: str | None,
+    origin: str | None,
+    remembered: dict[str, Any] | None,
+    found: Findings,
+) -> cp.Verifier:
+    """The key to check the log with: as given, else as pinned on the first check, else (on a
+    first check) the one the log serves. Any disagreement between them is a finding."""
+    given = cp.Verifier.parse(key) if key else None
+    pinned = cp.Verifier.parse(remembered["verifier_key"]) if remembered else None
+    if given and pinned and given != pinned:
+        found.fail("The key given is not the key this auditor pinned for this log before.")
+    if origin and remembered and remembered.get("origin") not in (None, origin):
+        found.fail("The origin given is not the origin this auditor pinned for this log before.")
+    try:
+        served = cp.Verifier.parse(source.verifier_key())
+    except cp.CheckpointError:
+        served = None
+        found.fail("The log serves a signing key that cannot be read.")
+    expected = given or pinned
+    if expected is not None and served is not None and served != expected:
+        found.fail(
+            "The log now serves a different signing key from the one pinned: a new key for the "
+            "same log is a new history passed off as this one."
         )
-    state["logs"][head.origin] = log_state
-    if state_path is not None:
-        save_state(state_path, state)
-    return result
+    verifier = expected or served
+    if verifier is None:
+        raise InvalidInput("The log's signing key cannot be read, and none was given (--key).")
+    return verifier
+
+
+def _witnessed(note: str, expect: Expectations, found: Findings) -> list[str]:
+    """Names of the named witnesses whose cosignatures on ``note`` verify; short of the quorum,
+    or any cosignature forged, is a finding."""
+    names = []
+    for witness in expect.witnesses:
+        try:
+            if witness.find(note) is not None:
+                names.append(witness.name)
+        except cp.CheckpointError as exc:
+            found.fail(f"Witness {witness.name}: {exc.message}")
+    if len(names) < expect.quorum:
+        found.fail(
+            f"The latest checkpoint is cosigned by {len(names)} of the witnesses named, and "
+            f"{expect.quorum} are required: without them a split view or a fork cannot be "
+            "ruled out, so this checkpoint cannot be trusted."
+        )
+    return names
+
+
+def _uncovered(total: int, size: int, found: Findings) -> int:
+    """Entries stored beyond the latest checkpoint; every append is signed as it commits, so
+    any such entry was written behind the log's back. (Fewer is a deletion.)"""
+    if total < size:
+        found.fail(
+            f"The log holds {total} entries but its checkpoint says {size}: entries were deleted."
+        )
+    extra = max(0, total - size)
+    if extra:
+        found.fail(
+            f"{extra} entries after the latest checkpoint (of {size} entries) are covered by no "
+            "signed checkpoint: the log signs every append as it commits, so they were written "
+            "behind its back."
+        )
+    return extra
 
 
 def _local_rows(ledger: Ledger, found: Findings) -> Iterator[tuple[int, bytes]]:

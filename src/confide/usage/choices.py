@@ -36,18 +36,16 @@ def choice_changed_body(event: ChoiceEvent, person_secret: bytes) -> dict[str, A
     }
 
 
-def erasure_body(
-    person_secret: bytes, change_id: str, stores: Sequence[str], rows: int | None = None
-) -> dict[str, Any]:
+def erasure_body(person_secret: bytes, change_id: str, stores: Sequence[str]) -> dict[str, Any]:
     """The public body of the ``erasure`` entry that the ``share_nothing`` change ``change_id``
-    caused (for the party carrying out erasures, with the secret from the choices party)."""
-    body: dict[str, Any] = {
+    caused (for the party carrying out erasures, with the secret from the choices party).
+
+    It says where the person was erased, never how many rows they had: a row count is a fact
+    about the person, and the entry is public."""
+    return {
         "commitment": erasure_commitment(person_secret, change_id),
         "stores": sorted(stores),
     }
-    if rows is not None:
-        body["rows"] = rows
-    return body
 
 
 def log_choice_events(

@@ -16,6 +16,8 @@ from fastapi.responses import Response
 from confide.choices import statistics
 from confide.choices.model import Choice
 from confide.common.errors import InvalidInput
+from confide.ledger.api import cosigners
+from confide.ledger.witnessing import load_witnesses
 from confide.web.chart import Series, line_chart
 from confide.web.context import web_state
 from confide.web.rendering import render
@@ -44,6 +46,7 @@ def transparency(request: Request) -> Response:
     signed = ledger.checkpoint()
     verifier = ledger.verifier
     base = str(request.base_url).rstrip("/")
+    witnesses = [spec.verifier.vkey for spec in load_witnesses(ledger.folder)]
     return render(
         request,
         "transparency.html",
@@ -53,6 +56,8 @@ def transparency(request: Request) -> Response:
             "root": signed.root.hex(),
             "checkpoint": signed.text,
             "verifier_key": verifier.vkey,
+            "cosigned_by": cosigners(signed.text),
+            "witnesses": witnesses,
             "api": f"{base}/api/ledger",
         },
     )
