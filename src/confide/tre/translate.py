@@ -99,7 +99,9 @@ def definition_from_sql(
             columns.append(exp.alias_(value.copy(), name, quoted=True))
             used.add(value.sql(dialect="duckdb"))
             continue
-        measure, inputs = _measure(value, name, bounds.pop(name, None))
+        measure, inputs = _measure(value, name, bounds.get(name))
+        if measure.is_value:
+            bounds.pop(name, None)
         measures.append(measure)
         columns.extend(exp.alias_(expr.copy(), column, quoted=True) for column, expr in inputs)
     missing = [k for k, text in zip(keys, key_sql, strict=True) if text not in used]
@@ -135,7 +137,11 @@ def _refuse_outer_clauses(select: exp.Select) -> None:
         if select.args.get(clause):
             raise ModelRefused(why)
     group = select.args.get("group")
-    if group is not None and any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")):
+    rolled = group is not None and (
+        any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets"))
+        or group.find(exp.Rollup, exp.Cube, exp.GroupingSets) is not None
+    )
+    if rolled:
         raise ModelRefused(
             "ROLLUP, CUBE and GROUPING SETS are not allowed; ask for totals instead (--totals)"
         )
