@@ -248,3 +248,50 @@ def test_a_query_left_running_by_a_crash_becomes_a_recorded_refusal(tre: TreWorl
     assert "interrupted" in tre.store.query(stuck.id).reason
     last = _ledger_tail(tre, 1)[0]
     assert last.kind == "refusal" and last.body["ref"] == stuck.id
+
+
+def test_too_many_queries_at_once_wait_for_each_other(tre: TreWorld) -> None:
+    """Running queries are counted in the store (shared by every process of the TRE): past the
+    project's cap a new one is refused, recorded, and nothing of it runs."""
+    from dataclasses import replace
+
+    from confide.tre.store import utcnow
+
+    done = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+    template = tre.store.query(done.id)
+    fakes = [
+        replace(template, id=f"{i:032x}", status="running", created_at=utcnow())
+        for i in range(1, 1 + tre.service.limits.running_per_project)
+    ]
+    for fake in fakes:
+        tre.store.save_query(fake)
+    try:
+        waiting = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+        assert waiting.status == "refused" and "queries running" in waiting.reason
+        assert _ledger_tail(tre, 2)[0].kind == "query_run"  # recorded all the same
+    finally:
+        for fake in fakes:
+            tre.store.update_query(replace(fake, status="refused", reason="test"))
+    assert tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX).status == "released"
+
+
+def test_a_failure_inside_the_tre_is_one_generic_refusal_with_the_detail_kept(
+    tre: TreWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether an engine fails can depend on the data, so its message never reaches the
+    researcher: one generic reason, the detail kept for operators, and no release file."""
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("Conversion Error: could not convert 'LS2 7UE' to INT32")
+
+    monkeypatch.setattr(service_module, "run_aggregation", broken)
+    before = set(tre.store.releases.iterdir())
+    outcome = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
+    assert outcome.status == "refused" and outcome.reason == service_module.GENERIC_FAILURE
+    assert "LS2" not in outcome.reason
+    stored = tre.store.query(outcome.id)
+    assert stored.detail and "Conversion Error" in stored.detail  # for operators
+    run, refusal = _ledger_tail(tre, 2)
+    assert run.kind == "query_run" and refusal.kind == "refusal"
+    assert "LS2" not in str(refusal.body)
+    assert set(tre.store.releases.iterdir()) == before

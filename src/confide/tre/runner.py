@@ -33,6 +33,8 @@ class Limits:
     threads: int = 2
     max_rows: int = 10_000
     max_cells: int = 200_000
+    running_per_project: int = 2  # queries of one project running at once
+    running_overall: int = 4  # queries running at once in this TRE
 
 
 def lock_down(

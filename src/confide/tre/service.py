@@ -227,6 +227,7 @@ class QueryService:
             record = self._start(principal, project.id, project.slug, text, "sdc", "-")
             return self._refuse(record, inactive.message)
         protection = grant.protection
+        busy = self._busy(grant.project_id)
         record = self._start(
             principal,
             grant.project_id,
@@ -235,6 +236,8 @@ class QueryService:
             protection.mode.value,
             protection.rules,
         )
+        if busy:
+            return self._refuse(record, busy)
         try:
             prepared = self._prepare(grant, query, bounds, totals, epsilon)
             record = replace(
@@ -279,6 +282,20 @@ class QueryService:
         self.store.save_query(record)
         self.ledger.append_many([query_entry(record)])
         return record
+
+    def _busy(self, project_id: str) -> str | None:
+        """Why a new query must wait (too many running), or None. Counted from the store, so
+        every process of one TRE shares the caps."""
+        since = utcnow() - timedelta(seconds=2 * self.limits.seconds + 120)
+        overall, per_project = self.store.running(since)
+        if per_project.get(project_id, 0) >= self.limits.running_per_project:
+            return (
+                f"this project already has {self.limits.running_per_project} queries running; "
+                "run this one when they have finished"
+            )
+        if overall >= self.limits.running_overall:
+            return "the research environment is busy; run the query again in a minute"
+        return None
 
     def recover(self) -> None:
         """Queries left running by a process that stopped (a crash) become refusals, with

@@ -228,6 +228,19 @@ class TreStore:
         with self.engine.begin() as conn:
             conn.execute(update(queries).where(queries.c.id == record.id).values(**values))
 
+    def running(self, started_after: datetime) -> tuple[int, dict[str, int]]:
+        """Queries running now (started after ``started_after``): overall and per project."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queries.c.project_id).where(
+                    queries.c.status == "running", queries.c.created_at >= started_after
+                )
+            ).all()
+        per: dict[str, int] = {}
+        for (project_id,) in rows:
+            per[project_id] = per.get(project_id, 0) + 1
+        return len(rows), per
+
     def stale_running(self, started_before: datetime) -> list[QueryRecord]:
         """Queries still marked running that started before ``started_before``: their process
         ended without an outcome (a crash), so nobody will finish them."""
