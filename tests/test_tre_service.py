@@ -272,7 +272,9 @@ def test_too_many_queries_at_once_wait_for_each_other(tre: TreWorld) -> None:
     finally:
         for fake in fakes:
             tre.store.update_query(replace(fake, status="refused", reason="test"))
-    assert tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX).status == "released"
+    assert (
+        tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX).status == "released"
+    )
 
 
 def test_a_failure_inside_the_tre_is_one_generic_refusal_with_the_detail_kept(
