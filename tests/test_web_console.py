@@ -231,7 +231,8 @@ def test_held_output_needs_two_blind_checkers_then_downloads(app, world):
         queue = one.get("/staff/reviews")
         assert_page(queue)
         assert f"/staff/reviews/{query_id}" in queue.text
-        assert_page(one.get(f"/staff/reviews/{query_id}"))
+        review = assert_page(one.get(f"/staff/reviews/{query_id}"))
+        assert "Overlap with other released cells" in "".join(review.find(".//main").itertext())
         first = one.post(
             f"/staff/reviews/{query_id}/vote",
             data={"csrf_token": one_token, "vote": "approve", "reason": "One value of many: safe."},
