@@ -10,8 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confide.tre.aggregation import BUCKETS
-from confide.tre.cellkey import record_keys
+from confide.tre.cellkey import BUCKETS, record_keys
 from confide.tre.differencing import CellSketch, SketchStore, difference, find_overlaps
 
 SECRET = b"differencing-test-secret-0000000"

@@ -134,7 +134,10 @@ def test_released_keys_come_only_from_groups_of_the_threshold(
     assert result.status in ("released", "held_for_review"), result.reason
     counted = _people_per_group(population, definition)
     dims = definition["dimensions"]
+    measures = [m["name"] for m in definition["measures"]]
     for row in result.output.rows if result.output else []:
+        if not dims and all(row[m] is None for m in measures):
+            continue  # the one row of a table with no groups says nothing when suppressed
         key = _key(row, dims)
         assert counted.get(key, 0) >= RULES.threshold, (key, counted.get(key))
 

@@ -47,8 +47,8 @@ def sandbox(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{view_file}')")
     con.execute(
         "CREATE TABLE __record_keys AS SELECT DISTINCT patient_id, hash(patient_id) % 4294967296 "
-        "AS __rkey, hash(patient_id) // 16 AS __sid, 0 AS __chk, 0 AS __b0, 12 AS __b1, "
-        "24 AS __b2 FROM events"
+        "AS __rkey, hash(patient_id) // 16 AS __sid, 0 AS __chk, 0 AS __b0, 16 AS __b1, "
+        "32 AS __b2, 48 AS __b3 FROM events"
     )
     lock_down(con, Limits(memory="256MB", threads=1), readable=[view_file])
     return con

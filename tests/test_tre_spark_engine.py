@@ -30,7 +30,7 @@ from tre_world import TreWorld, build
 from confide.access.model import LegalBasis, ProjectGrant, Purpose, RecipientKind
 from confide.access.seed import PEOPLE
 from confide.tre.aggregation import AggregationPlan, plan_aggregation
-from confide.tre.cellkey import record_keys
+from confide.tre.cellkey import BUCKET_COLUMNS, record_keys
 from confide.tre.exclusions import OUTPUT_FORMS
 from confide.tre.guard import check_query
 from confide.tre.person_level import check_person_level
@@ -205,7 +205,7 @@ def test_record_keys_match_the_reference_on_both_engines(
                 reference.sid,
                 reference.chk,
             )
-            assert (row["__b0"], row["__b1"], row["__b2"]) == reference.buckets
+            assert tuple(row[b] for b in BUCKET_COLUMNS) == reference.buckets
 
 
 def test_the_views_match_duckdb_and_apply_choices_window_and_pseudonyms(

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from confide.common.errors import InvalidInput
 from confide.tre.aggregation import KEYED, RECORD_KEYS, plan_aggregation
-from confide.tre.cellkey import record_keys
+from confide.tre.cellkey import BUCKET_COLUMNS, record_keys
 from confide.tre.differencing import CellSketch, find_overlaps
 from confide.tre.disclosure import ProtectedOutput, protect
 from confide.tre.guard import check_query
@@ -73,14 +73,13 @@ class Population:
             keys = record_keys(SECRET, person["patient_id"])
             rows.append(
                 {"patient_id": person["patient_id"], "__rkey": keys.rkey, "__sid": keys.sid,
-                 "__chk": keys.chk, "__b0": keys.buckets[0], "__b1": keys.buckets[1],
-                 "__b2": keys.buckets[2]}
+                 "__chk": keys.chk, **dict(zip(BUCKET_COLUMNS, keys.buckets, strict=True))}
             )  # fmt: skip
         return pa.Table.from_pylist(
             rows,
             schema=pa.schema(
                 [("patient_id", pa.string()), *((name, pa.int64()) for name in
-                 ("__rkey", "__sid", "__chk", "__b0", "__b1", "__b2"))]
+                 ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS))]
             ),
         )  # fmt: skip
 

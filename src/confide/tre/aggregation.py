@@ -33,14 +33,13 @@ from itertools import combinations
 import sqlglot
 from sqlglot import exp
 
+from confide.tre.cellkey import BUCKET_COLUMNS, HASHES
 from confide.tre.model import OTHER, Dimension, Measure, MeasureKind, QueryDefinition
 from confide.tre.person_level import PersonLevelQuery
 from confide.tre.totality import without_try
 
-RECORD_KEYS = "__record_keys"  # patient_id, __rkey, __sid, __chk, __b0, __b1, __b2
+RECORD_KEYS = "__record_keys"  # patient_id, __rkey, __sid, __chk and the bucket columns
 KEYED = "__keyed"
-BUCKETS_PER_HASH = 12
-BUCKETS = 3 * BUCKETS_PER_HASH
 _STAGE_ONE = "__stage_one"
 
 
@@ -198,7 +197,7 @@ def _keyed_sql(
     cells = " UNION ALL ".join(parts)
     return (
         f"WITH __base AS ({base}), __cells AS ({cells}) "
-        "SELECT c.*, k.__rkey, k.__sid, k.__chk, k.__b0, k.__b1, k.__b2 "
+        f"SELECT c.*, k.__rkey, k.__sid, k.__chk, {', '.join('k.' + b for b in BUCKET_COLUMNS)} "
         f"FROM __cells c JOIN {RECORD_KEYS} k ON k.patient_id = c.__pid"
     )
 
@@ -299,8 +298,10 @@ def _sketches_sql(definition: QueryDefinition) -> str | None:
             f"coalesce(bit_xor(__chk){where}, 0) AS __h{index}",
         ]
     grouped = ", ".join([*keys, "__bucket"])
+    whens = " ".join(f"WHEN {i} THEN {column}" for i, column in enumerate(BUCKET_COLUMNS))
+    hashes = ", ".join(f"({i})" for i in range(HASHES))
     return (
-        f"SELECT {grouped}, {', '.join(aggregates)} FROM (SELECT k.*, CASE h.i WHEN 0 THEN "
-        f"__b0 WHEN 1 THEN __b1 ELSE __b2 END AS __bucket FROM {KEYED} k CROSS JOIN "
-        f"(VALUES (0), (1), (2)) AS h(i)) AS __exploded GROUP BY {grouped}"
+        f"SELECT {grouped}, {', '.join(aggregates)} FROM (SELECT k.*, CASE h.i {whens} "
+        f"END AS __bucket FROM {KEYED} k CROSS JOIN (VALUES {hashes}) AS h(i)) AS __exploded "
+        f"GROUP BY {grouped}"
     )

@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from functools import cache
 
 KEY_SPACE = 1 << 32
-BUCKETS_PER_HASH = 12
+HASHES = 4  # each person is in one bucket of each of 4 sub-tables of a sketch
+BUCKETS_PER_HASH = 16
+BUCKETS = HASHES * BUCKETS_PER_HASH
+BUCKET_COLUMNS = tuple(f"__b{i}" for i in range(HASHES))
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class RecordKeys:
     rkey: int
     sid: int
     chk: int
-    buckets: tuple[int, int, int]
+    buckets: tuple[int, ...]
 
 
 def record_keys(secret: bytes, hub_pseudonym: str) -> RecordKeys:
@@ -136,18 +139,14 @@ def check_of(sid: int) -> int:
     return int(hashlib.sha256(str(sid).encode()).hexdigest()[:15], 16)
 
 
-def buckets_of(sid: int) -> tuple[int, int, int]:
-    """The three buckets of a sketch id, one in each third of the table."""
-    return (
-        sid % BUCKETS_PER_HASH,
-        BUCKETS_PER_HASH + (sid // 4096) % BUCKETS_PER_HASH,
-        2 * BUCKETS_PER_HASH + (sid // 16777216) % BUCKETS_PER_HASH,
-    )
+def buckets_of(sid: int) -> tuple[int, ...]:
+    """The buckets of a sketch id, one in each sub-table, from independent bits of the id."""
+    return tuple(i * BUCKETS_PER_HASH + (sid >> (4 * i)) % BUCKETS_PER_HASH for i in range(HASHES))
 
 
 def record_keys_sql(hmac_hex: str, dialect: str) -> list[str]:
-    """The SELECT-list items of the hidden keys (``__rkey``, ``__sid``, ``__chk``, ``__b0``,
-    ``__b1``, ``__b2``) from an expression giving the HMAC in hex, in ``dialect``'s own SQL."""
+    """The SELECT-list items of the hidden keys (``__rkey``, ``__sid``, ``__chk`` and the
+    bucket columns) from an expression giving the HMAC in hex, in ``dialect``'s own SQL."""
     if dialect == "duckdb":
 
         def number(text: str) -> str:
@@ -168,11 +167,13 @@ def record_keys_sql(hmac_hex: str, dialect: str) -> list[str]:
         div = "div"
     sid = number(f"substr({hmac_hex}, 1, 15)")
     n = BUCKETS_PER_HASH
+    buckets = [
+        f"{i * n} + ({sid} {div} {16**i}) % {n} AS {column}"
+        for i, column in enumerate(BUCKET_COLUMNS)
+    ]
     return [
         f"{number(f'substr({hmac_hex}, 16, 8)')} AS __rkey",
         f"{sid} AS __sid",
         f"{number(f'substr({sha(sid)}, 1, 15)')} AS __chk",
-        f"{sid} % {n} AS __b0",
-        f"{n} + ({sid} {div} 4096) % {n} AS __b1",
-        f"{2 * n} + ({sid} {div} 16777216) % {n} AS __b2",
+        *buckets,
     ]

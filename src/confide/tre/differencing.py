@@ -4,8 +4,9 @@ Two released cells whose people differ by one person reveal that person's contri
 subtraction, whatever each cell's own checks said. The cell-key method makes that subtraction
 noisy; this check stops the attack from being repeated until the noise averages out. For every
 released cell (and each measure's set of contributors) the TRE keeps a *sketch* of who
-contributed: an invertible Bloom lookup table of 36 buckets, each holding a count, the XOR of
-the contributors' 60-bit sketch ids and the XOR of their check values (computed in SQL by
+contributed: an invertible Bloom lookup table of 64 buckets, each holding a count, the XOR of
+the contributors' 60-bit sketch ids and the XOR of their check values, one bucket in each of
+four sub-tables per person (computed in SQL by
 :mod:`confide.tre.aggregation`; ids are keyed hashes only the TRE can compute, so a sketch says
 nothing outside it). Subtracting two sketches leaves exactly the people in one set and not the
 other; *peeling* it recovers them when they are few. A new output with any cell whose set
@@ -37,8 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from confide.tre.aggregation import BUCKETS
-from confide.tre.cellkey import buckets_of, check_of
+from confide.tre.cellkey import BUCKETS, HASHES, buckets_of, check_of
 
 MAX_PEELED = 64
 
@@ -64,10 +64,12 @@ class Overlap:
     cell: str
     other_release: str
     other_cell: str
-    people: int
+    people: int | None  # None: few, but not recovered exactly
 
     def describe(self) -> str:
         where = f"release {self.other_release}" if self.other_release else "this output"
+        if self.people is None:
+            return f"{self.cell} differs from {self.other_cell} of {where} by a few people"
         if self.people == 0:
             return f"{self.cell} has exactly the people of {self.other_cell} of {where}"
         return (
@@ -160,7 +162,12 @@ def find_overlaps(
             if _too_different(sketch, other, threshold):
                 continue
             size = difference(sketch, other)
-            if size is None or size >= threshold:
+            if size is None:
+                # Few buckets differ, yet the difference does not peel (a rare collision of
+                # ids): it may be small, so it is treated as small.
+                overlaps.append(Overlap(sketch.cell, other.release, other.cell, None))
+                continue
+            if size >= threshold:
                 continue
             if size == 0 and sketch.identity == other.identity:
                 continue  # the same cell asked again: the same answer, nothing new
@@ -169,10 +176,11 @@ def find_overlaps(
 
 
 def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
-    """A cheap bound: each differing person touches 3 buckets, so more than 3(T - 1) nonzero
-    buckets in the difference means at least T people differ."""
+    """A cheap bound: each differing person touches one bucket of each sub-table, so more
+    nonzero buckets in the difference than that many times T - 1 means at least T people
+    differ."""
     busy = np.count_nonzero((a.counts != b.counts) | (a.ids != b.ids))
-    return busy > 3 * (threshold - 1)
+    return busy > HASHES * (threshold - 1)
 
 
 class SketchStore:

@@ -17,7 +17,8 @@ import duckdb
 import pyarrow as pa
 
 from confide.common.errors import InvalidInput
-from confide.tre.aggregation import BUCKETS, KEYED, AggregationPlan
+from confide.tre.aggregation import KEYED, AggregationPlan
+from confide.tre.cellkey import BUCKETS
 
 
 class QueryLimitExceeded(InvalidInput):

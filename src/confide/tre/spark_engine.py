@@ -26,7 +26,8 @@ import pyarrow as pa
 from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
-from confide.tre.aggregation import BUCKETS, KEYED, AggregationPlan
+from confide.tre.aggregation import KEYED, AggregationPlan
+from confide.tre.cellkey import BUCKETS
 from confide.tre.runner import Limits, QueryLimitExceeded
 from confide.tre.spark_views import RECORD_KEYS, SparkViews, build_spark_views
 

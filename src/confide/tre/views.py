@@ -39,7 +39,7 @@ from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS, RecordStore
 from confide.tre.aggregation import RECORD_KEYS
-from confide.tre.cellkey import record_keys_sql
+from confide.tre.cellkey import BUCKET_COLUMNS, record_keys_sql
 from confide.tre.cohorts import (
     EXCLUDED_FILE,
     PEOPLE_FILE,
@@ -56,9 +56,9 @@ PEOPLE = "__people"
 EXCLUDED = "__excluded"
 EXCLUDED_IDS = "__excluded_ids"
 EXCLUDED_IDS_FILE = "excluded-ids.parquet"  # the excluded people's project pseudonyms
-COHORT_LAYOUT = 3  # bumped whenever a cohort's files change, so older caches are not reused
+COHORT_LAYOUT = 4  # bumped whenever a cohort's files change, so older caches are not reused
 EVERYONE = "__everyone"
-RECORD_KEY_COLUMNS = ("__rkey", "__sid", "__chk", "__b0", "__b1", "__b2")
+RECORD_KEY_COLUMNS = ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS)
 RAW = "__raw_"
 PSEUDONYM_HEX = 32
 # A table whose stored files total at most this is copied into the cohort, joined and filtered,
