@@ -195,10 +195,13 @@ def _keyed_sql(
             )
         parts.append(part)
     cells = " UNION ALL ".join(parts)
+    # The person's id is not kept: once joined to their keys, nothing needs it.
+    kept = ["c.__level", *(f"c.__d{i}" for i in range(len(dims)))]
+    kept += [f"c.{v.split(' AS ')[-1]}" for v in values]
+    kept += [f"k.{name}" for name in ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS)]
     return (
         f"WITH __base AS ({base}), __cells AS ({cells}) "
-        f"SELECT c.*, k.__rkey, k.__sid, k.__chk, {', '.join('k.' + b for b in BUCKET_COLUMNS)} "
-        f"FROM __cells c JOIN {RECORD_KEYS} k ON k.patient_id = c.__pid"
+        f"SELECT {', '.join(kept)} FROM __cells c JOIN {RECORD_KEYS} k ON k.patient_id = c.__pid"
     )
 
 
