@@ -93,3 +93,11 @@ def test_sketches_are_kept_per_project_and_read_back(tmp_path: Path) -> None:
     assert [(s.release, s.identity, s.kind, s.people) for s in back] == [("r9", "x", "sum v", 30)]
     assert np.array_equal(back[0].ids, kept[0].ids)
     assert store.load("project-2") == []
+
+
+def test_a_cell_asked_again_is_kept_once() -> None:
+    from confide.tre.differencing import new_sketches
+
+    first = [sketch(set(range(30)), identity="x", release="r1")]
+    again = [sketch(set(range(30)), identity="x"), sketch(set(range(31)), identity="x")]
+    assert [s.people for s in new_sketches(again, first)] == [31]

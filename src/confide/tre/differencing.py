@@ -175,6 +175,15 @@ def find_overlaps(
     return overlaps
 
 
+def new_sketches(sketches: Sequence[CellSketch], earlier: Sequence[CellSketch]) -> list[CellSketch]:
+    """The sketches not already kept: a cell asked again (the same cell, the same people) is
+    not stored twice, so a project's history grows with what it learns, not with repeats."""
+    kept = {(s.identity, s.kind, s.ids.tobytes(), s.counts.tobytes()) for s in earlier}
+    return [
+        s for s in sketches if (s.identity, s.kind, s.ids.tobytes(), s.counts.tobytes()) not in kept
+    ]
+
+
 def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
     """A cheap bound: each differing person touches one bucket of each sub-table, so more
     nonzero buckets in the difference than that many times T - 1 means at least T people
@@ -223,7 +232,8 @@ class SketchStore:
 
     def save(self, project_id: str, release_id: str, sketches: Sequence[CellSketch]) -> None:
         """Keep a release's sketches, so later outputs are checked against it."""
-        self.write(self.path(project_id, release_id), release_id, sketches)
+        if sketches:
+            self.write(self.path(project_id, release_id), release_id, sketches)
 
     @staticmethod
     def write(path: Path, release_id: str, sketches: Sequence[CellSketch]) -> None:

@@ -68,7 +68,7 @@ from confide.hub.records import RecordStore
 from confide.tre import views as project_views
 from confide.tre.aggregation import AggregationPlan, plan_aggregation
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
-from confide.tre.differencing import SketchStore, find_overlaps
+from confide.tre.differencing import SketchStore, find_overlaps, new_sketches
 from confide.tre.disclosure import OutputStatus, protect
 from confide.tre.dp import DpOptions, check_dp_definition, release_dp
 from confide.tre.exclusions import OUTPUT_FORMS, Exclusions, ExclusionSource
@@ -433,7 +433,8 @@ class QueryService:
         sketches = released_sketches(
             prepared.definition, prepared.population, prepared.plan, output, computed.sketches
         )
-        overlaps = find_overlaps(sketches, self.sketches.load(grant.project_id), rules.threshold)
+        earlier = self.sketches.load(grant.project_id)
+        overlaps = find_overlaps(sketches, earlier, rules.threshold)
         result = output.as_dict()
         if overlaps:
             result["overlaps"] = [o.describe() for o in overlaps[:50]]
@@ -460,7 +461,7 @@ class QueryService:
             )
             return self._outcome(stored, None)
         checked = checked_entry(record, "passed", f"sdc_{rules.name}", output.suppressed)
-        self.sketches.save(grant.project_id, release_id, sketches)
+        self.sketches.save(grant.project_id, release_id, new_sketches(sketches, earlier))
         return self._release(record, result, facts, computed.files, [checked])
 
     def _release_dp(
