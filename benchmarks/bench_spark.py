@@ -1,12 +1,13 @@
 """The cohort queries on DuckDB and on Spark over the same record store, in the same run.
 
-Both engines get the same grant, exclusions, project key and checked plan, build the project's
-views and run the plan; output checking is the same code for both and is left out. DuckDB is
-the service's own path: a fresh connection, ``views.build_views`` (the project's cohort is
-built on the first run and reused after, as in the service), ``lock_down``, ``run_checked``.
-Spark is ``spark_engine.run_on_spark`` on one local session started once (its start-up is
-timed on its own); it builds the views, keyed hash included, on every run. Each query's
-results are checked to be identical on both engines before timing.
+Both engines get the same grant, exclusions, keys and aggregation plan (each in its own
+dialect), build the project's views and run the plan; output checking is the same code for
+both and is left out. DuckDB is the service's own path: a fresh connection,
+``views.build_views`` (the project's cohort is built on the first run and reused after, as in
+the service), ``lock_down``, ``run_aggregation``. Spark is ``spark_engine.aggregate_on_spark``
+on one local session started once (its start-up is timed on its own); it builds the views,
+keyed hashes included, on every run. Each query's cells are checked to be identical on both
+engines before timing.
 
     python benchmarks/bench_spark.py [--patients 20000] [--repeats 3] [--threads 2]
                                      [--memory 2g] [--home DIR]
@@ -32,12 +33,14 @@ from common import print_rows, save
 from confide.access.seed import PEOPLE, seed_demo
 from confide.embedded import embedded_tre
 from confide.tre import views as project_views
+from confide.tre.aggregation import plan_aggregation
 from confide.tre.exclusions import OUTPUT_FORMS
 from confide.tre.guard import check_query
-from confide.tre.rewrite import plan_contributors
-from confide.tre.runner import Limits, lock_down, run_checked
-from confide.tre.spark_engine import run_on_spark
+from confide.tre.person_level import check_person_level
+from confide.tre.runner import Limits, lock_down, run_aggregation
+from confide.tre.spark_engine import aggregate_on_spark
 from confide.tre.spark_session import local_session
+from confide.tre.translate import read_query
 
 
 def on_duckdb(tre: Any, job: dict[str, Any], limits: Limits) -> pa.Table:
@@ -53,38 +56,46 @@ def on_duckdb(tre: Any, job: dict[str, Any], limits: Limits) -> pa.Table:
             cache=tre.service.store.mapping_cache,
             catalog=job["catalog"],
             exclusions_digest=job["exclusions"].digest,
+            record_key=job["record_key"],
         )
         lock_down(con, limits, views.readable)
-        return run_checked(con, job["plan"], limits)
+        return run_aggregation(con, job["plans"]["duckdb"], limits, sketches=True)[0]
     finally:
         con.close()
 
 
 def on_spark(spark: Any, tre: Any, job: dict[str, Any], limits: Limits) -> pa.Table:
-    return run_on_spark(
+    return aggregate_on_spark(
         spark,
         tre.service.records,
         job["grant"],
         job["exclusions"].pseudonyms,
         job["key"],
-        job["plan"],
+        job["record_key"],
+        job["plans"]["spark"],
         limits,
         catalog=job["catalog"],
-    )
+    )[0]
 
 
-def prepare(tre: Any, project: str, who: str, sql: str) -> dict[str, Any]:
-    """What both engines are given: the grant, exclusions now, the key and the checked plan."""
-    org, _, email, _ = PEOPLE[who]
-    grant = tre.access.authorise_query(tre.access.principal_for(org, email), project)
+def prepare(tre: Any, query: Any) -> dict[str, Any]:
+    """What both engines are given: the grant, exclusions now, the keys and the plans."""
+    org, _, email, _ = PEOPLE[query.who]
+    grant = tre.access.authorise_query(tre.access.principal_for(org, email), query.project)
     allowed = project_views.view_columns(grant)
+    definition = read_query(query.sql, allowed, query.bounds)
+    population = check_person_level(check_query(definition.population, allowed))
     catalog = tre.service.records.catalog()
     exclusions = tre.service.exclusions.excluded(
         grant, OUTPUT_FORMS["rounding"], int(catalog["version"])
     )
     return {
         "grant": grant,
-        "plan": plan_contributors(check_query(sql, allowed), allowed),
+        "plans": {
+            dialect: plan_aggregation(population, definition, dialect=dialect)
+            for dialect in ("duckdb", "spark")
+        },
+        "record_key": tre.service.store.record_key_secret(),
         "catalog": catalog,
         "exclusions": exclusions,
         "key": tre.service.store.project_key(grant.project_id),
@@ -94,12 +105,12 @@ def prepare(tre: Any, project: str, who: str, sql: str) -> dict[str, Any]:
 def same(a: pa.Table, b: pa.Table) -> bool:
     def rows(table: pa.Table) -> list[tuple[Any, ...]]:
         cells = [
-            tuple(round(v, 9) if isinstance(v, float) else v for v in row.values())
+            tuple(round(float(v), 6) if isinstance(v, int | float) else v for v in row.values())
             for row in table.to_pylist()
         ]
         return sorted(cells, key=repr)
 
-    return a.schema == b.schema and rows(a) == rows(b)
+    return a.column_names == b.column_names and rows(a) == rows(b)
 
 
 def bench(size: int, repeats: int, threads: int, memory: str, keep: Path | None) -> dict:
@@ -115,8 +126,8 @@ def bench(size: int, repeats: int, threads: int, memory: str, keep: Path | None)
         try:
             with embedded_tre(home) as tre:
                 seed_demo(tre.access)
-                for name, (project, who, sql) in QUERIES.items():
-                    job = prepare(tre, project, who, sql)
+                for name, query in QUERIES.items():
+                    job = prepare(tre, query)
                     first = on_spark(spark, tre, job, limits)  # warm both; compare results
                     assert same(first, on_duckdb(tre, job, limits)), name
                     duck = median(lambda: on_duckdb(tre, job, limits), repeats)  # noqa: B023

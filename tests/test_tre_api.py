@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from tre_world import TreWorld, build
+from tre_world import TreWorld, build, hold
 
 from confide.access.api import make_router as access_router
 from confide.access.seed import PEOPLE
@@ -24,7 +24,7 @@ ENDPOINTS = {
 
 @pytest.fixture(scope="module")
 def tre(tmp_path_factory: pytest.TempPathFactory) -> TreWorld:
-    made = build(tmp_path_factory.mktemp("tre-api"), practices=1, patients=20)
+    made = build(tmp_path_factory.mktemp("tre-api"), practices=1, patients=40)
     yield made
     made.close()
 
@@ -53,7 +53,9 @@ def test_the_endpoint_list_is_the_router(tre: TreWorld) -> None:
     assert routes == ENDPOINTS
 
 
-def test_queries_budget_and_review_for_the_right_callers(client: TestClient, tokens) -> None:
+def test_queries_budget_and_review_for_the_right_callers(
+    client: TestClient, tokens, tre: TreWorld
+) -> None:
     researcher, checker = tokens["researcher"], tokens["output_checker_1"]
     body = {"project": "demo-research", "sql": BY_SEX}
     released = client.post("/api/tre/queries", json=body, headers=researcher)
@@ -62,19 +64,37 @@ def test_queries_budget_and_review_for_the_right_callers(client: TestClient, tok
     shown = client.get(f"/api/tre/queries/{query_id}", headers=researcher).json()
     assert shown["result"] == released.json()["result"]
     everyone = "SELECT count(DISTINCT patient_id) AS n FROM patients"
+    commercial = tokens["commercial"]
     dp = client.post(
         "/api/tre/queries",
-        json={**body, "sql": everyone, "mode": "dp", "epsilon": 0.5},
-        headers=researcher,
+        json={"project": "demo-commercial", "sql": everyone, "epsilon": 0.5},
+        headers=commercial,
     ).json()
-    assert dp["status"] == "released" and dp["result"]["intervals"]
-    budget = client.get("/api/tre/projects/demo-research/budget", headers=researcher).json()
+    assert dp["status"] == "released" and dp["result"]["intervals"] and dp["mode"] == "dp"
+    budget = client.get("/api/tre/projects/demo-commercial/budget", headers=commercial).json()
     assert budget["epsilon_left"] == pytest.approx(2.5)
-    held = client.post(
+    for chosen in ({"mode": "rounding"}, {"preset": "ons"}, {"contributions": 5}):
+        asked = client.post("/api/tre/queries", json={**body, **chosen}, headers=researcher)
+        assert asked.status_code == 422  # nobody but the approver chooses the protection
+    definition = {
+        "population": "SELECT p.patient_id, p.sex FROM patients p",
+        "dimensions": [{"column": "sex", "domain": ["female", "male"]}],
+        "measures": [{"kind": "count", "name": "people"}],
+    }
+    defined = client.post(
         "/api/tre/queries",
-        json={"project": "demo-research", "sql": "SELECT max(birth_year) AS m FROM patients"},
+        json={"project": "demo-research", "definition": definition},
         headers=researcher,
     ).json()
+    assert defined["status"] == "released", defined["reason"]
+    assert [r["sex"] for r in defined["result"]["rows"]] == ["female", "male", "other"]
+    both = client.post(
+        "/api/tre/queries", json={**body, "definition": definition}, headers=researcher
+    )
+    assert both.status_code == 422
+    held_outcome = hold(tre.service, tre.registry, tre.principal("researcher"),
+                        "demo-research", tre.numbers[1])  # fmt: skip
+    held = client.get(f"/api/tre/queries/{held_outcome.id}", headers=researcher).json()
     assert held["status"] == "held_for_review" and held["result"] is None
     queue = client.get("/api/tre/review/queue", headers=checker).json()["items"]
     assert held["id"] in [item["id"] for item in queue]
@@ -104,11 +124,9 @@ def _calls(query_id: str, slug: str = "demo-research") -> list[tuple[str, str, d
 def test_every_endpoint_refuses_the_wrong_organisation_or_role(
     client: TestClient, tokens, tre: TreWorld, who: str
 ) -> None:
-    held = client.post(
-        "/api/tre/queries",
-        json={"project": "demo-research", "sql": "SELECT max(birth_year) AS m FROM patients"},
-        headers=tokens["researcher"],
-    ).json()["id"]
+    held = hold(
+        tre.service, tre.registry, tre.principal("researcher"), "demo-research", tre.numbers[2]
+    ).id
     assert {(m, p) for m, p, _ in _calls("{query_id}", "{slug}")} == ENDPOINTS
     for method, path, body in _calls(held):
         answer = client.request(method, path, json=body, headers=tokens[who])

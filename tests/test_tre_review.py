@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from tre_world import TreWorld, build
+from tre_world import TreWorld, build, hold
 
 from confide.access.errors import Conflict, Forbidden
 from confide.access.seed import PEOPLE
 from confide.common.errors import InvalidInput
 
-HELD_SQL = "SELECT max(birth_year) AS newest FROM patients"
-
 
 @pytest.fixture(scope="module")
 def tre(tmp_path_factory: pytest.TempPathFactory) -> TreWorld:
-    made = build(tmp_path_factory.mktemp("tre-review"), practices=1, patients=20)
+    made = build(tmp_path_factory.mktemp("tre-review"), practices=1, patients=40)
     yield made
     made.close()
 
 
 def _held(tre: TreWorld) -> str:
-    outcome = tre.service.run(tre.principal("researcher"), "demo-research", HELD_SQL)
-    assert outcome.status == "held_for_review"
-    return outcome.id
+    researcher = tre.principal("researcher")
+    return hold(tre.service, tre.registry, researcher, "demo-research", tre.numbers[0]).id
 
 
 def test_two_approvals_release_the_output(tre: TreWorld) -> None:

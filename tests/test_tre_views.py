@@ -12,6 +12,7 @@ import hashlib
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -165,6 +166,7 @@ def test_a_choice_applies_to_every_query_that_starts_after_it_is_recorded(
     tmp_path: Path,
 ) -> None:
     tre = build(tmp_path, practices=1, patients=30, seed=3)
+    tre.service.limits = replace(tre.service.limits, running_per_project=4, running_overall=4)
     target = tre.numbers[5]
     hub = tre.world.pseudonymiser.pseudonyms_for([target])[0]
     researcher = tre.principal("researcher")
@@ -174,14 +176,19 @@ def test_a_choice_applies_to_every_query_that_starts_after_it_is_recorded(
     stop = threading.Event()
     set_done: list[float] = []
     set_started: list[float] = []
+    failures: list[str] = []
 
     def querying() -> None:
         while not stop.is_set():
             start = time.monotonic()
             outcome = tre.service.run(researcher, "demo-research", sql)
-            assert outcome.status == "released", outcome.reason
+            # After the change the table differs from earlier ones by one person: held.
+            if outcome.status not in ("released", "held_for_review"):
+                failures.append(str(outcome.reason))
+                return
+            release_id = tre.store.query(outcome.id).release_id
             with lock:
-                runs.append((start, time.monotonic(), outcome.release_id))
+                runs.append((start, time.monotonic(), release_id))
 
     def count(predicate) -> int:  # type: ignore[no-untyped-def]
         with lock:
@@ -205,11 +212,15 @@ def test_a_choice_applies_to_every_query_that_starts_after_it_is_recorded(
             thread.start()
         for thread in threads:
             thread.join(timeout=180)
+        assert not failures, failures
         done = set_done[0]
 
         def included(release_id: str) -> bool:
-            data = (tre.store.releases / f"{release_id}.contributors").read_bytes()
-            salt = (tre.store.releases / f"{release_id}.salt").read_text().strip()
+            folder = tre.store.releases
+            if not (folder / f"{release_id}.contributors").exists():
+                folder = tre.store.pending  # held for the checkers: its files wait there
+            data = (folder / f"{release_id}.contributors").read_bytes()
+            salt = (folder / f"{release_id}.salt").read_text().strip()
             mark = hashlib.sha256(f"{salt}:{hub}".encode()).digest()
             return any(data[i : i + 32] == mark for i in range(0, len(data), 32))
 

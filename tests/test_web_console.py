@@ -162,18 +162,17 @@ def test_researcher_applies_approver_approves_researcher_queries(app, world):
         assert_page(researcher.get(f"/staff/projects/{slug}/console"))
         ran = researcher.post(
             f"/staff/projects/{slug}/console",
-            data={"csrf_token": token, "sql": SMALL_CELLS_SQL, "mode": "rounding",
-                  "preset": "opensafely", "epsilon": ""},
-        )  # fmt: skip
+            data={"csrf_token": token, "sql": SMALL_CELLS_SQL},
+        )
         outcome = assert_page(ran)
         text = " ".join(outcome.find(".//main").itertext())
-        assert "Released" in text and "redacted" in text and "rounded" in text
-        assert "fewer than 8 patients contributed" in text
-        assert "Privacy budget left" in text
+        assert "Released" in text and "suppressed" in text and "cell-key method" in text
+        assert "fewer than 10 people contribute" in text
+        assert "Privacy budget left" not in text  # disclosure control: no budget
         query_id = str(ran.url).rsplit("/", 1)[1]
         csv = researcher.get(f"/staff/queries/{query_id}/output.csv")
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-        assert csv.text.splitlines()[0] == "born,patients"
+        assert csv.text.splitlines()[0] == "sex,patients,born_before_1940"
         data = researcher.get(f"/staff/queries/{query_id}/output.json").json()
         assert data["status"] == "released" and data["result"]["labels"]
         assert query_id in researcher.get(f"/staff/projects/{slug}").text  # past queries
@@ -184,15 +183,16 @@ def test_researcher_applies_approver_approves_researcher_queries(app, world):
 
 def test_dp_mode_shows_intervals_and_spends_budget(app, world):
     with client(app) as http:
-        token = sign_in(http, world, email_of("planner"))
-        before = world.parties.service.budget(world.principal("planner"), "demo-planning")
+        token = sign_in(http, world, email_of("commercial"))
+        before = world.parties.service.budget(world.principal("commercial"), "demo-commercial")
+        form = assert_page(http.get("/staff/projects/demo-commercial/console"))
+        assert "differential privacy" in "".join(form.find(".//main").itertext())
         ran = http.post(
-            "/staff/projects/demo-planning/console",
-            data={"csrf_token": token, "sql": TOTAL_SQL, "mode": "dp",
-                  "preset": "opensafely", "epsilon": "0.5"},
-        )  # fmt: skip
+            "/staff/projects/demo-commercial/console",
+            data={"csrf_token": token, "sql": TOTAL_SQL, "epsilon": "0.5"},
+        )
         assert ran.status_code == 200 and "95% interval" in ran.text
-        after = world.parties.service.budget(world.principal("planner"), "demo-planning")
+        after = world.parties.service.budget(world.principal("commercial"), "demo-commercial")
         assert after["epsilon_left"] == pytest.approx(before["epsilon_left"] - 0.5)
 
 
@@ -201,9 +201,8 @@ def test_refused_query_says_why_and_releases_nothing(app, world):
         token = sign_in(http, world, email_of("researcher"))
         ran = http.post(
             "/staff/projects/demo-research/console",
-            data={"csrf_token": token, "sql": "SELECT * FROM read_csv('/etc/passwd')",
-                  "mode": "rounding", "preset": "opensafely", "epsilon": ""},
-        )  # fmt: skip
+            data={"csrf_token": token, "sql": "SELECT * FROM read_csv('/etc/passwd')"},
+        )
         doc = assert_page(ran)
         text = " ".join(doc.find(".//main").itertext())
         assert "Refused" in text and "read_csv" in text and "Download as CSV" not in text
@@ -215,12 +214,15 @@ def test_refused_query_says_why_and_releases_nothing(app, world):
 def test_held_output_needs_two_blind_checkers_then_downloads(app, world):
     with client(app) as researcher:
         token = sign_in(researcher, world, email_of("researcher"))
-        ran = researcher.post(
-            "/staff/projects/demo-research/console",
-            data={"csrf_token": token, "sql": HELD_SQL, "mode": "rounding",
-                  "preset": "opensafely", "epsilon": ""},
-        )  # fmt: skip
-        assert "Held for review" in ran.text
+        console = "/staff/projects/demo-research/console"
+        first = researcher.post(console, data={"csrf_token": token, "sql": HELD_SQL})
+        assert "Released" in first.text
+        world.leave(3)
+        try:
+            ran = researcher.post(console, data={"csrf_token": token, "sql": HELD_SQL})
+        finally:
+            world.come_back(3)
+        assert "Held for review" in ran.text and "differ" in ran.text
         query_id = str(ran.url).rsplit("/", 1)[1]
         assert researcher.get(f"/staff/queries/{query_id}/output.json").status_code == 409
     with client(app) as one, client(app) as two:
@@ -229,7 +231,8 @@ def test_held_output_needs_two_blind_checkers_then_downloads(app, world):
         queue = one.get("/staff/reviews")
         assert_page(queue)
         assert f"/staff/reviews/{query_id}" in queue.text
-        assert_page(one.get(f"/staff/reviews/{query_id}"))
+        review = assert_page(one.get(f"/staff/reviews/{query_id}"))
+        assert "Overlap with other released cells" in "".join(review.find(".//main").itertext())
         first = one.post(
             f"/staff/reviews/{query_id}/vote",
             data={"csrf_token": one_token, "vote": "approve", "reason": "One value of many: safe."},
@@ -253,11 +256,11 @@ def test_held_output_needs_two_blind_checkers_then_downloads(app, world):
         shown = researcher.get(f"/staff/queries/{query_id}")
         assert "Released" in shown.text and "Download as CSV" in shown.text
         csv = researcher.get(f"/staff/queries/{query_id}/output.csv")
-        assert csv.status_code == 200 and csv.text.startswith("newest")
+        assert csv.status_code == 200 and csv.text.startswith("sex,patients")
 
 
 def test_one_rejection_refuses_the_output(app, world):
-    outcome = world.parties.service.run(world.principal("researcher"), "demo-research", HELD_SQL)
+    outcome = world.held(person=4)
     with client(app) as checker:
         token = sign_in(checker, world, email_of("output_checker_2"))
         rejected = checker.post(
@@ -311,25 +314,23 @@ def test_administrator_suspends_and_reinstates(app, world):
         assert researcher.get("/staff/projects/demo-research/console").status_code == 200
 
 
-def test_dp_bounds_and_contributions_reach_the_query(app, world):
-    sql = "SELECT avg(e.value) AS mean_value FROM events e WHERE e.value IS NOT NULL"
-    form = {"sql": sql, "mode": "dp", "preset": "opensafely", "epsilon": "0.5"}
+def test_dp_bounds_reach_the_query(app, world):
+    sql = "SELECT avg(2024 - p.birth_year) AS mean_value FROM patients p"
+    form = {"sql": sql, "epsilon": "0.5"}
     with client(app) as http:
-        token = sign_in(http, world, email_of("researcher"))
-        url = "/staff/projects/demo-research/console"
-        for bounds, contributions, message in [
-            ("mean_value=abc", "1", "not in the form column=LOW:HIGH"),
-            ("mean_value=9:1", "1", "LOW below HIGH"),
-            ("mean_value=0:200", "0", "whole number of groups"),
-            ("mean_value=0:200", "<script>", "whole number of groups"),
+        token = sign_in(http, world, email_of("commercial"))
+        url = "/staff/projects/demo-commercial/console"
+        for bounds, message in [
+            ("mean_value=abc", "not in the form name=LOW:HIGH"),
+            ("mean_value=9:1", "LOW below HIGH"),
         ]:
             before = world.parties.ledger.head().size
-            refused = http.post(url, data={"csrf_token": token, **form, "bounds": bounds,
-                                           "contributions": contributions})  # fmt: skip
+            refused = http.post(url, data={"csrf_token": token, **form, "bounds": bounds})
             assert refused.status_code == 422 and message in refused.text
-            assert "<script>" not in refused.text
             assert world.parties.ledger.head().size == before  # nothing ran or was recorded
-        good = {"csrf_token": token, **form, "bounds": "\nmean_value=0:200\n", "contributions": "1"}
+        missing = http.post(url, data={"csrf_token": token, **form})
+        assert "needs bounds" in missing.text
+        good = {"csrf_token": token, **form, "bounds": "\nmean_value=0:200\n"}
         ran = http.post(url, data=good)
         assert ran.status_code == 200 and "95% interval" in ran.text
         query_id = str(ran.url).rsplit("/", 1)[1]

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from web_console_world import (
     COUNT_SQL,
-    HELD_SQL,
     ConsoleWorld,
     build_console_world,
     email_of,
@@ -59,7 +58,7 @@ def fixtures(world):
             ),
         )
     access.submit(who, "hostile-submitted")
-    held = service.run(who, "demo-research", HELD_SQL)
+    held = world.held(person=1)
     released = service.run(who, "demo-research", COUNT_SQL)
     assert held.status == "held_for_review" and released.status == "released"
     return {"held": held.id, "released": released.id}
@@ -110,7 +109,7 @@ def forms(ids: dict[str, str]) -> dict[str, tuple[str, dict]]:
         "/staff/projects/hostile-draft/submit": ("researcher", {}),
         "/staff/projects/demo-research/console": (
             "researcher",
-            {"sql": COUNT_SQL, "mode": "rounding", "preset": "opensafely", "epsilon": ""},
+            {"sql": COUNT_SQL},
         ),
         "/staff/applications/hostile-submitted/decision": (
             "approver",
@@ -232,17 +231,16 @@ def test_application_form_hostile_values(app, world, fixtures):
 
 def test_console_form_hostile_values(app, world):
     path = "/staff/projects/demo-research/console"
-    valid = {"sql": COUNT_SQL, "mode": "rounding", "preset": "opensafely", "epsilon": ""}
+    valid = {"sql": COUNT_SQL, "epsilon": ""}
     cases = [
         ({"sql": ""}, "Enter a SQL query"),
         ({"sql": "SELECT 1\x00"}, "cannot be part of SQL"),
-        ({"mode": "banana"}, "Choose how the output is protected"),
-        ({"mode": ["rounding", "dp"]}, "Choose how the output is protected"),
-        ({"preset": SCRIPT}, "Choose one of the rule sets"),
-        ({"mode": "dp", "epsilon": "abc"}, "Epsilon must be a number"),
-        ({"mode": "dp", "epsilon": "nan"}, "Epsilon must be a number"),
-        ({"mode": "dp", "epsilon": "-1"}, "Epsilon must be a number"),
-        ({"mode": "dp", "epsilon": "1e9"}, "Epsilon must be a number"),
+        ({"bounds": SCRIPT}, "not in the form name=LOW:HIGH"),
+        ({"bounds": "x=1:0"}, "LOW below HIGH"),
+        ({"epsilon": "abc"}, "Epsilon must be a number"),
+        ({"epsilon": "nan"}, "Epsilon must be a number"),
+        ({"epsilon": "-1"}, "Epsilon must be a number"),
+        ({"epsilon": "1e9"}, "Epsilon must be a number"),
     ]
     with client(app) as http:
         token = sign_in(http, world, email_of("researcher"))
@@ -310,8 +308,7 @@ def test_other_organisations_see_nothing(app, world, fixtures):
         listed = pharma.get("/staff/projects").text
         assert "demo-commercial" in listed and "demo-research" not in listed
         for path, body in (
-            ("/staff/projects/demo-research/console", {"sql": COUNT_SQL, "mode": "rounding",
-                                                       "preset": "opensafely"}),
+            ("/staff/projects/demo-research/console", {"sql": COUNT_SQL}),
             ("/staff/projects/hostile-draft/submit", {}),
         ):  # fmt: skip
             assert pharma.post(path, data={"csrf_token": token, **body}).status_code == 404

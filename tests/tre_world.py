@@ -3,7 +3,7 @@ access (the demo organisations and projects), ledger and the TRE services."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -88,6 +88,10 @@ class TreWorld:
     service: QueryService
     review: ReviewQueue
     numbers: list[str]
+    people: dict[str, dict] = field(default_factory=dict)  # NHS number -> patients row
+
+    def sex_of(self, number: str) -> str:
+        return str(self.people[number]["sex"])
 
     @property
     def home(self):  # type: ignore[no-untyped-def]
@@ -108,10 +112,13 @@ class TreWorld:
 def build(root: Path, practices: int = 2, patients: int = 60, seed: int = 7) -> TreWorld:
     world = make_world(root)
     numbers: list[str] = []
+    people: dict[str, dict] = {}
     for i in range(practices):
         extract, made = population_extract(f"B8{6001 + i}", patients, seed + i)
         world.hub.ingest(world.submit(extract))
         numbers.extend(made)
+        for row in extract.tables["patients"].to_pylist():
+            people[row["nhs_number"]] = row
     registry = ChoicesRegistry.open(world.home)
     access = Access.open(world.home)
     seed_demo(access)
@@ -126,4 +133,24 @@ def build(root: Path, practices: int = 2, patients: int = 60, seed: int = 7) -> 
         ledger=ledger,
         store=store,
     )
-    return TreWorld(world, registry, access, ledger, store, service, review_queue(service), numbers)
+    return TreWorld(
+        world, registry, access, ledger, store, service, review_queue(service), numbers, people
+    )
+
+
+BY_SEX = "SELECT p.sex, count(DISTINCT p.patient_id) AS n FROM patients p GROUP BY p.sex"
+_LEAVES = {"demo-research": "no_research", "demo-planning": "no_planning"}
+
+
+def hold(service, registry, principal, project, number, sql=BY_SEX):  # type: ignore[no-untyped-def]
+    """An output held for the checkers, made the way a differencing attempt is: the same
+    table before and after one person's choice leaves them out (their choice is restored)."""
+    service.run(principal, project, sql)
+    choice = _LEAVES[project]
+    registry.set(number, {choice: True}, "online")
+    try:
+        held = service.run(principal, project, sql)
+    finally:
+        registry.set(number, {choice: False}, "online")
+    assert held.status == "held_for_review", held.reason
+    return held

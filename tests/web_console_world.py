@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -33,21 +33,24 @@ from confide.web.app import create_app
 from confide.web.pages.staff_context import STAFF, StaffConsole
 
 LENIENT = SignInConfig(min_seconds=0, email_starts=10**6, client_starts=10**6, failures=10**6)
-# Three birth bands: one is released and rounded, one redacted (too few patients), one hidden
-# so the redacted cell cannot be worked out from the total.
+# People by sex (about 30 each: released, perturbed), and those born before 1940 (a few of
+# each sex: suppressed, with the reason).
 SMALL_CELLS_SQL = (
-    "SELECT CASE WHEN p.birth_year < 1940 THEN 'before 1940' WHEN p.birth_year < 2010 "
-    "THEN '1940 to 2009' ELSE '2010 or later' END AS born, "
-    "count(DISTINCT p.patient_id) AS patients FROM patients p GROUP BY 1"
+    "SELECT p.sex, count(DISTINCT p.patient_id) AS patients, "
+    "count(DISTINCT p.patient_id) FILTER (WHERE p.birth_year < 1940) AS born_before_1940 "
+    "FROM patients p GROUP BY 1"
 )
-HELD_SQL = "SELECT max(birth_year) AS newest FROM patients"  # one person's value: held
 TOTAL_SQL = "SELECT count(DISTINCT p.patient_id) AS patients FROM patients p"
 COUNT_SQL = "SELECT p.sex, count(DISTINCT p.patient_id) AS patients FROM patients p GROUP BY 1"
+# The same table a second time, once one person has left the project: it differs from the
+# first release by that person, so it waits for two output checkers.
+HELD_SQL = COUNT_SQL
 
 
 @dataclass
 class ConsoleWorld:
     parties: Installation
+    numbers: list[str] = field(default_factory=list)
 
     @property
     def home(self) -> Home:
@@ -85,6 +88,28 @@ class ConsoleWorld:
         org, _, email, _ = PEOPLE[key]
         return self.parties.access.principal_for(org, email)
 
+    def leave(self, person: int, project: str = "demo-research") -> None:
+        """One person leaves ``project`` (a choice), so the next run of a released table
+        differs from it by one person."""
+        choice = {"demo-research": "no_research", "demo-planning": "no_planning"}[project]
+        self.parties.choices.set(self.numbers[person], {choice: True}, "online")
+
+    def come_back(self, person: int, project: str = "demo-research") -> None:
+        choice = {"demo-research": "no_research", "demo-planning": "no_planning"}[project]
+        self.parties.choices.set(self.numbers[person], {choice: False}, "online")
+
+    def held(self, key="researcher", project="demo-research", person=0):  # type: ignore[no-untyped-def]
+        """An output held for the checkers (see ``HELD_SQL``), run as ``key``."""
+        service, who = self.parties.service, self.principal(key)
+        service.run(who, project, HELD_SQL)
+        self.leave(person, project)
+        try:
+            outcome = service.run(who, project, HELD_SQL)
+        finally:
+            self.come_back(person, project)
+        assert outcome.status == "held_for_review", outcome.reason
+        return outcome
+
     def ledger_kinds(self, since: int) -> list[str]:
         head = self.parties.ledger.head().size
         return [e.kind for e in self.parties.ledger.decoded(since, head)] if head > since else []
@@ -101,11 +126,13 @@ def build_console_world(root: Path, *, practices: int = 1, patients: int = 60) -
     home = Home.at(root)
     parties = Installation.open(home)
     world = World(home, parties.pseudonymiser, parties.hub)
+    numbers: list[str] = []
     for i in range(practices):
-        extract, _ = population_extract(f"B8{7001 + i}", patients, 11 + i)
+        extract, made = population_extract(f"B8{7001 + i}", patients, 11 + i)
+        numbers.extend(made)
         parties.hub.ingest(world.submit(extract, out=home.root / "submissions"))
     seed_demo(parties.access)
-    return ConsoleWorld(parties)
+    return ConsoleWorld(parties, numbers)
 
 
 # --- in-process HTTP ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from confide.access.model import (
     Purpose,
     RecipientKind,
 )
+from confide.access.protection import protection_from
 from confide.access.service import Access
 from confide.common.errors import ConfideError, InvalidInput, NotFound
 
@@ -88,6 +89,21 @@ class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000, description="Published; name nobody.")
+
+
+class ProtectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str = Field(default="sdc", description="sdc (disclosure control) or dp.")
+    rules: str = Field(default="acro", description="sdc: acro or opensafely.")
+    epsilon_total: float | None = Field(default=None, description="dp: the whole budget.")
+    contributions: int = Field(default=1, description="dp: cells one person may count in.")
+
+
+class ApprovalIn(DecisionIn):
+    protection: ProtectionIn | None = Field(
+        default=None, description="How the outputs are protected (default: sdc, acro)."
+    )
 
 
 class HistoryItem(BaseModel):
@@ -265,8 +281,15 @@ def make_router(access: Access | Callable[[], Access], *, prefix: str = PREFIX) 
         return out(run(lambda: get_access().submit(caller, slug)))
 
     @router.post("/projects/{slug}/approve", response_model=ProjectOut, summary="Approve")
-    def approve(slug: str, body: DecisionIn, caller: Principal = caller_dependency) -> Any:
-        return out(run(lambda: get_access().approve(caller, slug, body.reason)))
+    def approve(slug: str, body: ApprovalIn, caller: Principal = caller_dependency) -> Any:
+        def act() -> Any:
+            chosen = body.protection
+            data = chosen.model_dump(exclude_none=True) if chosen is not None else None
+            if data is not None and data.get("mode") != "dp":
+                data.pop("contributions", None)
+            return get_access().approve(caller, slug, body.reason, protection_from(data))
+
+        return out(run(act))
 
     @router.post("/projects/{slug}/reject", response_model=ProjectOut, summary="Reject")
     def reject(slug: str, body: DecisionIn, caller: Principal = caller_dependency) -> Any:

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from confide.access.model import ProjectApplication, Role
+from confide.access.protection import protection_from
 from confide.access.service import Access
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
@@ -266,8 +267,52 @@ def _decision(action: str, summary: str) -> None:
     project_app.command(action)(command)
 
 
+@project_app.command("approve")
+@handle_errors
+def project_approve(
+    slug: str,
+    token: TokenOption,
+    reason: ReasonOption,
+    protection: Annotated[
+        str,
+        typer.Option(
+            "--protection",
+            help="How the project's outputs are protected: sdc (disclosure control) or dp "
+            "(differential privacy). Researchers cannot change it.",
+        ),
+    ] = "sdc",
+    rules: Annotated[
+        str, typer.Option("--rules", help="sdc: the rule set, acro or opensafely.")
+    ] = "acro",
+    epsilon_total: Annotated[
+        float | None,
+        typer.Option("--epsilon-total", help="dp: the project's whole privacy budget."),
+    ] = None,
+    contributions: Annotated[
+        int,
+        typer.Option("--contributions", help="dp: cells one person may count in, per query."),
+    ] = 1,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve a submitted application (approvers of an approving body), setting how its
+    outputs are protected."""
+    chosen = protection_from(
+        {
+            "mode": protection,
+            "rules": rules,
+            "epsilon_total": epsilon_total,
+            "contributions": contributions,
+        }
+        if protection.strip().lower() == "dp"
+        else {"mode": protection, "rules": rules}
+    )
+    with _open(home) as access:
+        project = access.approve(access.authenticate(token), slug, reason, chosen)
+    report(project.as_dict(), as_json, _show_project)
+
+
 for _action, _summary in (
-    ("approve", "Approve a submitted application (approvers of an approving body)."),
     ("reject", "Reject a submitted application."),
     ("suspend", "Suspend an approved project at once (administrators of an approving body)."),
     ("reinstate", "Reinstate a suspended project."),

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from confide.access.protection import DEFAULT_PROTECTION, OutputProtection
 from confide.common.enums import parse_enum
 
 
@@ -173,6 +174,7 @@ class Project:
     applicant_id: str
     created_at: datetime
     updated_at: datetime
+    protection: OutputProtection = DEFAULT_PROTECTION
 
     def as_dict(self) -> dict[str, Any]:
         """The project as shown to callers (no applicant identity: the API never needs it)."""
@@ -190,6 +192,7 @@ class Project:
             "window_end": self.window_end.isoformat(),
             "expires_on": self.expires_on.isoformat(),
             "status": self.status.value,
+            "protection": self.protection.as_dict(),
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -216,6 +219,7 @@ class ProjectGrant:
     window_end: date
     expires_on: date
     person_id: str = field(repr=False, default="")
+    protection: OutputProtection = DEFAULT_PROTECTION
 
     def allows(self, table: str, column: str) -> bool:
         return column in self.tables.get(table, ())
@@ -232,4 +236,5 @@ class ProjectGrant:
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "expires_on": self.expires_on.isoformat(),
+            "protection": self.protection.as_dict(),
         }

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from confide.access.model import ProjectApplication, Role
+from confide.access.protection import OutputProtection, ProtectionMode
 from confide.access.service import Access
 from confide.common.errors import NotFound
 
@@ -101,6 +102,14 @@ PROJECTS: dict[str, tuple[str, str, str, str, dict[str, list[str]], str]] = {
 WINDOW_START = date(2000, 1, 1)
 
 
+# How each demo project's outputs are protected: the three kinds an approver can choose.
+PROTECTIONS: dict[str, OutputProtection] = {
+    "demo-research": OutputProtection(ProtectionMode.SDC, "acro"),
+    "demo-planning": OutputProtection(ProtectionMode.SDC, "opensafely"),
+    "demo-commercial": OutputProtection(ProtectionMode.DP, "acro", epsilon_total=3.0),
+}
+
+
 def _ensure_organisations(access: Access) -> None:
     wanted = [(*APPROVING_BODY, True), *((*o, False) for o in ORGANISATIONS)]
     for slug, name, kind, approving in wanted:
@@ -136,7 +145,9 @@ def _ensure_project(access: Access, slug: str) -> str:
     access.submit(who, slug)
     approver_org, _, approver_email, _ = PEOPLE["approver"]
     approver = access.principal_for(approver_org, approver_email)
-    return access.approve(approver, slug, "Demo project: approved for trying Confide.").status.value
+    return access.approve(
+        approver, slug, "Demo project: approved for trying Confide.", PROTECTIONS[slug]
+    ).status.value
 
 
 def seed_demo(access: Access, *, token_lifetime: timedelta | None = None) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from confide.access.model import (
     parse_recipient_kind,
     parse_role,
 )
+from confide.access.protection import DEFAULT_PROTECTION, OutputProtection, protection_from
 from confide.common import opstore
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
@@ -483,6 +484,7 @@ class Access:
             applicant_id=row.applicant_id,
             created_at=_aware(row.created_at),
             updated_at=_aware(row.updated_at),
+            protection=protection_from(row.protection),
         )
 
     @staticmethod
@@ -630,15 +632,34 @@ class Access:
         self._notify("project_submitted", body)
         return project
 
-    def approve(self, principal: Principal, slug: str, reason: str) -> Project:
-        """Record an approver's approval; the project is approved once enough have agreed."""
-        return self._decide(principal, slug, reason, approve=True)
+    def approve(
+        self,
+        principal: Principal,
+        slug: str,
+        reason: str,
+        protection: OutputProtection | None = None,
+    ) -> Project:
+        """Record an approver's approval; the project is approved once enough have agreed.
+
+        ``protection``: how the project's outputs are to be protected (the default rule set
+        when not given); the latest approval's choice is the project's."""
+        return self._decide(
+            principal, slug, reason, approve=True, protection=protection or DEFAULT_PROTECTION
+        )
 
     def reject(self, principal: Principal, slug: str, reason: str) -> Project:
         """Reject a submitted application (one rejection is final)."""
         return self._decide(principal, slug, reason, approve=False)
 
-    def _decide(self, principal: Principal, slug: str, reason: str, *, approve: bool) -> Project:
+    def _decide(
+        self,
+        principal: Principal,
+        slug: str,
+        reason: str,
+        *,
+        approve: bool,
+        protection: OutputProtection | None = None,
+    ) -> Project:
         text = _checked_reason(reason)
         now = self._now()
         events: list[tuple[str, dict[str, Any]]] = []
@@ -667,14 +688,27 @@ class Access:
                     decision=decision,
                     reason=text,
                     at=now,
+                    protection=protection.as_dict() if approve and protection else None,
                 )
             )
+            if approve and protection is not None:
+                conn.execute(
+                    update(t.projects)
+                    .where(t.projects.c.id == project.id)
+                    .values(protection=protection.as_dict())
+                )
             agreed = conn.execute(
                 select(func.count(func.distinct(t.approvals.c.approver_id))).where(
                     t.approvals.c.project_id == project.id, t.approvals.c.decision == "approve"
                 )
             ).scalar_one()
-            detail = {"reason": text, "approvals": agreed, "required": self.approvals_required}
+            detail: dict[str, Any] = {
+                "reason": text,
+                "approvals": agreed,
+                "required": self.approvals_required,
+            }
+            if approve and protection is not None:
+                detail["protection"] = protection.as_dict()
             if not approve:
                 self._transition(
                     conn, project, ProjectStatus.SUBMITTED, ProjectStatus.REJECTED, now
@@ -780,6 +814,7 @@ class Access:
             window_end=project.window_end,
             expires_on=project.expires_on,
             person_id=principal.person_id,
+            protection=project.protection,
         )
 
     # --- checks and records ----------------------------------------------------------------

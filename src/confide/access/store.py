@@ -98,6 +98,7 @@ projects = Table(
     Column("applicant_id", String(32), ForeignKey("people.id"), nullable=False),
     Column("created_at", _TS, nullable=False),
     Column("updated_at", _TS, nullable=False),
+    Column("protection", JSON, nullable=True),  # see confide.access.protection
     Index("ix_projects_organisation", "organisation_id"),
 )
 
@@ -110,6 +111,7 @@ approvals = Table(
     Column("decision", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("at", _TS, nullable=False),
+    Column("protection", JSON, nullable=True),
     Index("ix_approvals_project", "project_id"),
 )
 

@@ -150,7 +150,7 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "project_id": _f(_token, "token"),
         "query_id": _f(_token, "token"),
         "query_digest": _f(_digest, "sha256 hex"),
-        "mode": _f(_one_of("rounding", "dp"), "rounding | dp"),
+        "mode": _f(_one_of("sdc", "dp", "rounding"), "sdc | dp (rounding: before schema v3)"),
         "sql": _f(_sql, "query text", False),
     },
     "output_checked": {

@@ -10,7 +10,7 @@ it is an outcome with ``status: refused`` and the reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,17 +44,31 @@ def http_error(exc: ConfideError) -> HTTPException:
 
 
 class QueryIn(BaseModel):
+    """One query: aggregate SQL (``sql``, with ``bounds`` for its value measures), or a
+    definition (``definition``: population, dimensions, measures). The protection is the
+    project's, set by its approver: there is no option to choose it."""
+
     model_config = ConfigDict(extra="forbid")
 
     project: str = Field(min_length=1, max_length=80)
-    sql: str = Field(min_length=1, max_length=20_000)
-    mode: Literal["rounding", "dp"] = "rounding"
-    epsilon: float | None = Field(default=None, gt=0, le=10)
-    preset: str | None = Field(default=None, max_length=40)
-    bounds: dict[str, tuple[float, float]] | None = Field(
-        default=None, description="DP mode: clamping bounds per output column, [low, high]."
+    sql: str | None = Field(default=None, min_length=1, max_length=20_000)
+    definition: dict[str, Any] | None = Field(
+        default=None,
+        description="population (person-level SQL), dimensions and measures; see "
+        "docs/researchers.md",
     )
-    contributions: int = Field(default=1, ge=1, le=20)
+    bounds: dict[str, tuple[float, float]] | None = Field(
+        default=None, description="Bounds of value measures by output name, [low, high]."
+    )
+    totals: bool = Field(default=False, description="Add totals over each dimension.")
+    epsilon: float | None = Field(
+        default=None, gt=0, le=10, description="DP projects: the budget this query spends."
+    )
+
+    def query(self) -> str | dict[str, Any]:
+        if (self.sql is None) == (self.definition is None):
+            raise InvalidInput("Send either sql or definition (one of them).")
+        return self.sql if self.sql is not None else dict(self.definition or {})
 
 
 class VoteIn(BaseModel):
@@ -96,12 +110,10 @@ def make_router(
             lambda: get_service().run(
                 principal,
                 body.project,
-                body.sql,
-                mode=body.mode,
-                epsilon=body.epsilon,
-                preset=body.preset,
+                body.query(),
                 bounds=body.bounds,
-                contributions=body.contributions,
+                totals=body.totals,
+                epsilon=body.epsilon,
             )
         )
         return outcome.as_dict()

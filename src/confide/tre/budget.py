@@ -51,19 +51,28 @@ class PrivacyBudgets:
         self.store = store
         self.default_total = default_total
 
-    def _ensure(self, project_id: str) -> None:
+    def _ensure(self, project_id: str, total: float | None = None) -> None:
+        """Make the project's budget row; ``total`` (the approver's figure) replaces the
+        stored total when it differs."""
         with self.store.engine.connect() as conn:
             found = conn.execute(
-                select(budgets.c.project_id).where(budgets.c.project_id == project_id)
+                select(budgets.c.total).where(budgets.c.project_id == project_id)
             ).first()
         if found is not None:
+            if total is not None and abs(float(found.total) - total) > 1e-12:
+                with self.store.engine.begin() as conn:
+                    conn.execute(
+                        update(budgets)
+                        .where(budgets.c.project_id == project_id)
+                        .values(total=total)
+                    )
             return
         try:
             with self.store.engine.begin() as conn:
                 conn.execute(
                     insert(budgets).values(
                         project_id=project_id,
-                        total=self.default_total,
+                        total=self.default_total if total is None else total,
                         spent=0.0,
                         delta_spent=0.0,
                     )
@@ -71,8 +80,9 @@ class PrivacyBudgets:
         except IntegrityError:
             pass  # another query created it first
 
-    def status(self, project_id: str) -> Budget:
-        self._ensure(project_id)
+    def status(self, project_id: str, total: float | None = None) -> Budget:
+        """The project's budget (made at ``total``, or the default, on first use)."""
+        self._ensure(project_id, total)
         with self.store.engine.connect() as conn:
             row = conn.execute(select(budgets).where(budgets.c.project_id == project_id)).one()
         return Budget(row.project_id, row.total, row.spent, row.delta_spent)
@@ -88,12 +98,26 @@ class PrivacyBudgets:
             )
         return self.status(project_id)
 
-    def spend(self, project_id: str, query_id: str, epsilon: float, delta: float) -> Budget:
+    def left(self, project_id: str) -> float | None:
+        """What is left of a project's budget; None for a project that has none."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(budgets).where(budgets.c.project_id == project_id)).first()
+        return None if row is None else max(0.0, row.total - row.spent)
+
+    def spend(
+        self,
+        project_id: str,
+        query_id: str,
+        epsilon: float,
+        delta: float,
+        *,
+        total: float | None = None,
+    ) -> Budget:
         """Spend ``epsilon`` (and record ``delta``) for one query, or refuse if too little is
         left; the spend and the per-query record commit together."""
         if not epsilon > 0:
             raise InvalidInput("A differentially private query must spend a positive epsilon.")
-        self._ensure(project_id)
+        self._ensure(project_id, total)
         with self.store.engine.begin() as conn:
             done = conn.execute(
                 update(budgets)
@@ -111,8 +135,8 @@ class PrivacyBudgets:
                 raise BudgetExhausted(
                     f"The project's privacy budget is exhausted: this query needs epsilon "
                     f"{epsilon:g} but only {left:g} is left.",
-                    hint="Use a smaller --epsilon, or ask the data access committee to review "
-                    "the project's budget.",
+                    hint="No other mode answers for this project. Use a smaller --epsilon, or "
+                    "ask the data access committee to review the project's budget.",
                 )
             conn.execute(
                 insert(spends).values(

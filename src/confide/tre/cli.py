@@ -6,6 +6,8 @@ Every command acts for a person identified by a bearer token (``--token`` or
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +16,7 @@ from rich.table import Table
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
-from confide.tre.dp import parse_bounds
+from confide.tre.model import parse_bounds
 
 query_app = typer.Typer(help="Run queries over your project's views (only checked outputs leave).")
 review_app = typer.Typer(help="Output checkers: review outputs held for two independent votes.")
@@ -67,7 +69,7 @@ def _show_outcome(r: dict[str, Any]) -> None:
             cells = []
             for column in result["columns"]:
                 value = row[column]
-                text = "[redacted]" if value is None else f"{value:.4g}" if isinstance(
+                text = "[suppressed]" if value is None else f"{value:.4g}" if isinstance(
                     value, float
                 ) else str(value)  # fmt: skip
                 if intervals and column in intervals[i]:
@@ -79,6 +81,8 @@ def _show_outcome(r: dict[str, Any]) -> None:
         for label in r.get("labels") or []:
             where = f"row {label['row']}, " if "row" in label else ""
             console.print(f"  {where}{label['column']}: {label['action']} — {label['reason']}")
+        for note in result.get("notes") or []:
+            console.print(f"  {note}")
     if r.get("budget_left") is not None:
         console.print(f"  privacy budget left: epsilon {r['budget_left']:.4g}")
 
@@ -86,24 +90,31 @@ def _show_outcome(r: dict[str, Any]) -> None:
 @query_app.command("run")
 @handle_errors
 def run(
-    sql: Annotated[str, typer.Argument(help="One SELECT over your project's views.")],
-    project: Annotated[str, typer.Option("--project", help="The project's short name.")],
+    sql: Annotated[
+        str | None,
+        typer.Argument(help="Aggregate SQL: SELECT dimensions, measures ... GROUP BY ..."),
+    ] = None,
+    project: Annotated[str, typer.Option("--project", help="The project's short name.")] = "",
+    definition: Annotated[
+        Path | None,
+        typer.Option(
+            "--definition",
+            help="A JSON file with population, dimensions and measures (instead of SQL).",
+            show_default=False,
+        ),
+    ] = None,
     token: RunTokenOption = None,
-    mode: Annotated[
-        str, typer.Option("--mode", help="rounding (suppress and round) or dp (noise).")
-    ] = "rounding",
-    epsilon: Annotated[
-        float | None, typer.Option("--epsilon", help="DP mode: privacy budget to spend.")
-    ] = None,
-    preset: Annotated[
-        str | None, typer.Option("--preset", help="opensafely, nhs_statistics or ons.")
-    ] = None,
     bound: Annotated[
-        list[str] | None, typer.Option("--bound", help="DP: column=LOW:HIGH clamping bounds.")
+        list[str] | None,
+        typer.Option("--bound", help="name=LOW:HIGH: the bounds of a sum, avg or quantile."),
     ] = None,
-    contributions: Annotated[
-        int, typer.Option("--contributions", help="DP: groups one person may count in.")
-    ] = 1,
+    totals: Annotated[
+        bool, typer.Option("--totals", help="Add totals over each dimension.")
+    ] = False,
+    epsilon: Annotated[
+        float | None,
+        typer.Option("--epsilon", help="DP projects: the privacy budget this query spends."),
+    ] = None,
     engine: Annotated[
         str,
         typer.Option("--engine", help="duckdb (default) or spark (needs the spark extra, Java)."),
@@ -111,22 +122,51 @@ def run(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run one query; prints its status (released / held_for_review / refused) and result."""
+    """Run one query; prints its status (released / held_for_review / refused) and result.
+
+    The output's protection is the project's, set by its approver when approving."""
     from confide.embedded import embedded_tre
 
+    query = _read_query(sql, definition)
+    if not project:
+        raise InvalidInput(
+            "Name the project with --project.", hint="See `confide access project list`."
+        )
     with embedded_tre(Home.at(home), engine=engine) as tre:
         principal = tre.access.authenticate(token or _demo_token(tre, project))
         outcome = tre.service.run(
             principal,
             project,
-            sql,
-            mode=mode,
-            epsilon=epsilon,
-            preset=preset,
+            query,
             bounds=parse_bounds(bound or []),
-            contributions=contributions,
+            totals=totals,
+            epsilon=epsilon,
         )
     report(outcome.as_dict(), as_json, _show_outcome)
+
+
+def _read_query(sql: str | None, definition: Path | None) -> str | dict[str, Any]:
+    if (sql is None) == (definition is None):
+        raise InvalidInput(
+            "Give the query as SQL, or --definition FILE (one of them).",
+            hint='For example: confide query run --project P "SELECT sex, count(DISTINCT '
+            'patient_id) AS n FROM patients GROUP BY sex"',
+        )
+    if sql is not None:
+        return sql
+    assert definition is not None
+    try:
+        data = json.loads(definition.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"There is no file {definition}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(
+            f"The definition {definition} could not be read as JSON ({type(error).__name__}).",
+            hint="Write an object with population, dimensions and measures.",
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidInput("The definition must be a JSON object.")
+    return data
 
 
 @query_app.command("show")
@@ -153,18 +193,23 @@ def budget(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a project's privacy budget (total, spent and left epsilon)."""
+    """Show a project's output protection and, for DP projects, its privacy budget."""
     from confide.embedded import embedded_tre
 
     with embedded_tre(Home.at(home)) as tre:
         result = tre.service.budget(tre.access.authenticate(token), project)
-    report(
-        result,
-        as_json,
-        lambda r: console.print(
-            f"{r['project']}: epsilon {r['epsilon_left']:.4g} left of {r['epsilon_total']:.4g}"
-        ),
-    )
+
+    def human(r: dict[str, Any]) -> None:
+        protection = r["protection"]
+        if "epsilon_left" in r:
+            console.print(
+                f"{r['project']}: differential privacy; epsilon {r['epsilon_left']:.4g} left "
+                f"of {r['epsilon_total']:.4g}"
+            )
+        else:
+            console.print(f"{r['project']}: disclosure control, rule set {protection['rules']}")
+
+    report(result, as_json, human)
 
 
 @review_app.command("queue")

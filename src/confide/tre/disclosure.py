@@ -1,27 +1,52 @@
-"""Output checking: primary suppression, rounding and secondary suppression of every cell.
+"""Statistical disclosure control of every released cell, from the system's own cell figures.
 
-The rules are data (``DisclosureRules`` rows in ``PRESETS``). Every visible cell is judged by
-the contributor count the service computed for it (see ``rewrite``), never by the
-researcher's own numbers. Count cells are also judged by their value (small counts are
-redacted, the rest rounded). Secondary suppression then hides a further cell wherever a
-single suppressed cell could be recovered by subtraction from a margin. Every change is
-labelled with the reason.
+Input: the rows of the system-written aggregation (:mod:`confide.tre.aggregation`): per cell,
+its people, their record keys' sum and, per measure, its contributors, their key sum, the
+clamped sum, the sum of absolute values and the two largest contributions. Nothing here reads
+a number the researcher computed. The rules, in order:
+
+1. **Threshold, whole rows.** A row (cell) with fewer people than the rule set's threshold is
+   removed with its keys, unless every key of it was declared before the query ran (bands or a
+   domain): then the row stays, with every measure suppressed, so a declared row's presence
+   says nothing.
+2. **Per measure.** A measure with fewer contributors than the threshold is suppressed (an
+   empty one too: when a query isolates a person, "nobody" is a fact about them). A value
+   measure is also suppressed when a few people dominate it: the p% rule (the total minus the
+   two largest contributions is less than p-ratio times the largest), the nk rule (the n
+   largest exceed k of the total), and the spread rules: leaving out whoever is furthest from
+   the mean, the others must still vary (a query that gives everyone else a known constant
+   would learn the one value that is not, so such a cell is suppressed whatever that value
+   is); and a value with two levels, such as a 0/1 flag, needs the threshold of people at each
+   level, since its mean counts them.
+3. **Secondary suppression** (with totals): along every line of the table and its margin, a
+   line with exactly one suppressed cell that has people in it gets a second (its smallest
+   other cell), so no suppressed cell can be recovered by subtraction (an empty hidden cell
+   does not count: it is too easily guessed).
+4. **Perturbation** by the cell-key method: counts move by the published table (never below the
+   threshold), then are rounded if the rule set says so; sums move by a fraction of the bound;
+   means are perturbed sums over perturbed counts; quantiles are the mean of the k values
+   nearest the quantile's rank, perturbed like sums over k.
+
+Suppressed cells are released as empty, each with a label saying why; the perturbation and the
+rows not shown are explained once, in the output's notes.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from itertools import product
+from typing import Any
 
-import pyarrow as pa
+from confide.tre.aggregation import AggregationPlan
+from confide.tre.cellkey import cell_key, value_factor
+from confide.tre.model import Dimension, Measure, MeasureKind
+from confide.tre.rules import RuleSet
 
-from confide.common.errors import InvalidInput
-from confide.tre.rewrite import CountingPlan, OutputColumn
-
-REDACTED = None  # a redacted cell is released as NULL and labelled
+ALL = "(all)"  # the key of a dimension summed over, in a margin row
+MAX_DECLARED_ROWS = 10_000
 
 
 class OutputStatus(StrEnum):
@@ -30,216 +55,380 @@ class OutputStatus(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True)
-class DisclosureRules:
-    """One statistical disclosure control rule set.
-
-    ``redact_counts_up_to``: count cells with value in [1, this] are redacted (and 0 too when
-    ``redact_zero``); ``min_contributors``: any cell fed by fewer distinct patients is redacted;
-    ``rounding_base``: counts that survive are rounded to the nearest multiple (None: exact)."""
-
-    name: str
-    redact_counts_up_to: int
-    redact_zero: bool
-    min_contributors: int
-    rounding_base: int | None
-    summary: str
-
-
-PRESETS: dict[str, DisclosureRules] = {
-    rules.name: rules
-    for rules in (
-        DisclosureRules(
-            "opensafely", 7, True, 8, 5, "redact counts of 7 or fewer; round others to nearest 5"
-        ),
-        DisclosureRules(
-            "nhs_statistics", 7, False, 8, 5, "suppress counts 1-7; round others to nearest 5"
-        ),
-        DisclosureRules(
-            "ons", 9, False, 10, None, "suppress counts below 10; no rounding; 10 contributors"
-        ),
-    )
-}
-DEFAULT_PRESET = "opensafely"
-
-
-def rules_for(preset: str) -> DisclosureRules:
-    try:
-        return PRESETS[preset]
-    except KeyError:
-        raise InvalidInput(
-            f"unknown disclosure preset {preset!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
+def round_to(value: int, base: int) -> int:
+    """Nearest multiple of ``base``, halves away from zero."""
+    sign = -1 if value < 0 else 1
+    return sign * ((abs(value) + base // 2) // base) * base
 
 
 @dataclass(frozen=True)
 class CellLabel:
     row: int
     column: str
-    action: Literal["redacted", "rounded", "secondary"]
+    action: str  # suppressed | secondary
     reason: str
 
 
-@dataclass
-class CheckedOutput:
-    """A checked output: only ``status == released`` may leave the service."""
+@dataclass(frozen=True)
+class ReleasedCell:
+    """A released (non-suppressed) measure of one row: which cell and contributor set it is,
+    for the differencing check."""
 
-    status: OutputStatus
+    row: int
+    level: int
+    keys: tuple[Any, ...]
+    measure: str
+    people: int
+
+
+@dataclass
+class ProtectedOutput:
+    """A protected table: only this leaves (after the differencing check)."""
+
     columns: list[str]
     rows: list[dict[str, Any]]
     labels: list[CellLabel] = field(default_factory=list)
-    contributors_hidden: bool = True
-    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    released: list[ReleasedCell] = field(default_factory=list)
+
+    @property
+    def suppressed(self) -> int:
+        return len(self.labels)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "status": str(self.status),
             "columns": self.columns,
             "rows": self.rows,
             "labels": [vars(label) for label in self.labels],
-            "contributors_hidden": self.contributors_hidden,
-            "reasons": self.reasons,
+            "notes": self.notes,
         }
 
 
-def round_to(value: int, base: int) -> int:
-    """Nearest multiple of ``base``, halves away from zero (integers never sit on a half for
-    base 5, so this is 5 * round(x / 5) without banker's rounding surprises)."""
-    sign = -1 if value < 0 else 1
-    return sign * ((abs(value) + base // 2) // base) * base
+@dataclass
+class _Row:
+    level: int
+    keys: tuple[Any, ...]
+    stats: Mapping[str, Any]
+    declared: bool
+    values: dict[str, Any] = field(default_factory=dict)
+    suppressed: dict[str, str] = field(default_factory=dict)  # measure -> reason
+    secondary: set[str] = field(default_factory=set)
+
+    @property
+    def people(self) -> int:
+        return int(self.stats.get("__n") or 0)
 
 
-def refused(reason: str) -> CheckedOutput:
-    return CheckedOutput(OutputStatus.REFUSED, [], [], reasons=[reason])
+def protect(
+    plan: AggregationPlan, cells: Iterable[Mapping[str, Any]], rules: RuleSet
+) -> ProtectedOutput:
+    """Apply ``rules`` to the aggregation's cells (see the module docstring)."""
+    rows = _rows(plan, list(cells), rules)
+    kept = [r for r in rows if r.declared or r.people >= rules.threshold]
+    for row in kept:
+        _primary(row, plan.measures, rules)
+    if len(plan.levels) > 1:
+        removed = [r for r in rows if not (r.declared or r.people >= rules.threshold)]
+        for row in removed:  # not shown at all: hidden in every line they belong to
+            for measure in plan.measures:
+                row.suppressed[measure.name] = "row not shown"
+        _secondary(kept + removed, plan)
+    return _output(plan, kept, rules)
 
 
-def check_output(
-    table: pa.Table, plan: CountingPlan, rules: DisclosureRules | None = None
-) -> CheckedOutput:
-    """Apply ``rules`` to every visible cell of ``table`` (which carries ``plan.hidden``)."""
-    rules = rules or PRESETS[DEFAULT_PRESET]
-    data = table.to_pylist()
-    visible = [c.name for c in plan.columns]
-    rows = [{name: row[name] for name in visible} for row in data]
-    if plan.held_reason:
-        return CheckedOutput(
-            OutputStatus.HELD_FOR_REVIEW, visible, rows, reasons=[plan.held_reason]
+# -- rows ---------------------------------------------------------------------------------------
+
+
+def _key_of(stats: Mapping[str, Any], dims: int) -> tuple[Any, ...]:
+    return tuple(stats.get(f"__d{i}") for i in range(dims))
+
+
+def _rows(plan: AggregationPlan, cells: list[Mapping[str, Any]], rules: RuleSet) -> list[_Row]:
+    dims = plan.dimensions
+    found: dict[tuple[int, tuple[Any, ...]], Mapping[str, Any]] = {
+        (int(c["__level"]), _key_of(c, len(dims))): c for c in cells
+    }
+    rows: list[_Row] = []
+    for level in plan.levels:
+        kept = [i for i in range(len(dims)) if level >> i & 1]
+        declared = _declared_keys(dims, kept)
+        seen: set[tuple[Any, ...]] = set()
+        for keys in declared or []:
+            seen.add(keys)
+            stats = found.get((level, keys), {"__n": 0})
+            rows.append(_Row(level, keys, stats, declared=True))
+        for (cell_level, keys), stats in found.items():
+            if cell_level == level and keys not in seen:
+                rows.append(_Row(level, keys, stats, declared=False))
+    order = {level: index for index, level in enumerate(plan.levels)}
+    declared_order = [
+        {k: i for i, k in enumerate(d.keys() or [])} for d in dims
+    ]  # declared keys keep the order they were declared in
+
+    def sort_key(row: _Row) -> tuple[Any, ...]:
+        parts = [
+            (0, declared_order[i][k], 0.0, "") if k in declared_order[i] else (1, 0, *_sortable(k))
+            for i, k in enumerate(row.keys)
+        ]
+        return (order[row.level], parts)
+
+    rows.sort(key=sort_key)
+    return rows
+
+
+def _declared_keys(dims: Sequence[Dimension], kept: list[int]) -> list[tuple[Any, ...]] | None:
+    """Every key combination of a level whose kept dimensions are all declared, else None."""
+    choices: list[list[Any]] = []
+    for i, dimension in enumerate(dims):
+        if i not in kept:
+            choices.append([None])
+            continue
+        keys = dimension.keys()
+        if keys is None:
+            return None
+        choices.append(list(keys))
+    total = math.prod(len(c) for c in choices)
+    if total > MAX_DECLARED_ROWS:
+        return None
+    return [tuple(combination) for combination in product(*choices)]
+
+
+def _sortable(value: Any) -> tuple[float, str]:
+    """Numbers in numeric order, then text; missing values first."""
+    if value is None:
+        return (float("-inf"), "")
+    text = str(value)
+    try:
+        return (float(text), text)
+    except ValueError:
+        return (float("inf"), text)
+
+
+# -- primary suppression --------------------------------------------------------------------------
+
+
+def _contributors(stats: Mapping[str, Any], j: int, measure: Measure) -> int:
+    if measure.kind is MeasureKind.COUNT and measure.column is None:
+        return int(stats.get("__n") or 0)
+    return int(stats.get(f"__n{j}") or 0)
+
+
+def _primary(row: _Row, measures: Sequence[Measure], rules: RuleSet) -> None:
+    if row.people == 0 and not rules.zeros_disclosive:
+        for measure in measures:
+            if measure.is_value:
+                row.suppressed[measure.name] = "nobody is in this row"
+        return
+    if row.people < rules.threshold:
+        for measure in measures:
+            row.suppressed[measure.name] = f"fewer than {rules.threshold} people in this row"
+        return
+    for j, measure in enumerate(measures):
+        people = _contributors(row.stats, j, measure)
+        if people == 0 and not rules.zeros_disclosive and not measure.is_value:
+            continue  # released as 0: an empty cell describes nobody
+        if people < rules.threshold:
+            row.suppressed[measure.name] = f"fewer than {rules.threshold} people contribute"
+            continue
+        if measure.is_value:
+            why = _dominance(row.stats, j, measure, rules)
+            if why:
+                row.suppressed[measure.name] = why
+
+
+def _dominance(stats: Mapping[str, Any], j: int, measure: Measure, rules: RuleSet) -> str | None:
+    """ACRO's dominance rules on the contributions' sizes, then the spread rules."""
+    total = float(stats.get(f"__a{j}") or 0.0)
+    largest = float(stats.get(f"__t1_{j}") or 0.0)
+    second = float(stats.get(f"__t2_{j}") or 0.0)
+    if total > 0:
+        if total - largest - second < rules.p_ratio * largest:
+            return (
+                f"p% rule: the others' contributions are less than {rules.p_ratio:g} of the "
+                "largest, so the second largest could estimate it closely"
+            )
+        n, k = rules.nk
+        top = largest + (second if n >= 2 else 0.0)
+        if top > k * total:
+            return f"nk rule: the {n} largest contributions are more than {k:g} of the total"
+    return _spread(stats, j, measure, rules)
+
+
+def _spread(stats: Mapping[str, Any], j: int, measure: Measure, rules: RuleSet) -> str | None:
+    """The spread rules: the others in a cell must hide any one person's value.
+
+    Whoever is furthest from the cell's mean is left out, and the rest must still vary
+    (squared deviations of at least ``spread_floor`` x the bounds' width squared): if they
+    barely vary (everyone else given a known constant, say), the output would give the one
+    value away, whatever it is, so the cell is suppressed whatever that value is. A value with
+    two levels (a 0/1 flag) also needs the threshold of people at each level."""
+    people = int(stats.get(f"__n{j}") or 0)
+    low, high = stats.get(f"__lo{j}"), stats.get(f"__hi{j}")
+    if people < 2 or low is None or high is None:
+        return "too few people vary"
+    low, high = float(low), float(high)
+    at_low, at_high = int(stats.get(f"__nlo{j}") or 0), int(stats.get(f"__nhi{j}") or 0)
+    if low != high and at_low + at_high == people and min(at_low, at_high) < rules.threshold:
+        return (
+            f"the values take two levels and fewer than {rules.threshold} people hold one of "
+            "them: the output would count them"
         )
-    checker = _Checker(rules, plan.columns, data, rows)
-    checker.primary()
-    checker.secondary()
-    checker.round_counts()
-    return CheckedOutput(OutputStatus.RELEASED, visible, rows, labels=checker.labels)
+    mean = float(stats[f"__s{j}"]) / people
+    squares = max(0.0, float(stats[f"__ss{j}"]) - people * mean * mean)
+    furthest = max((high - mean) ** 2, (low - mean) ** 2)
+    rest = squares - people / (people - 1) * furthest  # without the furthest person
+    if rest < rules.spread_floor * measure.width**2:
+        return (
+            "spread rule: the others' values vary too little to hide any one person's value "
+            "(with these bounds)"
+        )
+    return None
 
 
-class _Checker:
-    def __init__(
-        self,
-        rules: DisclosureRules,
-        columns: tuple[OutputColumn, ...],
-        data: list[dict[str, Any]],
-        rows: list[dict[str, Any]],
-    ) -> None:
-        self.rules = rules
-        self.columns = columns
-        self.data = data
-        self.rows = rows
-        self.labels: list[CellLabel] = []
-        self.suppressed: set[tuple[int, str]] = set()
-        self.counts = [c.name for c in columns if c.kind == "count"]
-        self.keys = [c.name for c in columns if c.kind == "key"]
+# -- secondary suppression ------------------------------------------------------------------------
 
-    def _redact(self, row: int, column: str, action: str, reason: str) -> None:
-        self.rows[row][column] = REDACTED
-        self.suppressed.add((row, column))
-        self.labels.append(CellLabel(row, column, action, reason))  # type: ignore[arg-type]
 
-    def primary(self) -> None:
-        rules = self.rules
-        has_aggregate = any(c.kind != "key" for c in self.columns)
-        for index, raw in enumerate(self.data):
-            for column in self.columns:
-                contributors = int(raw[column.contributors] or 0)
-                value = raw[column.name]
-                if column.kind == "key" and has_aggregate:
-                    continue
-                if contributors < rules.min_contributors:
-                    self._redact(
-                        index,
-                        column.name,
-                        "redacted",
-                        f"fewer than {rules.min_contributors} patients contributed",
-                    )
-                elif column.kind == "count" and value is not None and _is_small(value, rules):
-                    self._redact(
-                        index,
-                        column.name,
-                        "redacted",
-                        f"count of {rules.redact_counts_up_to} or fewer",
-                    )
-
-    def _lines(self) -> list[list[tuple[int, str]]]:
-        """Groups of count cells whose sum is a margin someone can learn (by another query or
-        from the same output): each row across its count columns, and for each key column the
-        rows that agree on every other key (a one-way table's column is one line)."""
-        lines: list[list[tuple[int, str]]] = []
-        if len(self.counts) > 1:
-            lines.extend([(i, c) for c in self.counts] for i in range(len(self.rows)))
-        for key in self.keys or [None]:
-            others = [k for k in self.keys if k != key]
-            buckets: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-            for i, raw in enumerate(self.data):
-                buckets[tuple(repr(raw[k]) for k in others)].append(i)
-            for members in buckets.values():
-                for column in self.counts:
-                    lines.append([(i, column) for i in members])
-        return [line for line in lines if len(line) > 1]
-
-    def secondary(self) -> None:
-        lines = self._lines()
-        changed = True
-        while changed:
-            changed = False
-            for line in lines:
-                hidden = [cell for cell in line if cell in self.suppressed]
-                shown = [cell for cell in line if cell not in self.suppressed]
+def _secondary(rows: list[_Row], plan: AggregationPlan) -> None:
+    """Until stable: any line (cells differing in one kept dimension, with their margin) that
+    has exactly one suppressed cell of a measure gets its smallest other cell suppressed."""
+    by_key = {(r.level, r.keys): r for r in rows}
+    dims = len(plan.dimensions)
+    groups: dict[tuple[int, int, tuple[Any, ...]], list[_Row]] = {}
+    for row in rows:
+        for i in range(dims):
+            if row.level >> i & 1:
+                rest = tuple(None if d == i else k for d, k in enumerate(row.keys))
+                groups.setdefault((row.level, i, rest), []).append(row)
+    lines = []
+    for (level, i, rest), members in groups.items():
+        margin = by_key.get((level & ~(1 << i), rest))
+        if margin is not None:
+            lines.append([margin, *members])
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            for measure in plan.measures:
+                if measure.kind is MeasureKind.QUANTILE:
+                    continue  # not additive: a margin's quantile gives no cell's away
+                # An empty hidden cell protects nothing (it is easily guessed to be empty):
+                # a line needs two hidden cells with people in them, or none.
+                hidden = [r for r in line if measure.name in r.suppressed and r.people > 0]
+                shown = [r for r in line if measure.name not in r.suppressed]
                 if len(hidden) != 1 or not shown:
                     continue
-                row, column = min(shown, key=lambda cell: _sort_value(self.data, cell))
-                self._redact(
-                    row,
-                    column,
-                    "secondary",
-                    f"protects the suppressed cell in row {hidden[0][0]}, column "
-                    f"{hidden[0][1]!r} from recovery by subtraction",
+                smallest = min(shown, key=lambda r: r.people)
+                smallest.suppressed[measure.name] = (
+                    "secondary suppression: it would let a suppressed cell be worked out "
+                    "from its total"
                 )
+                smallest.secondary.add(measure.name)
                 changed = True
 
-    def round_counts(self) -> None:
-        base = self.rules.rounding_base
-        if not base:
-            return
-        for index, row in enumerate(self.rows):
-            for column in self.counts:
-                value = row[column]
-                if (index, column) in self.suppressed or value is None:
-                    continue
-                rounded = round_to(round(value), base)
-                if rounded != value:
-                    row[column] = rounded
-                    self.labels.append(
-                        CellLabel(index, column, "rounded", f"rounded to the nearest {base}")
-                    )
+
+# -- perturbation and the table --------------------------------------------------------------------
 
 
-def _is_small(value: Any, rules: DisclosureRules) -> bool:
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    if value == 0:
-        return rules.redact_zero
-    return abs(value) <= rules.redact_counts_up_to
+def _key_sum(stats: Mapping[str, Any], j: int, measure: Measure) -> int:
+    if measure.kind is MeasureKind.COUNT and measure.column is None:
+        return int(stats.get("__k") or 0)
+    return int(stats.get(f"__k{j}") or 0)
 
 
-def _sort_value(data: list[dict[str, Any]], cell: tuple[int, str]) -> float:
-    value = data[cell[0]][cell[1]]
-    return float(value) if value is not None else math.inf
+def _perturbed_count(people: int, key_sum: int, rules: RuleSet) -> int:
+    if people == 0:
+        return 0
+    noisy = max(rules.threshold, people + rules.counts.perturbation(cell_key(key_sum)))
+    return round_to(noisy, rules.rounding) if rules.rounding else noisy
+
+
+def _value(row: _Row, j: int, measure: Measure, rules: RuleSet) -> float:
+    """A value measure, perturbed by a fraction of its bounds' width read at its cell key:
+    a sum by up to the fraction, a mean by up to the fraction over its people, a quantile by
+    up to the fraction over the window's people."""
+    stats = row.stats
+    key = cell_key(_key_sum(stats, j, measure))
+    people = max(1, _contributors(stats, j, measure))
+    scale = rules.value_noise * measure.width * value_factor(key, str(measure.kind))
+    if measure.kind is MeasureKind.SUM:
+        value = float(stats[f"__s{j}"]) + scale
+    elif measure.kind is MeasureKind.MEAN:
+        value = (float(stats[f"__s{j}"]) + scale) / people
+    else:
+        value = float(stats[f"__q{j}"]) + scale / rules.threshold
+    if measure.kind is not MeasureKind.SUM and measure.bounds is not None:
+        value = min(max(value, measure.bounds[0]), measure.bounds[1])
+    return _significant(value)
+
+
+def _significant(value: float, digits: int = 6) -> float:
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def _output(plan: AggregationPlan, rows: list[_Row], rules: RuleSet) -> ProtectedOutput:
+    dims = plan.dimensions
+    columns = [d.name for d in dims] + [m.name for m in plan.measures]
+    out = ProtectedOutput(columns=columns, rows=[])
+    for index, row in enumerate(rows):
+        record: dict[str, Any] = {}
+        for i, dimension in enumerate(dims):
+            record[dimension.name] = row.keys[i] if row.level >> i & 1 else ALL
+        for j, measure in enumerate(plan.measures):
+            if measure.name in row.suppressed:
+                record[measure.name] = None
+                action = "secondary" if measure.name in row.secondary else "suppressed"
+                out.labels.append(
+                    CellLabel(index, measure.name, action, row.suppressed[measure.name])
+                )
+                continue
+            if measure.kind is MeasureKind.COUNT:
+                people = _contributors(row.stats, j, measure)
+                record[measure.name] = _perturbed_count(
+                    people, _key_sum(row.stats, j, measure), rules
+                )
+            else:
+                record[measure.name] = _value(row, j, measure, rules)
+            out.released.append(
+                ReleasedCell(
+                    index, row.level, row.keys, measure.name, _contributors(row.stats, j, measure)
+                )
+            )
+        out.rows.append(record)
+    out.notes = _notes(plan, rules)
+    return out
+
+
+def _notes(plan: AggregationPlan, rules: RuleSet) -> list[str]:
+    notes = []
+    if any(not d.declared for d in plan.dimensions):
+        notes.append(
+            f"Rows with fewer than {rules.threshold} people are not shown (declare the "
+            "dimension's bands or values to see every row)."
+        )
+    counts = any(m.kind is MeasureKind.COUNT for m in plan.measures)
+    if counts:
+        rounding = f", then rounded to the nearest {rules.rounding}" if rules.rounding else ""
+        notes.append(
+            f"Counts are perturbed by at most ±{rules.counts.max} by the cell-key method"
+            f"{rounding}: the same people always give the same figure; released counts are "
+            f"never below {rules.threshold}."
+        )
+    for measure in plan.measures:
+        if measure.is_value and measure.bounds is not None:
+            low, high = measure.bounds
+            notes.append(
+                f"{measure.name}: each person's value is clamped to [{low:g}, {high:g}] and "
+                f"the result perturbed by at most ±{rules.value_noise:g} × {measure.width:g}"
+                + (" over the people counted" if measure.kind is not MeasureKind.SUM else "")
+                + (
+                    f"; quantiles are the mean of the {rules.threshold} values nearest the quantile"
+                    if measure.kind is MeasureKind.QUANTILE
+                    else ""
+                )
+                + "."
+            )
+    if len(plan.levels) > 1:
+        notes.append(f"Rows with '{ALL}' are totals over that dimension.")
+    return notes

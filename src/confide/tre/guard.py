@@ -151,6 +151,16 @@ def check_query(
 ) -> CheckedQuery:
     """Accept ``sql`` if it is one read-only SELECT over ``allowed`` (table -> columns), else
     raise ``QueryRefused`` saying exactly what was refused."""
+    try:
+        return _check(sql, allowed, dialect)
+    except RecursionError:
+        raise QueryRefused(
+            "the query is nested too deeply to be checked; write it with fewer nested "
+            "parentheses or subqueries"
+        ) from None
+
+
+def _check(sql: str, allowed: Mapping[str, Iterable[str]], dialect: str) -> CheckedQuery:
     allowed_map = {t.lower(): {c.lower() for c in cols} for t, cols in allowed.items()}
     if len(sql) > MAX_SQL_CHARS:
         raise QueryRefused(f"the query is longer than {MAX_SQL_CHARS} characters")

@@ -21,8 +21,10 @@ from typing import Any, Protocol
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Role
 from confide.common.errors import InvalidInput
+from confide.tre.differencing import SketchStore
 from confide.tre.disclosure import OutputStatus
-from confide.tre.service import MEMBERSHIP_FILES, public_text, release_entry
+from confide.tre.outcomes import public_text, release_entry
+from confide.tre.service import MEMBERSHIP_FILES, SKETCH_SUFFIX
 from confide.tre.store import QueryRecord, TreStore, query_not_found
 
 APPROVALS_NEEDED = 2
@@ -148,6 +150,10 @@ class ReviewQueue:
             pending = self.store.pending / f"{release_id}.{suffix}"
             if pending.exists():
                 os.replace(pending, self.store.releases / pending.name)
+        sketches = self.store.pending / f"{release_id}.{SKETCH_SUFFIX}"
+        if sketches.exists():  # later outputs are checked against this one too
+            target = SketchStore(self.store.sketches).path(record.project_id, release_id)
+            os.replace(sketches, target)
         votes = _vote_entries(record, self.store.votes(record.id))
         self.ledger.append_many([*votes, _checked(record, "passed"), ("release", body)])
 
@@ -158,7 +164,7 @@ class ReviewQueue:
         ):
             return
         if record.release_id:
-            for suffix in MEMBERSHIP_FILES:
+            for suffix in (*MEMBERSHIP_FILES, SKETCH_SUFFIX):
                 (self.store.pending / f"{record.release_id}.{suffix}").unlink(missing_ok=True)
         refusal = {
             "subject": "output",

@@ -1,4 +1,4 @@
-"""Runs a checked query on DuckDB within bounds of time, memory, threads and result size.
+"""Runs a query's aggregation on DuckDB within bounds of time, memory, threads and size.
 
 The guard is the first line; the connection is the second: it is locked down before the query
 runs (no file or network access except the view files, configuration locked), so a query the
@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
 from confide.common.errors import InvalidInput
-from confide.tre.disclosure import CheckedOutput, DisclosureRules, check_output, refused
-from confide.tre.guard import check_query
-from confide.tre.rewrite import plan_contributors
+from confide.tre.aggregation import KEYED, AggregationPlan
+from confide.tre.cellkey import BUCKETS
 
 
 class QueryLimitExceeded(InvalidInput):
@@ -36,10 +34,8 @@ class Limits:
     threads: int = 2
     max_rows: int = 10_000
     max_cells: int = 200_000
-
-
-class _HasSql(Protocol):
-    sql: str
+    running_per_project: int = 2  # queries of one project running at once
+    running_overall: int = 4  # queries running at once in this TRE
 
 
 def lock_down(
@@ -69,26 +65,26 @@ def _safe_memory(memory: str) -> str:
     return text
 
 
-def run_checked(con: duckdb.DuckDBPyConnection, query: _HasSql, limits: Limits) -> pa.Table:
-    """Run ``query.sql`` (a CheckedQuery or CountingPlan) on a locked-down ``con``.
-
-    Stops the query after ``limits.seconds`` and refuses results larger than the row or cell
-    bounds (counted while fetching, so a huge result is never held in memory)."""
+def run_aggregation(
+    con: duckdb.DuckDBPyConnection, plan: AggregationPlan, limits: Limits, *, sketches: bool
+) -> tuple[pa.Table, pa.Table | None]:
+    """Run a query's aggregation on a locked-down ``con``: the per-person cells once (a
+    temporary table), then the cell figures and, for disclosure control, the contributor
+    sketches. Stops after ``limits.seconds`` and refuses more cells than ``limits.max_rows``
+    (counted while fetching, so a huge result is never held in memory)."""
     timer = threading.Timer(limits.seconds, con.interrupt)
     timer.daemon = True
     timer.start()
     try:
-        reader = con.sql(query.sql).to_arrow_reader(min(limits.max_rows + 1, 8192))
-        batches: list[pa.RecordBatch] = []
-        rows = 0
-        for batch in reader:
-            rows += batch.num_rows
-            if rows > limits.max_rows:
-                raise QueryLimitExceeded(f"the result has more than {limits.max_rows} rows")
-            if rows * batch.num_columns > limits.max_cells:
-                raise QueryLimitExceeded(f"the result has more than {limits.max_cells} cells")
-            batches.append(batch)
-        return pa.Table.from_batches(batches, schema=reader.schema)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {KEYED} AS {plan.keyed}")
+        cells = _fetch(con, plan.cells, limits.max_rows, limits)
+        sketch_rows = (
+            _fetch(con, plan.sketches, limits.max_rows * BUCKETS, limits)
+            if sketches and plan.sketches
+            else None
+        )
+        con.execute(f"DROP TABLE IF EXISTS {KEYED}")
+        return cells, sketch_rows
     except duckdb.InterruptException:
         raise QueryLimitExceeded(
             f"the query ran for more than {limits.seconds:g} seconds and was stopped"
@@ -103,21 +99,16 @@ def run_checked(con: duckdb.DuckDBPyConnection, query: _HasSql, limits: Limits) 
         timer.cancel()
 
 
-def check_and_run(
-    con: duckdb.DuckDBPyConnection,
-    sql: str,
-    allowed: Mapping[str, set[str]],
-    limits: Limits | None = None,
-    rules: DisclosureRules | None = None,
-) -> CheckedOutput:
-    """The whole pipeline for one researcher query: guard, count contributors, run, check.
-
-    Refusals (by the guard, the row-level rule or a limit) come back as a ``refused`` output
-    with the reason, so callers record every outcome the same way."""
-    try:
-        checked = check_query(sql, allowed)
-        plan = plan_contributors(checked, allowed)
-        table = run_checked(con, plan, limits or Limits())
-    except InvalidInput as refusal:
-        return refused(refusal.message)
-    return check_output(table, plan, rules)
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, max_rows: int, limits: Limits) -> pa.Table:
+    reader = con.sql(sql).to_arrow_reader(min(max_rows + 1, 8192))
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader:
+        rows += batch.num_rows
+        if rows > max_rows:
+            raise QueryLimitExceeded(
+                f"the result has more than {limits.max_rows} cells; group by fewer or coarser "
+                "dimensions"
+            )
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema)

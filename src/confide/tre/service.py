@@ -1,11 +1,24 @@
 """The query service: one researcher query from authorisation to release (or refusal).
 
-``QueryService.run`` authorises the caller for the project (access), checks the SQL (guard),
-plans contributor counting or differential privacy, asks who is excluded now (choices →
-pseudonymiser), builds the project's views on a fresh connection (:func:`views.build_views`,
-the only way any query sees data), locks the connection down, runs the query within limits,
-checks the output, stores the outcome and records the public facts in the ledger:
-``query_run`` for every query; ``output_checked`` for every output; ``release`` or ``refusal``.
+``QueryService.run`` authorises the caller for the project (access) and records the query
+(the TRE's store, then ``query_run`` in the ledger) before anything else, so every query that
+ran is on record whatever happens next. Then one pipeline for every query:
+
+1. read the query as a definition (:mod:`confide.tre.translate` or :mod:`confide.tre.model`)
+   and prove its population person-level (:mod:`confide.tre.person_level`);
+2. plan the system's aggregation for the project's protection, which its approver set
+   (:mod:`confide.tre.aggregation`);
+3. ask who is excluded now (choices -> pseudonymiser), build the project's views on a fresh,
+   locked-down connection (:func:`views.build_views`, the only way any query sees data) and
+   run the aggregation on the chosen engine;
+4. protect every cell: disclosure control (:mod:`confide.tre.disclosure`) and the differencing
+   check (:mod:`confide.tre.differencing`), or differential privacy (:mod:`confide.tre.dp`);
+5. release, hold for two output checkers, or refuse; and record the public facts
+   (:mod:`confide.tre.outcomes`).
+
+Any failure becomes a refusal with a reason that depends on the query's text only: the guard's
+and the model's reasons are about the SQL; an engine error is reported as one generic refusal
+(its detail kept for operators). No release file is written before the query's record.
 
 Contract for the patients' usage report (built elsewhere on these files)
 -----------------------------------------------------------------------
@@ -23,21 +36,22 @@ For every release (automatic, or after two checkers approved) the TRE writes, un
 ``release_id`` is the ``release_id`` of the ledger's ``release`` entry (32 hex digits). A
 person's report recomputes SHA-256(salt ":" their hub pseudonym) for each release in the
 ledger and looks it up (binary search) in the two files (releases made before salts were
-published have no ``.salt`` file and use the release id as their salt). The salt is random per
-cohort, so releases of different cohorts cannot be joined; releases of one cohort share their
-files, since they had the same contributors. Outputs held for review keep their files under
-``<home>/tre/pending`` until the decision (moved on approval, deleted on rejection).
+published have no ``.salt`` file and use the release id as their salt). Outputs held for review
+keep their files under ``<home>/tre/pending`` until the decision (moved on approval, deleted on
+rejection).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,27 +60,43 @@ import pyarrow as pa
 
 from confide.access.errors import project_not_found
 from confide.access.model import Principal, ProjectGrant
+from confide.access.protection import ProtectionMode
 from confide.access.service import ProjectNotActive
-from confide.choices.policy import Terms
 from confide.common import canonical
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
-from confide.ledger.entries import find_identifiers, loggable_sql
 from confide.tre import views as project_views
+from confide.tre.aggregation import AggregationPlan, plan_aggregation
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
-from confide.tre.disclosure import DEFAULT_PRESET, OutputStatus, check_output, round_to, rules_for
-from confide.tre.dp import DpOptions, plan_dp, release_dp
+from confide.tre.differencing import SketchStore, find_overlaps, new_sketches
+from confide.tre.disclosure import OutputStatus, protect
+from confide.tre.dp import DpOptions, check_dp_definition, release_dp
 from confide.tre.exclusions import OUTPUT_FORMS, Exclusions, ExclusionSource
 from confide.tre.guard import check_query
-from confide.tre.rewrite import plan_contributors
-from confide.tre.runner import Limits, lock_down, run_checked
+from confide.tre.model import QueryDefinition
+from confide.tre.outcomes import (
+    checked_entry,
+    query_entry,
+    refusal_entry,
+    release_entry,
+    release_facts,
+)
+from confide.tre.person_level import PersonLevelQuery, check_person_level
+from confide.tre.rules import RuleSet, rule_set
+from confide.tre.runner import Limits, lock_down, run_aggregation
+from confide.tre.sketching import released_sketches
 from confide.tre.store import QueryRecord, TreStore, query_not_found, utcnow
+from confide.tre.translate import read_query
 
-MODES = tuple(OUTPUT_FORMS)
 ENGINES = ("duckdb", "spark")
 MEMBERSHIP_FILES = ("salt", "contributors", "excluded")
+SKETCH_SUFFIX = "sketches.parquet"
 DEFAULT_EPSILON = 0.5
-_LEDGER_TEXT_MAX = 500
+GENERIC_FAILURE = (
+    "the query could not be run (the TRE keeps the details for its operators); check the "
+    "query's types, or ask the TRE's operators"
+)
+_log = logging.getLogger(__name__)
 
 
 class AccessPort(Protocol):
@@ -94,6 +124,7 @@ class QueryOutcome:
     labels: list[dict[str, Any]] = field(default_factory=list)
     budget_left: float | None = None
     release_id: str | None = None
+    definition: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,26 +137,34 @@ class QueryOutcome:
             "labels": self.labels,
             "budget_left": self.budget_left,
             "release_id": self.release_id,
+            "definition": self.definition,
         }
 
 
-def output_digest(result: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical.dumps(result)).hexdigest()
+@dataclass(frozen=True)
+class _Prepared:
+    """A query read, proven and planned: everything decided before any data is read."""
+
+    definition: QueryDefinition
+    population: PersonLevelQuery
+    plan: AggregationPlan
+    protection_mode: ProtectionMode
+    rules: RuleSet
+    dp: DpOptions | None
+
+    @property
+    def tables(self) -> frozenset[str]:
+        return self.population.checked.tables
 
 
-def public_text(text: str, fallback: str) -> str:
-    """``text`` if it may go in the public log as is (short, printable, no identifier)."""
-    clean = " ".join(str(text).split())[:_LEDGER_TEXT_MAX]
-    if not clean or not clean.isprintable() or find_identifiers(clean):
-        return fallback
-    return clean
+@dataclass(frozen=True)
+class _Computed:
+    """What the engine returned, with the membership files of the people behind it."""
 
-
-def opt_outs_reason(terms: Terms) -> str:
-    if not terms.opt_outs_applied:
-        return f"opt-outs not applied: {terms.exemption}"
-    reasons = sorted(set(terms.excluding.values()))
-    return "opt-outs applied: " + ("; ".join(reasons) if reasons else "no choice covers this use")
+    cells: list[dict[str, Any]]
+    sketches: list[dict[str, Any]] | None
+    files: dict[str, Path]
+    exclusions: Exclusions
 
 
 class QueryService:
@@ -145,6 +184,8 @@ class QueryService:
         connect: Callable[[], duckdb.DuckDBPyConnection] = duckdb.connect,
         engine: str = "duckdb",
     ) -> None:
+        if engine not in ENGINES:
+            raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use duckdb or spark.")
         self.access = access
         self.records = records
         self.exclusions = exclusions
@@ -154,10 +195,10 @@ class QueryService:
         self.limits = limits or Limits()
         self.budgets = budgets or PrivacyBudgets(store)
         self.connect = connect
-        if engine not in ENGINES:
-            raise InvalidInput(f"Unknown engine {engine!r}.", hint="Use duckdb or spark.")
         self.engine = engine
+        self.sketches = SketchStore(store.sketches)
         self._spark_session: Any = None
+        self.recover()
 
     # --- running ----------------------------------------------------------------------------
 
@@ -165,73 +206,70 @@ class QueryService:
         self,
         principal: Principal,
         project_slug: str,
-        sql: str,
-        mode: str = "rounding",
-        epsilon: float | None = None,
-        preset: str | None = None,
+        query: str | Mapping[str, Any],
         *,
         bounds: Mapping[str, tuple[float, float]] | None = None,
-        contributions: int = 1,
+        totals: bool = False,
+        epsilon: float | None = None,
     ) -> QueryOutcome:
-        """Run one query for ``principal`` on ``project_slug``; every outcome is stored and
-        recorded. Unknown projects, other organisations' projects and missing roles raise
-        (as the access party does); everything about the query itself comes back as an
-        outcome with a status."""
-        if mode not in MODES:
-            raise InvalidInput(f"Unknown mode {mode!r}.", hint="Use rounding or dp.")
-        preset = preset or DEFAULT_PRESET
-        rules = rules_for(preset)
-        if not isinstance(sql, str) or not sql.strip():
-            raise InvalidInput("The query is empty.", hint="Send one SELECT statement.")
-        if mode == "rounding":
-            epsilon = None
-        elif epsilon is None:
-            epsilon = DEFAULT_EPSILON
-        query_id = uuid.uuid4().hex
+        """Run one query for ``principal`` on ``project_slug``: aggregate SQL, or a definition
+        (population, dimensions, measures). Every outcome is stored and recorded. Unknown
+        projects, other organisations' projects and missing roles raise (as the access party
+        does); everything about the query itself comes back as an outcome with a status.
+
+        ``bounds``: value measures' bounds by output name (aggregate SQL form); ``totals``:
+        add margins; ``epsilon``: the privacy budget this query spends (DP projects only)."""
+        text = _query_text(query)
         try:
             grant = self.access.authorise_query(principal, project_slug)
         except ProjectNotActive as inactive:
             project = self.access.project(principal, project_slug)
-            record = self._record(query_id, project.id, project.slug, principal, sql, mode, preset)
-            return self._refuse(record, inactive.message, subject="query")
-        record = self._record(query_id, grant.project_id, grant.slug, principal, sql, mode, preset)
-        record = _with(record, epsilon=epsilon)
+            record = self._start(principal, project.id, project.slug, text, "sdc", "-")
+            return self._refuse(record, inactive.message)
+        protection = grant.protection
+        busy = self._busy(grant.project_id)
+        record = self._start(
+            principal,
+            grant.project_id,
+            grant.slug,
+            text,
+            protection.mode.value,
+            protection.rules,
+        )
+        if busy:
+            return self._refuse(record, busy)
         try:
-            if mode == "dp":
-                return self._run_dp(record, grant, sql, epsilon or DEFAULT_EPSILON, bounds,
-                                    contributions)  # fmt: skip
-            return self._run_rounding(record, grant, sql, rules)
-        except InvalidInput as refusal:
-            return self._refuse(record, refusal.message, subject="query")
-        except duckdb.Error as error:
-            # The engine's message may quote a data value, so only its kind is reported.
-            kind = str(error).split(":", 1)[0][:60]
-            return self._refuse(
+            prepared = self._prepare(grant, query, bounds, totals, epsilon)
+            record = replace(
                 record,
-                f"the query failed while running ({kind}); check types and casts",
-                subject="query",
+                definition=prepared.definition.as_dict(),
+                epsilon=prepared.dp.epsilon if prepared.dp else None,
             )
+            computed = self._compute(grant, prepared)
+            if prepared.dp is not None:
+                return self._release_dp(record, grant, prepared, computed)
+            return self._release_sdc(record, grant, prepared, computed)
+        except InvalidInput as refusal:
+            return self._refuse(record, refusal.message)
+        except Exception:  # anything else: one generic reason, the detail for operators only
+            detail = traceback.format_exc(limit=20)[-4000:]
+            _log.warning("query %s failed inside the TRE (details in its record)", record.id)
+            return self._refuse(record, GENERIC_FAILURE, detail=detail)
 
-    def _record(
-        self,
-        query_id: str,
-        project_id: str,
-        slug: str,
-        principal: Principal,
-        sql: str,
-        mode: str,
-        preset: str,
+    def _start(
+        self, principal: Principal, project_id: str, slug: str, text: str, mode: str, rules: str
     ) -> QueryRecord:
-        return QueryRecord(
-            id=query_id,
+        """Record the query before anything runs: the TRE's row, then ``query_run``."""
+        record = QueryRecord(
+            id=uuid.uuid4().hex,
             project_id=project_id,
             project_slug=slug,
             organisation_id=principal.organisation_id,
             person_id=principal.person_id,
-            sql_text=sql,
-            sql_digest=hashlib.sha256(sql.encode()).hexdigest(),
+            sql_text=text,
+            sql_digest=hashlib.sha256(text.encode()).hexdigest(),
             mode=mode,
-            preset=preset,
+            preset=rules,
             epsilon=None,
             status="running",
             reason=None,
@@ -241,102 +279,124 @@ class QueryService:
             created_at=utcnow(),
             decided_at=None,
         )
+        self.store.save_query(record)
+        self.ledger.append_many([query_entry(record)])
+        return record
 
-    def _run_rounding(
-        self, record: QueryRecord, grant: ProjectGrant, sql: str, rules: Any
-    ) -> QueryOutcome:
-        allowed = project_views.view_columns(grant)
-        checked = check_query(sql, allowed)
-        plan = plan_contributors(checked, allowed)
-        catalog = self.records.catalog()
-        exclusions = self.exclusions.excluded(
-            grant, OUTPUT_FORMS["rounding"], int(catalog["version"])
-        )
-        release_id = uuid.uuid4().hex
-        with self._views(grant, exclusions, catalog, checked.tables) as (con, views):
-            table = self._execute(con, grant, exclusions, plan, catalog)
-            output = check_output(table, plan, rules)
-            files = membership(con, views, checked.tables)
-        result = output.as_dict()
-        result.pop("status")
-        suppressed = sum(1 for label in output.labels if label.action != "rounded")
-        facts = self._release_facts(
-            grant, release_id, "aggregate", checked.tables, files, exclusions.terms
-        )
-        if output.status is OutputStatus.HELD_FOR_REVIEW:
-            reason = "held for review: " + "; ".join(output.reasons)
-            return self._hold(record, result, facts, files, reason, rules.name)
-        checked_entry = self._checked_entry(record, "passed", rules.name, suppressed)
-        return self._release(record, result, facts, files, [checked_entry])
+    def _busy(self, project_id: str) -> str | None:
+        """Why a new query must wait (too many running), or None. Counted from the store, so
+        every process of one TRE shares the caps."""
+        since = utcnow() - timedelta(seconds=2 * self.limits.seconds + 120)
+        overall, per_project = self.store.running(since)
+        if per_project.get(project_id, 0) >= self.limits.running_per_project:
+            return (
+                f"this project already has {self.limits.running_per_project} queries running; "
+                "run this one when they have finished"
+            )
+        if overall >= self.limits.running_overall:
+            return "the research environment is busy; run the query again in a minute"
+        return None
 
-    def _run_dp(
+    def recover(self) -> None:
+        """Queries left running by a process that stopped (a crash) become refusals, with
+        their ledger entry; release files they may have linked are removed."""
+        cutoff = utcnow() - timedelta(seconds=2 * self.limits.seconds + 120)
+        for record in self.store.stale_running(cutoff):
+            for folder in (self.store.releases, self.store.pending):
+                for path in folder.glob(f"{record.release_id or record.id}.*"):
+                    path.unlink(missing_ok=True)
+            self._refuse(record, "the query was interrupted before it finished; run it again")
+
+    # --- the pipeline -------------------------------------------------------------------------
+
+    def _prepare(
         self,
-        record: QueryRecord,
         grant: ProjectGrant,
-        sql: str,
-        epsilon: float,
+        query: str | Mapping[str, Any],
         bounds: Mapping[str, tuple[float, float]] | None,
-        contributions: int,
-    ) -> QueryOutcome:
-        options = DpOptions(epsilon=epsilon, contributions=contributions, bounds=dict(bounds or {}))
+        totals: bool,
+        epsilon: float | None,
+    ) -> _Prepared:
         allowed = project_views.view_columns(grant)
-        checked = check_query(sql, allowed)
-        plan = plan_dp(checked, allowed, options)
-        left = self.budgets.status(grant.project_id).left
-        if epsilon > left + 1e-9:
+        definition = read_query(query, allowed, bounds, totals=totals)
+        population = check_person_level(check_query(definition.population, allowed))
+        protection = grant.protection
+        rules = rule_set(protection.rules)
+        options = None
+        if protection.mode is ProtectionMode.DP:
+            check_dp_definition(definition)
+            options = DpOptions(
+                epsilon=DEFAULT_EPSILON if epsilon is None else epsilon,
+                contributions=protection.contributions,
+            )
+            self._check_budget(grant, options)
+        elif epsilon is not None:
+            raise InvalidInput(
+                "This project's outputs are protected by disclosure control, set by its "
+                "approver; it has no privacy budget to spend (leave epsilon out)."
+            )
+        plan = plan_aggregation(
+            population,
+            definition,
+            dialect=self.engine,
+            contributions=options.contributions if options else None,
+            quantile_window=rules.threshold,
+        )
+        return _Prepared(definition, population, plan, protection.mode, rules, options)
+
+    def _check_budget(self, grant: ProjectGrant, options: DpOptions) -> None:
+        total = grant.protection.epsilon_total
+        assert total is not None
+        left = self.budgets.status(grant.project_id, total).left
+        if options.epsilon > left + 1e-9:
             raise BudgetExhausted(
                 f"The project's privacy budget is exhausted: this query needs epsilon "
-                f"{epsilon:g} but only {left:g} is left."
+                f"{options.epsilon:g} but only {left:g} is left. No other mode answers for a "
+                "differentially private project."
             )
+
+    def _compute(self, grant: ProjectGrant, prepared: _Prepared) -> _Computed:
         catalog = self.records.catalog()
-        exclusions = self.exclusions.excluded(grant, OUTPUT_FORMS["dp"], int(catalog["version"]))
-        release_id = uuid.uuid4().hex
-        with self._views(grant, exclusions, catalog, checked.tables) as (con, views):
-            table = self._execute(con, grant, exclusions, plan, catalog)
-            files = membership(con, views, checked.tables)
-        self.budgets.spend(grant.project_id, record.id, epsilon, options.delta)
-        output = release_dp(table, plan, options)
-        result = {
-            "columns": output.columns,
-            "rows": output.rows,
-            "intervals": output.intervals,
-            "confidence": 0.95,
-            "labels": output.labels,
-            "epsilon": output.epsilon,
-            "delta": output.delta,
-        }
-        if output.threshold is not None:
-            result["reasons"] = [
-                f"groups whose noisy count of people is below {output.threshold:.1f} are not "
-                "released (a group must not exist because of one person)"
-            ]
-        facts = self._release_facts(
-            grant, release_id, "dp", checked.tables, files, exclusions.terms
+        form = OUTPUT_FORMS["dp" if prepared.dp else "rounding"]
+        exclusions = self.exclusions.excluded(grant, form, int(catalog["version"]))
+        sketching = prepared.dp is None
+        with _ProjectConnection(self, grant, exclusions, catalog, prepared.tables) as (con, views):
+            if self.engine == "duckdb":
+                cells, sketches = run_aggregation(
+                    con, prepared.plan, self.limits, sketches=sketching
+                )
+            else:
+                cells, sketches = self._on_spark(grant, exclusions, prepared, catalog, sketching)
+            files = membership(con, views, prepared.tables)
+        return _Computed(
+            cells=cells.to_pylist(),
+            sketches=sketches.to_pylist() if sketches is not None else None,
+            files=files,
+            exclusions=exclusions,
         )
-        checked_entry = self._checked_entry(
-            record, "passed", "dp_laplace", 0, (float(output.epsilon), float(output.delta))
-        )
-        return self._release(record, result, facts, files, [checked_entry])
 
-    # --- engines ----------------------------------------------------------------------------
-
-    def _execute(
+    def _on_spark(
         self,
-        con: duckdb.DuckDBPyConnection,
         grant: ProjectGrant,
         exclusions: Exclusions,
-        plan: Any,
+        prepared: _Prepared,
         catalog: dict[str, Any],
-    ) -> pa.Table:
-        """Run the checked plan on the chosen engine. The DuckDB connection is made either
-        way: the cohort and the release files come from it, whichever engine computes."""
-        if self.engine == "duckdb":
-            return run_checked(con, plan, self.limits)
-        from confide.tre.spark_engine import run_on_spark
+        sketching: bool,
+    ) -> tuple[pa.Table, pa.Table | None]:
+        from confide.tre.spark_engine import aggregate_on_spark
 
-        key = self.store.project_key(grant.project_id)
-        return run_on_spark(self._spark(), self.records, grant, exclusions.pseudonyms, key,
-                            plan, self.limits, catalog=catalog)  # fmt: skip
+        return aggregate_on_spark(
+            self._spark(),
+            self.records,
+            grant,
+            exclusions.pseudonyms,
+            self.store.project_key(grant.project_id),
+            self.store.record_key_secret(),
+            prepared.plan,
+            self.limits,
+            catalog=catalog,
+            sketches=sketching,
+        )
 
     def _spark(self) -> Any:
         """One local Spark session per process, started on first use."""
@@ -354,16 +414,149 @@ class QueryService:
             self._spark_session.stop()
             self._spark_session = None
 
-    # --- views and files --------------------------------------------------------------------
+    # --- outcomes ---------------------------------------------------------------------------
 
-    def _views(
+    def _release_sdc(
+        self, record: QueryRecord, grant: ProjectGrant, prepared: _Prepared, computed: _Computed
+    ) -> QueryOutcome:
+        rules = prepared.rules
+        output = protect(prepared.plan, computed.cells, rules)
+        release_id = uuid.uuid4().hex
+        facts = release_facts(
+            grant,
+            release_id,
+            "aggregate",
+            prepared.tables,
+            computed.files["contributors"],
+            computed.exclusions.terms,
+        )
+        sketches = released_sketches(
+            prepared.definition, prepared.population, prepared.plan, output, computed.sketches
+        )
+        earlier = self.sketches.load(grant.project_id)
+        overlaps = find_overlaps(sketches, earlier, rules.threshold)
+        result = output.as_dict()
+        if overlaps:
+            result["overlaps"] = [o.describe() for o in overlaps[:50]]
+            reason = (
+                "held for review: cells differ from other released cells by fewer than "
+                f"{rules.threshold} people (a differencing risk): "
+                + "; ".join(o.describe() for o in overlaps[:5])
+            )
+            self._write_files(self.store.pending, release_id, computed.files)
+            self.sketches.write(
+                self.store.pending / f"{release_id}.{SKETCH_SUFFIX}", release_id, sketches
+            )
+            stored = replace(
+                record,
+                status=str(OutputStatus.HELD_FOR_REVIEW),
+                reason=reason,
+                result=result,
+                release_id=release_id,
+                release=facts,
+            )
+            self.store.update_query(stored)
+            self.ledger.append_many(
+                [checked_entry(record, "failed", f"sdc_{rules.name}", output.suppressed)]
+            )
+            return self._outcome(stored, None)
+        checked = checked_entry(record, "passed", f"sdc_{rules.name}", output.suppressed)
+        self.sketches.save(grant.project_id, release_id, new_sketches(sketches, earlier))
+        return self._release(record, result, facts, computed.files, [checked])
+
+    def _release_dp(
+        self, record: QueryRecord, grant: ProjectGrant, prepared: _Prepared, computed: _Computed
+    ) -> QueryOutcome:
+        options = prepared.dp
+        assert options is not None and grant.protection.epsilon_total is not None
+        self.budgets.spend(
+            grant.project_id,
+            record.id,
+            options.epsilon,
+            options.delta,
+            total=grant.protection.epsilon_total,
+        )
+        output = release_dp(prepared.plan, computed.cells, options)
+        result: dict[str, Any] = {
+            "columns": output.columns,
+            "rows": output.rows,
+            "intervals": output.intervals,
+            "confidence": 0.95,
+            "labels": output.labels,
+            "notes": [],
+            "epsilon": output.epsilon,
+            "delta": output.delta,
+        }
+        if output.threshold is not None:
+            result["notes"].append(
+                f"Groups whose noisy count of people is below {output.threshold:.1f} are not "
+                "released (a group must not exist because of one person)."
+            )
+        release_id = uuid.uuid4().hex
+        facts = release_facts(
+            grant,
+            release_id,
+            "dp",
+            prepared.tables,
+            computed.files["contributors"],
+            computed.exclusions.terms,
+        )
+        checked = checked_entry(
+            record, "passed", "dp_laplace", 0, (float(output.epsilon), float(output.delta))
+        )
+        return self._release(record, result, facts, computed.files, [checked])
+
+    def _release(
         self,
-        grant: ProjectGrant,
-        exclusions: Exclusions,
-        catalog: dict[str, Any],
-        tables: frozenset[str],
-    ) -> _ProjectConnection:
-        return _ProjectConnection(self, grant, exclusions, catalog, tables)
+        record: QueryRecord,
+        result: dict[str, Any],
+        facts: dict[str, Any],
+        files: Mapping[str, Path],
+        entries: list[tuple[str, dict[str, Any]]],
+    ) -> QueryOutcome:
+        release_id = facts["release_id"]
+        body = release_entry(facts, record.id, result)
+        stored = replace(
+            record,
+            status=str(OutputStatus.RELEASED),
+            result=result,
+            release_id=release_id,
+            release=body,
+            decided_at=utcnow(),
+        )
+        self.store.update_query(stored)
+        self._write_files(self.store.releases, release_id, files)
+        self.ledger.append_many([*entries, ("release", body)])
+        return self._outcome(stored, result)
+
+    def _refuse(
+        self, record: QueryRecord, reason: str, *, detail: str | None = None
+    ) -> QueryOutcome:
+        stored = replace(
+            record,
+            status=str(OutputStatus.REFUSED),
+            reason=reason,
+            decided_at=utcnow(),
+            detail=detail,
+        )
+        self.store.update_query(stored)
+        self.ledger.append_many([refusal_entry(record, reason)])
+        return self._outcome(stored, None)
+
+    def _outcome(self, record: QueryRecord, result: dict[str, Any] | None) -> QueryOutcome:
+        labels = list((result or {}).get("labels") or [])
+        return QueryOutcome(
+            id=record.id,
+            project=record.project_slug,
+            mode=record.mode,
+            status=record.status,
+            reason=record.reason,
+            result=result,
+            labels=labels,
+            budget_left=self.budgets.left(record.project_id),
+            release_id=record.release_id if record.status == "released" else None,
+            definition=record.definition,
+        )
 
     def _write_files(self, folder: Path, release_id: str, files: Mapping[str, Path]) -> None:
         """Link the cohort's membership files under the release's name (copy if linking fails:
@@ -377,135 +570,6 @@ class QueryService:
             except OSError:
                 shutil.copyfile(files[suffix], tmp)
             os.replace(tmp, target)
-
-    # --- outcomes ---------------------------------------------------------------------------
-
-    def _release_facts(
-        self,
-        grant: ProjectGrant,
-        release_id: str,
-        form: str,
-        tables: frozenset[str],
-        files: Mapping[str, Path],
-        terms: Terms,
-    ) -> dict[str, Any]:
-        people = files["contributors"].stat().st_size // 32
-        return {
-            "release_id": release_id,
-            "project_id": grant.slug,
-            "organisation": grant.organisation,
-            "purpose": grant.purpose.value,
-            "recipient_kind": grant.recipient_kind.value,
-            "legal_basis": grant.legal_basis.value,
-            "data_form": form,
-            "datasets": sorted(tables),
-            "patients": round_to(people, 5),
-            "opt_outs_applied": terms.opt_outs_applied,
-            "opt_outs_reason": public_text(opt_outs_reason(terms), "see the choices policy"),
-        }
-
-    @staticmethod
-    def _checked_entry(
-        record: QueryRecord,
-        outcome: str,
-        method: str,
-        suppressed: int,
-        privacy: tuple[float, float] | None = None,
-    ) -> tuple[str, dict[str, Any]]:
-        body: dict[str, Any] = {
-            "project_id": record.project_slug,
-            "output_id": record.id,
-            "outcome": outcome,
-            "method": method,
-            "cells_suppressed": suppressed,
-        }
-        if privacy is not None:
-            body["epsilon"], body["delta"] = privacy
-        return ("output_checked", body)
-
-    def _query_entry(self, record: QueryRecord) -> tuple[str, dict[str, Any]]:
-        body = {
-            "project_id": record.project_slug,
-            "query_id": record.id,
-            "query_digest": record.sql_digest,
-            "mode": record.mode,
-        }
-        if loggable_sql(record.sql_text):  # else only its digest is logged
-            body["sql"] = record.sql_text
-        return ("query_run", body)
-
-    def _release(
-        self,
-        record: QueryRecord,
-        result: dict[str, Any],
-        facts: dict[str, Any],
-        files: Mapping[str, Path],
-        entries: list[tuple[str, dict[str, Any]]],
-    ) -> QueryOutcome:
-        release_id = facts["release_id"]
-        body = release_entry(facts, record.id, result)
-        self._write_files(self.store.releases, release_id, files)
-        stored = _with(
-            record,
-            status=str(OutputStatus.RELEASED),
-            result=result,
-            release_id=release_id,
-            release=body,
-            decided_at=utcnow(),
-        )
-        self.store.save_query(stored)
-        self.ledger.append_many([self._query_entry(record), *entries, ("release", body)])
-        return self._outcome(stored, result)
-
-    def _hold(
-        self,
-        record: QueryRecord,
-        result: dict[str, Any],
-        facts: dict[str, Any],
-        files: Mapping[str, Path],
-        reason: str,
-        method: str,
-    ) -> QueryOutcome:
-        self._write_files(self.store.pending, facts["release_id"], files)
-        stored = _with(
-            record,
-            status=str(OutputStatus.HELD_FOR_REVIEW),
-            reason=reason,
-            result=result,
-            release_id=facts["release_id"],
-            release=facts,
-        )
-        self.store.save_query(stored)
-        self.ledger.append_many(
-            [self._query_entry(record), self._checked_entry(record, "failed", method, 0)]
-        )
-        return self._outcome(stored, None)
-
-    def _refuse(self, record: QueryRecord, reason: str, *, subject: str) -> QueryOutcome:
-        stored = _with(record, status=str(OutputStatus.REFUSED), reason=reason, decided_at=utcnow())
-        self.store.save_query(stored)
-        refusal = {
-            "subject": subject,
-            "ref": record.id,
-            "project_id": record.project_slug,
-            "reason": public_text(reason, "refused before running (reason kept by the TRE)"),
-        }
-        self.ledger.append_many([self._query_entry(record), ("refusal", refusal)])
-        return self._outcome(stored, None)
-
-    def _outcome(self, record: QueryRecord, result: dict[str, Any] | None) -> QueryOutcome:
-        labels = list((result or {}).get("labels") or [])
-        return QueryOutcome(
-            id=record.id,
-            project=record.project_slug,
-            mode=record.mode,
-            status=record.status,
-            reason=record.reason,
-            result=result,
-            labels=labels,
-            budget_left=self.budgets.status(record.project_id).left,
-            release_id=record.release_id if record.status == "released" else None,
-        )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -535,25 +599,25 @@ class QueryService:
         ]
 
     def budget(self, principal: Principal, project_slug: str) -> dict[str, Any]:
-        """The project's privacy budget, for its own organisation."""
+        """The project's privacy budget (DP projects), for its own organisation."""
         project = self.access.project(principal, project_slug)
         if project.organisation_id != principal.organisation_id:
             raise project_not_found()
-        return {"project": project.slug, **self.budgets.status(project.id).as_dict()}
+        protection = project.protection
+        out: dict[str, Any] = {"project": project.slug, "protection": protection.as_dict()}
+        if protection.epsilon_total is not None:
+            out.update(self.budgets.status(project.id, protection.epsilon_total).as_dict())
+        return out
 
 
-def release_entry(facts: Mapping[str, Any], output_id: str, result: dict[str, Any]) -> dict:
-    """The ledger's ``release`` body: the stored facts, the output's id and digest, today."""
-    return {
-        **facts,
-        "output_id": output_id,
-        "output_digest": output_digest(result),
-        "date": datetime.now(UTC).date().isoformat(),
-    }
-
-
-def _with(record: QueryRecord, **changes: Any) -> QueryRecord:
-    return QueryRecord(**{**record.__dict__, **changes})
+def _query_text(query: str | Mapping[str, Any]) -> str:
+    if isinstance(query, str):
+        if not query.strip():
+            raise InvalidInput("The query is empty.", hint="Send one SELECT statement.")
+        return query
+    if isinstance(query, Mapping):
+        return canonical.dumps(dict(query)).decode()
+    raise InvalidInput("A query is SQL text or a definition object.")
 
 
 class _ProjectConnection:
@@ -589,6 +653,7 @@ class _ProjectConnection:
                 catalog=self.catalog,
                 exclusions_digest=self.exclusions.digest,
                 materialise=self.tables,
+                record_key=service.store.record_key_secret(),
             )
             lock_down(con, service.limits, views.readable)
         except BaseException:

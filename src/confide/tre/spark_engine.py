@@ -1,9 +1,9 @@
-"""Runs a checked query on Spark over the project's views, within time and result-size bounds.
+"""Runs a query's aggregation on Spark over the project's views, within time and size bounds.
 
-DuckDB is the TRE's default engine and its reference: the plan's SQL is written in DuckDB's
-dialect, transpiled to Spark's, and the result comes back with exactly the column names and
-Arrow types DuckDB gives for the same SQL (read from DuckDB itself, over empty views of the
-same schemas), so output checking cannot tell the engines apart.
+DuckDB is the TRE's default engine and its reference: the aggregation is planned once
+(:mod:`confide.tre.aggregation`) and written in Spark's dialect, with the population's own
+Spark text; its cells come back as the same columns, so output checking cannot tell the
+engines apart.
 
 Each run gets its own ``spark.newSession()`` (temporary views are per session), with Spark's
 file queries (parquet.`path`) switched off and only the project's views visible. Spark jobs
@@ -18,18 +18,18 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
-from confide.tre.guard import transpile
-from confide.tre.runner import Limits, QueryLimitExceeded, lock_down
-from confide.tre.spark_views import SparkViews, build_spark_views
+from confide.tre.aggregation import KEYED, AggregationPlan
+from confide.tre.cellkey import BUCKETS
+from confide.tre.runner import Limits, QueryLimitExceeded
+from confide.tre.spark_views import RECORD_KEYS, SparkViews, build_spark_views
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -56,56 +56,68 @@ def _quiet_spark_errors() -> None:
             logger.addFilter(_QUIET)
 
 
-class SparkQueryFailed(InvalidInput):
-    """Spark could not run the query; the message names the kind of error only."""
+class SparkQueryFailed(Exception):
+    """Spark could not run the query. Not a refusal reason shown as is: whether an engine
+    fails may depend on the data, so the query service reports one generic refusal and keeps
+    this (the kind of error only) for operators."""
 
 
-class _HasSql(Protocol):
-    sql: str
+class JoinRefused(InvalidInput):
+    """The query's Spark plan joins rows without an equality condition (decided from the
+    plan alone, before any data is read)."""
 
 
-def run_on_spark(
+def aggregate_on_spark(
     spark: SparkSession,
     records: RecordStore,
     grant: ProjectGrant,
     excluded: pa.Array,
     project_key: bytes,
-    plan: _HasSql,
+    record_key: bytes,
+    plan: AggregationPlan,
     limits: Limits | None = None,
     *,
     catalog: dict[str, Any] | None = None,
-) -> pa.Table:
-    """Build the project's views on Spark and run ``plan.sql`` (a CountingPlan or DpPlan).
+    sketches: bool = True,
+) -> tuple[pa.Table, pa.Table | None]:
+    """Build the project's views on Spark and run a query's aggregation (Spark's own SQL from
+    the same plan): what :func:`runner.run_aggregation` returns on DuckDB for the same plan.
 
-    Returns what :func:`runner.run_checked` returns for the same plan on DuckDB's views.
-    ``catalog``: the record-store snapshot to read (as for :func:`views.build_views`).
-    Raises ``QueryLimitExceeded`` past the time or size bounds and ``SparkQueryFailed`` when
-    Spark reports an error."""
+    The session runs with ANSI mode off, so a value that cannot be cast or divided gives NULL
+    for that row rather than failing the query (see :mod:`confide.tre.totality`). Raises
+    ``QueryLimitExceeded`` past the time or size bounds and ``SparkQueryFailed`` when Spark
+    reports an error."""
     from py4j.protocol import Py4JError
+    from pyspark import StorageLevel
     from pyspark.errors import PySparkException
 
     _quiet_spark_errors()
     limits = limits or Limits()
     session = spark.newSession()
     session.conf.set("spark.sql.runSQLOnFiles", "false")
+    session.conf.set("spark.sql.ansi.enabled", "false")
     context = spark.sparkContext
     tag = f"confide-query-{uuid.uuid4().hex}"
     context.addJobTag(tag)
     context.setInterruptOnCancel(True)  # also interrupt tasks waiting on input when cancelled
     watchdog = _Watchdog(lambda: context.cancelJobsWithTag(tag), limits.seconds)
     views: SparkViews | None = None
+    keyed: DataFrame | None = None
     try:
-        views = build_spark_views(session, records, grant, excluded, project_key, catalog=catalog)
-        frame = session.sql(transpile(plan.sql, "spark"))
-        refuse_nested_loops(frame)
-        expected = reference_schema(plan.sql, views.schemas)
-        if watchdog.late.is_set():
-            raise _too_long(limits)
-        table = frame.limit(limits.max_rows + 1).toArrow()
-        if watchdog.late.is_set():
-            raise _too_long(limits)
-        _check_size(table, limits)
-        return conform(table, expected)
+        views = build_spark_views(
+            session, records, grant, excluded, project_key, catalog=catalog, record_key=record_key
+        )
+        keyed = session.sql(plan.keyed)
+        refuse_nested_loops(keyed)
+        keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
+        keyed.createOrReplaceTempView(KEYED)
+        cells = _collect(session, plan.cells, limits.max_rows, limits, watchdog)
+        sketch_rows = None
+        if sketches and plan.sketches:
+            sketch_rows = _collect(
+                session, plan.sketches, limits.max_rows * BUCKETS, limits, watchdog
+            )
+        return cells, sketch_rows
     except (PySparkException, Py4JError) as error:
         if watchdog.late.is_set():
             raise _too_long(limits) from None
@@ -115,10 +127,27 @@ def run_on_spark(
     finally:
         watchdog.stop()
         context.removeJobTag(tag)
+        session.catalog.dropTempView(KEYED)
+        if keyed is not None:
+            keyed.unpersist()
         if views is not None:
             views.release()
-            for name in views.schemas:
+            for name in [*views.schemas, RECORD_KEYS]:
                 session.catalog.dropTempView(name)
+
+
+def _collect(
+    session: SparkSession, sql: str, max_rows: int, limits: Limits, watchdog: _Watchdog
+) -> pa.Table:
+    table = session.sql(sql).limit(max_rows + 1).toArrow()
+    if watchdog.late.is_set():
+        raise _too_long(limits)
+    if table.num_rows > max_rows:
+        raise QueryLimitExceeded(
+            f"the result has more than {limits.max_rows} cells; group by fewer or coarser "
+            "dimensions"
+        )
+    return table
 
 
 class _Watchdog:
@@ -161,50 +190,13 @@ def refuse_nested_loops(frame: DataFrame) -> None:
     while pending:
         node = pending.pop()
         if node.nodeName() in NESTED_LOOP_JOINS:
-            raise SparkQueryFailed(
+            raise JoinRefused(
                 "the query joins rows without an equality condition (every row with every "
                 "row), which the Spark engine does not run; join on patient_id or another "
                 "column with ="
             )
         for group in (node.children(), node.subqueries()):
             pending.extend(group.apply(i) for i in range(group.size()))
-
-
-def reference_schema(sql: str, schemas: Mapping[str, pa.Schema]) -> pa.Schema:
-    """The column names and types DuckDB gives ``sql`` over views with these schemas."""
-    con = duckdb.connect()
-    try:
-        for name, schema in schemas.items():
-            con.register(name, schema.empty_table())
-        lock_down(con, Limits(threads=1, memory="256MB"))
-        return con.sql(sql).to_arrow_table().schema
-    except duckdb.Error as error:
-        kind = type(error).__name__
-        raise SparkQueryFailed(f"the reference engine could not type the result ({kind})") from None
-    finally:
-        con.close()
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with ``schema``'s names and types (safe casts only: no silent overflow)."""
-    if table.num_columns != len(schema):
-        raise SparkQueryFailed(
-            f"Spark returned {table.num_columns} columns where DuckDB returns {len(schema)}"
-        )
-    try:
-        return table.rename_columns(schema.names).cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        types = ", ".join(f"{f.name}: {f.type}" for f in table.schema)
-        raise SparkQueryFailed(
-            f"Spark's result types ({types}) do not convert to DuckDB's ({schema.types})"
-        ) from None
-
-
-def _check_size(table: pa.Table, limits: Limits) -> None:
-    if table.num_rows > limits.max_rows:
-        raise QueryLimitExceeded(f"the result has more than {limits.max_rows} rows")
-    if table.num_rows * table.num_columns > limits.max_cells:
-        raise QueryLimitExceeded(f"the result has more than {limits.max_cells} cells")
 
 
 def _too_long(limits: Limits) -> QueryLimitExceeded:

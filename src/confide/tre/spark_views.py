@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from confide.access.model import ProjectGrant
 from confide.hub.records import SCHEMAS, RecordStore
+from confide.tre.cellkey import record_keys_sql
 from confide.tre.guard import PATIENT_COLUMN, transpile
 from confide.tre.views import EXCLUDED, PSEUDONYM_HEX, RAW, WINDOW_RULES, approved_columns
 
@@ -47,6 +48,8 @@ _HMAC = (
     "left(sha256(k.outer_pad || unhex(sha256(k.inner_pad || encode(r.pseudonym)))), "
     f"{PSEUDONYM_HEX})"
 )
+# The record keys' HMAC (with the TRE's record-key secret), in hex: see confide.tre.cellkey.
+_RECORD_HMAC = "sha256(k.record_outer || unhex(sha256(k.record_inner || encode(r.pseudonym))))"
 
 
 @dataclass
@@ -60,6 +63,9 @@ class SparkViews:
     def release(self) -> None:
         """Free the cached people table (call once the query is done)."""
         self.people.unpersist()
+
+
+RECORD_KEYS = "__record_keys"
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -81,10 +87,12 @@ def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
 
 
 def people_sql(patient_columns: list[str]) -> str:
-    """The DuckDB-dialect people table: everyone with a ``patients`` row, not excluded."""
+    """The DuckDB-dialect people table: everyone with a ``patients`` row, not excluded, with
+    the HMAC their hidden record keys come from (``__h``)."""
     extra = "".join(f', r."{c}"' for c in patient_columns)
     return (
-        f"SELECT r.pseudonym, {_HMAC} AS {PATIENT_COLUMN}{extra} FROM {RAW}patients AS r "
+        f"SELECT r.pseudonym, {_HMAC} AS {PATIENT_COLUMN}{extra}, {_RECORD_HMAC} AS __h "
+        f"FROM {RAW}patients AS r "
         f"CROSS JOIN {KEYS} AS k ANTI JOIN {EXCLUDED} AS x ON x.pseudonym = r.pseudonym"
     )
 
@@ -106,11 +114,13 @@ def build_spark_views(
     project_key: bytes,
     *,
     catalog: dict[str, Any] | None = None,
+    record_key: bytes | None = None,
 ) -> SparkViews:
     """Create the project's views as temporary views of ``session``. Give each query its own
     ``spark.newSession()`` (temporary views belong to one session) and call ``release`` on
     the result when done. ``catalog``: the record-store snapshot to read (the one the
-    exclusions were computed for)."""
+    exclusions were computed for); ``record_key``: the TRE's record-key secret (people's
+    hidden keys for the system's aggregation, shown as ``__record_keys``)."""
     from pyspark import StorageLevel
 
     if len(project_key) < 16:
@@ -125,7 +135,15 @@ def build_spark_views(
             _raw(session, records, catalog, table).createOrReplaceTempView(f"{RAW}{table}")
             internal.append(f"{RAW}{table}")
     outer, inner = hmac_pads(project_key)
-    keys = pa.table({"outer_pad": [outer], "inner_pad": [inner]})
+    record_outer, record_inner = hmac_pads(record_key or project_key)
+    keys = pa.table(
+        {
+            "outer_pad": [outer],
+            "inner_pad": [inner],
+            "record_outer": [record_outer],
+            "record_inner": [record_inner],
+        }
+    )
     session.createDataFrame(keys).createOrReplaceTempView(KEYS)
     excluded = pa.table({"pseudonym": pa.array(excluded_pseudonyms, pa.string())})
     session.createDataFrame(excluded).createOrReplaceTempView(EXCLUDED)
@@ -136,6 +154,9 @@ def build_spark_views(
         # People are joined as a DataFrame, never registered under a name: dropping a view
         # would also drop its cached data.
         keyed = people.select("pseudonym", PATIENT_COLUMN)
+        people.selectExpr(PATIENT_COLUMN, *record_keys_sql("__h", "spark")).createOrReplaceTempView(
+            RECORD_KEYS
+        )
         for table, cols in columns.items():
             if table == "patients":
                 view = people.select(PATIENT_COLUMN, *cols)

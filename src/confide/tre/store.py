@@ -60,6 +60,8 @@ queries = Table(
     Column("release", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),
+    Column("definition", JSON),  # the query definition it was read as (model.as_dict)
+    Column("detail", Text),  # operators only: what went wrong inside, never shown to researchers
 )
 votes = Table(
     "votes",
@@ -130,6 +132,8 @@ class QueryRecord:
     release: dict[str, Any] | None
     created_at: datetime
     decided_at: datetime | None
+    definition: dict[str, Any] | None = None
+    detail: str | None = None
 
 
 class TreStore:
@@ -163,6 +167,19 @@ class TreStore:
         return load_or_create(
             self.folder / "keys" / "projects" / f"{safe}.key", lambda: os.urandom(32)
         )
+
+    def record_key_secret(self) -> bytes:
+        """The TRE's secret for people's record keys and sketch ids (the cell-key method and
+        differencing checks): 32 random bytes, made on first use, the same for every project
+        so the same people always give the same perturbation."""
+        return load_or_create(self.folder / "keys" / "record-keys.key", lambda: os.urandom(32))
+
+    @property
+    def sketches(self) -> Path:
+        """Contributor sketches of released cells (see ``differencing``)."""
+        path = self.folder / "sketches"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
 
     @property
     def releases(self) -> Path:
@@ -204,6 +221,36 @@ class TreStore:
         values = {column.name: getattr(record, column.name) for column in queries.columns}
         with self.engine.begin() as conn:
             conn.execute(insert(queries).values(**values))
+
+    def update_query(self, record: QueryRecord) -> None:
+        """Store a running query's outcome (its row exists since it started)."""
+        values = {c.name: getattr(record, c.name) for c in queries.columns if c.name != "id"}
+        with self.engine.begin() as conn:
+            conn.execute(update(queries).where(queries.c.id == record.id).values(**values))
+
+    def running(self, started_after: datetime) -> tuple[int, dict[str, int]]:
+        """Queries running now (started after ``started_after``): overall and per project."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queries.c.project_id).where(
+                    queries.c.status == "running", queries.c.created_at >= started_after
+                )
+            ).all()
+        per: dict[str, int] = {}
+        for (project_id,) in rows:
+            per[project_id] = per.get(project_id, 0) + 1
+        return len(rows), per
+
+    def stale_running(self, started_before: datetime) -> list[QueryRecord]:
+        """Queries still marked running that started before ``started_before``: their process
+        ended without an outcome (a crash), so nobody will finish them."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(queries).where(
+                    queries.c.status == "running", queries.c.created_at < started_before
+                )
+            ).all()
+        return [_record(r) for r in rows]
 
     def query(self, query_id: str) -> QueryRecord:
         if not _ID.match(str(query_id)):

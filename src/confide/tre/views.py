@@ -38,6 +38,8 @@ import pyarrow as pa
 from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS, RecordStore
+from confide.tre.aggregation import RECORD_KEYS
+from confide.tre.cellkey import BUCKET_COLUMNS, record_keys_sql
 from confide.tre.cohorts import (
     EXCLUDED_FILE,
     PEOPLE_FILE,
@@ -54,8 +56,9 @@ PEOPLE = "__people"
 EXCLUDED = "__excluded"
 EXCLUDED_IDS = "__excluded_ids"
 EXCLUDED_IDS_FILE = "excluded-ids.parquet"  # the excluded people's project pseudonyms
-COHORT_LAYOUT = 2  # bumped whenever a cohort's files change, so older caches are not reused
+COHORT_LAYOUT = 4  # bumped whenever a cohort's files change, so older caches are not reused
 EVERYONE = "__everyone"
+RECORD_KEY_COLUMNS = ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS)
 RAW = "__raw_"
 PSEUDONYM_HEX = 32
 # A table whose stored files total at most this is copied into the cohort, joined and filtered,
@@ -142,6 +145,7 @@ def build_views(
     catalog: dict[str, Any] | None = None,
     exclusions_digest: str | None = None,
     materialise: Iterable[str] = (),
+    record_key: bytes | None = None,
 ) -> ProjectViews:
     """Create the project's views on ``con`` (a fresh connection); lock it down afterwards.
 
@@ -154,28 +158,34 @@ def build_views(
     ``materialise``: tables the query reads; those of at most :data:`MATERIALISE_BYTES` in the
     store are written once into the cohort as the view's exact rows, so later queries of the
     cohort read one file with no join.
+    ``record_key``: the TRE's secret for people's record keys (:mod:`confide.tre.cellkey`);
+    the cohort keeps each person's, and ``__record_keys`` shows them to the system's
+    aggregation (never to researchers' SQL, which cannot name ``__`` relations).
     """
     if len(project_key) < 16:
         raise ValueError("a project key must be at least 16 bytes")
+    record_key = record_key or project_key
     columns = approved_columns(grant)
     catalog = catalog if catalog is not None else records.catalog()
     version = int(catalog["version"])
     listing = records.attach(con, prefix=RAW, catalog=catalog, tables=columns)
     excluded = pa.array(excluded_pseudonyms, pa.string())
     fingerprint = sha256(b"confide-project-key:" + project_key).hexdigest()[:16]
+    record_fingerprint = sha256(b"confide-record-key:" + record_key).hexdigest()[:16]
     window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}
     patient_columns = columns.get("patients", [])
     key = cohort_key(
         layout=COHORT_LAYOUT,
         project=grant.project_id,
         key=fingerprint,
+        record_key=record_fingerprint,
         version=version,
         columns=columns,
         window=[window["start"], window["end"]],
     )
 
     def build(folder: Path, salt: str) -> None:
-        _build_cohort(con, folder, grant, project_key, version, patient_columns, cache)
+        _build_cohort(con, folder, grant, project_key, version, patient_columns, cache, record_key)
 
     cohort = open_cohort(cohorts / safe_name(grant.project_id) / key, build)
     stored_people = f"read_parquet({_path(cohort.people)})"
@@ -208,6 +218,8 @@ def build_views(
     con.execute(
         f"CREATE TEMP VIEW {EXCLUDED_IDS} AS SELECT * FROM read_parquet({_path(excluded_ids)})"
     )
+    keys = ", ".join(RECORD_KEY_COLUMNS)
+    con.execute(f"CREATE TEMP VIEW {RECORD_KEYS} AS SELECT {PATIENT_COLUMN}, {keys} FROM {PEOPLE}")
     readable: list[str] = [str(cohort.people), str(excluded_ids)]
     wanted = set(materialise)
     for table, cols in columns.items():
@@ -261,16 +273,22 @@ def _build_cohort(
     version: int,
     patient_columns: list[str],
     cache: Path | None,
+    record_key: bytes,
 ) -> None:
-    """Write a new cohort's people: everyone in the store version, with project pseudonyms
-    and the approved patients columns (exclusions are applied by each query)."""
+    """Write a new cohort's people: everyone in the store version, with project pseudonyms,
+    the approved patients columns and their hidden record keys (exclusions are applied by each
+    query)."""
     mapping = _mapping(con, project_key, grant.project_id, version, cache)
     extra = "".join(f", r.{_quote(c)}" for c in patient_columns)
     people = folder / PEOPLE_FILE
+    outer, inner = _pads(record_key)
+    hmac_hex = "sha256(?::BLOB || unhex(sha256(?::BLOB || encode(m.pseudonym))))"
     con.execute(
-        f"COPY (SELECT m.pseudonym, m.{PATIENT_COLUMN}{extra} FROM {mapping} m "
-        f"JOIN {RAW}patients r ON r.pseudonym = m.pseudonym) "
-        f"TO {_path(people)} (FORMAT parquet)"
+        f"COPY (SELECT m.pseudonym, m.{PATIENT_COLUMN}{extra}, "
+        f"{', '.join(record_keys_sql('__h', 'duckdb'))} FROM (SELECT m.*, {hmac_hex} AS __h "
+        f"FROM {mapping} m) m JOIN {RAW}patients r ON r.pseudonym = m.pseudonym) "
+        f"TO {_path(people)} (FORMAT parquet)",
+        [outer, inner],
     )
     if cache is None:
         con.execute(f"DROP TABLE IF EXISTS {EVERYONE}")

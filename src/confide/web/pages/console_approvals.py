@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Project, Role
+from confide.access.protection import OutputProtection, protection_from
 from confide.common.errors import InvalidInput
 from confide.web.forms import error_summary, read_form
 from confide.web.labels import PURPOSES
@@ -100,6 +101,7 @@ def _application_page(
             else None
         ),
         "decisions": DECISIONS,
+        "protections": PROTECTIONS,
         "oversight_words": OVERSIGHT,
         "values": values or {},
         "field_errors": errors,
@@ -147,13 +149,53 @@ async def decide(request: Request, slug: str) -> Response:
     if errors:
         return _application_page(request, who, slug, errors, values, 422)
     access = console(request).access
-    act = access.approve if values["decision"] == "approve" else access.reject
     try:
-        project = act(who, slug, reason)
+        if values["decision"] == "approve":
+            protection = _protection(form)
+            values.update(_protection_values(form))
+            project = access.approve(who, slug, reason, protection)
+        else:
+            project = access.reject(who, slug, reason)
+    except InvalidInput as exc:
+        values.update(_protection_values(form))
+        return _application_page(request, who, slug, {"protection": exc.message}, values, 422)
     except (Forbidden, Conflict) as exc:
         code = 403 if isinstance(exc, Forbidden) else 409
         return _application_page(request, who, slug, {"decision": exc.message}, values, code)
     return see_other(f"/staff/applications/{project.slug}")
+
+
+PROTECTIONS = {
+    "sdc-acro": "Disclosure control, ACRO's rules (threshold 10, dominance rules, perturbation)",
+    "sdc-opensafely": "Disclosure control, OpenSAFELY's rules (7 or fewer hidden, round to 5)",
+    "dp": "Differential privacy, with the budget and bound below",
+}
+
+
+def _protection_values(form: Any) -> dict[str, str]:
+    return {
+        "protection": form.get("protection")[:20],
+        "epsilon_total": form.get("epsilon_total")[:20],
+        "contributions": form.get("contributions")[:6],
+    }
+
+
+def _protection(form: Any) -> OutputProtection:
+    """The approver's choice of how the project's outputs are protected."""
+    chosen = form.get("protection") or "sdc-acro"
+    if len(form.all("protection")) > 1 or chosen not in PROTECTIONS:
+        raise InvalidInput("Choose how the project's outputs are protected")
+    if chosen != "dp":
+        return protection_from({"mode": "sdc", "rules": chosen.removeprefix("sdc-")})
+    try:
+        total = float(form.get("epsilon_total").strip())
+        contributions = int(form.get("contributions").strip() or "1")
+    except ValueError:
+        raise InvalidInput(
+            "Enter the privacy budget as a number (for example 3) and the cells one person "
+            "may count in as a whole number"
+        ) from None
+    return protection_from({"mode": "dp", "epsilon_total": total, "contributions": contributions})
 
 
 @router.post("/{slug}/oversight")

@@ -9,17 +9,16 @@ released outputs of the person's own organisation can be read or downloaded.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from confide.access.errors import Conflict
 from confide.access.model import Principal
+from confide.access.protection import ProtectionMode
 from confide.common.errors import InvalidInput
-from confide.tre.disclosure import DEFAULT_PRESET, PRESETS
-from confide.tre.dp import MAX_CONTRIBUTIONS, parse_bounds
-from confide.tre.service import DEFAULT_EPSILON, MODES, QueryOutcome
+from confide.tre.model import parse_bounds
+from confide.tre.service import DEFAULT_EPSILON, QueryOutcome
 from confide.web.forms import Form, error_summary, read_form
 from confide.web.pages.console_projects import applicant, own_project
 from confide.web.pages.console_results import as_csv, as_json, result_table
@@ -31,8 +30,8 @@ SQL_MAX = 10_000
 EPSILON_MAX = 10.0
 BOUNDS_MAX = 2_000
 MODE_WORDS = {
-    "rounding": "Suppression and rounding (exact tables, small numbers hidden)",
-    "dp": "Differential privacy (noisy numbers with intervals; spends the privacy budget)",
+    "sdc": "Disclosure control: small cells suppressed, counts perturbed by the cell-key method",
+    "dp": "Differential privacy: noisy numbers with intervals; spends the privacy budget",
 }
 STATUS_NEXT = {
     "released": "The output passed checking and is released: you can download it.",
@@ -57,9 +56,9 @@ def _console_page(
         "project": project,
         "tables": {t: ", ".join(("patient_id", *c)) for t, c in grant.tables.items()},
         "budget": staff.queries.budget(who, grant.slug),
+        "protection": grant.protection.describe(),
+        "dp": grant.protection.mode is ProtectionMode.DP,
         "values": values,
-        "modes": MODE_WORDS,
-        "presets": {name: rules.summary for name, rules in PRESETS.items()},
         "field_errors": errors,
         "errors": error_summary(errors) or None,
     }
@@ -69,13 +68,7 @@ def _console_page(
 @router.get("/staff/projects/{slug}/console")
 def console_page(request: Request, slug: str) -> Response:
     who = applicant(request, "run queries")
-    values = {
-        "mode": "rounding",
-        "preset": DEFAULT_PRESET,
-        "epsilon": str(DEFAULT_EPSILON),
-        "bounds": "",
-        "contributions": "1",
-    }
+    values = {"sql": "", "epsilon": str(DEFAULT_EPSILON), "bounds": "", "totals": ""}
     return _console_page(request, who, slug, values, {})
 
 
@@ -83,11 +76,9 @@ def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | Non
     """(values to show again, field errors, epsilon) from the console form."""
     values = {
         "sql": form.get("sql")[:SQL_MAX],
-        "mode": form.get("mode")[:20],
-        "preset": form.get("preset")[:40],
         "epsilon": form.get("epsilon")[:20],
         "bounds": form.get("bounds")[:BOUNDS_MAX],
-        "contributions": form.get("contributions")[:6],
+        "totals": "yes" if form.get("totals") == "yes" else "",
     }
     errors: dict[str, str] = {}
     sql = form.get("sql")
@@ -97,41 +88,22 @@ def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | Non
         errors["sql"] = f"The query must be {SQL_MAX} characters or fewer"
     elif "\x00" in sql:
         errors["sql"] = "The query contains a character that cannot be part of SQL"
-    if len(form.all("mode")) != 1 or values["mode"] not in MODES:
-        errors["mode"] = "Choose how the output is protected"
-    if len(form.all("preset")) != 1 or values["preset"] not in PRESETS:
-        errors["preset"] = "Choose one of the rule sets shown"
-    epsilon = None
-    if values["mode"] == "dp":
+    if len(form.get("bounds")) > BOUNDS_MAX:
+        errors["bounds"] = f"The bounds must be {BOUNDS_MAX} characters or fewer"
+    else:
         try:
-            epsilon = float(values["epsilon"].strip() or DEFAULT_EPSILON)
+            parse_bounds(values["bounds"].splitlines())
+        except InvalidInput as exc:
+            errors["bounds"] = exc.message
+    epsilon = None
+    if values["epsilon"].strip():
+        try:
+            epsilon = float(values["epsilon"].strip())
         except ValueError:
             epsilon = math.nan
         if not (0 < epsilon <= EPSILON_MAX):  # also refuses NaN
             errors["epsilon"] = f"Epsilon must be a number above 0 and at most {EPSILON_MAX:g}"
-        if len(form.get("bounds")) > BOUNDS_MAX:
-            errors["bounds"] = f"The bounds must be {BOUNDS_MAX} characters or fewer"
-        else:
-            try:
-                parse_bounds(values["bounds"].splitlines())
-            except InvalidInput as exc:
-                errors["bounds"] = exc.message
-        text = values["contributions"].strip() or "1"
-        if not (text.isdigit() and 1 <= int(text) <= MAX_CONTRIBUTIONS):
-            errors["contributions"] = (
-                f"Enter a whole number of groups from 1 to {MAX_CONTRIBUTIONS}"
-            )
     return values, errors, epsilon
-
-
-def _dp_options(values: dict[str, str]) -> dict[str, Any]:
-    """The DP keyword arguments of a checked console form (nothing in rounding mode)."""
-    if values["mode"] != "dp":
-        return {}
-    return {
-        "bounds": parse_bounds(values["bounds"].splitlines()),
-        "contributions": int(values["contributions"].strip() or "1"),
-    }
 
 
 @router.post("/staff/projects/{slug}/console")
@@ -142,17 +114,18 @@ async def run_query(request: Request, slug: str) -> Response:
     values, errors, epsilon = _read_query(form)
     if errors:
         return _console_page(request, who, slug, values, errors, 422)
+    staff = console(request)
+    dp = staff.access.authorise_query(who, slug).protection.mode is ProtectionMode.DP
     try:
-        outcome = console(request).queries.run(
+        outcome = staff.queries.run(
             who,
             slug,
             values["sql"],
-            mode=values["mode"],
-            epsilon=epsilon,
-            preset=values["preset"],
-            **_dp_options(values),
+            bounds=parse_bounds(values["bounds"].splitlines()),
+            totals=bool(values["totals"]),
+            epsilon=epsilon if dp else None,
         )
-    except InvalidInput as exc:  # the service's own checks of mode, preset and text
+    except InvalidInput as exc:  # the service's own checks of the request
         return _console_page(request, who, slug, values, {"sql": exc.message}, 422)
     return see_other(f"/staff/queries/{outcome.id}")
 
@@ -173,6 +146,7 @@ def query_page(request: Request, query_id: str) -> Response:
         "status": status_tag(outcome.status, OUTPUT_STATUS),
         "next": STATUS_NEXT.get(outcome.status, ""),
         "sql": ran["sql"] if ran else None,
+        "definition": outcome.definition,
         "ran_at": when(ran["created_at"]) if ran else None,
         "mode": MODE_WORDS.get(outcome.mode, outcome.mode),
         "table": result_table(outcome.result) if outcome.result else None,

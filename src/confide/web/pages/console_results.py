@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIONS = {
+    "suppressed": ("suppressed", "Suppressed"),
     "redacted": ("redacted", "Redacted"),
-    "secondary": ("hidden", "Hidden so a redacted cell cannot be worked out"),
+    "secondary": ("hidden", "Hidden so a suppressed cell cannot be worked out"),
     "rounded": ("rounded", "Rounded"),
     "noise": ("noise added", "Statistical noise added"),
 }
 _ROW = re.compile(r"\brow (\d+)\b")
-COLOURS = {"redacted": "orange", "hidden": "orange", "rounded": "grey"}
+COLOURS = {"suppressed": "orange", "redacted": "orange", "hidden": "orange", "rounded": "grey"}
 
 
 @dataclass
@@ -60,16 +61,11 @@ def _summary(labels: list[dict[str, Any]]) -> str:
         for a, n in counts.items()
         if a != "noise"
     ]
-    return ", ".join(parts) if parts else "No cell needed changing."
-
-
-def _note(item: dict[str, Any]) -> str:
-    """One label in words; rows are counted from 1 on the page (the labels count from 0)."""
-    reason = _ROW.sub(lambda m: f"row {int(m[1]) + 1}", str(item.get("reason", "")))
-    word = ACTIONS.get(item.get("action", ""), (item.get("action", ""), ""))[0]
-    if "row" in item:
-        return f"Row {item['row'] + 1}, {item['column']}: {word} ({reason})."
-    return f"{item['column']}: {word} ({reason})."
+    if parts:
+        return ", ".join(parts) + "."
+    if any(a == "noise" for a in counts):
+        return "Every number has statistical noise added; no cell was suppressed."
+    return "No cell was suppressed."
 
 
 def result_table(result: dict[str, Any]) -> ResultTable:
@@ -95,10 +91,29 @@ def result_table(result: dict[str, Any]) -> ResultTable:
                 cell.interval = f"{fmt(low)} to {fmt(high)}"
             cells.append(cell)
         rows.append(cells)
-    notes = [_note(item) for item in labels]
-    return ResultTable(
-        columns, rows, notes, _summary(labels), [str(r) for r in result.get("reasons") or []]
-    )
+    notes = _grouped_notes(labels)
+    reasons = [str(r) for r in (result.get("notes") or result.get("reasons") or [])]
+    return ResultTable(columns, rows, notes, _summary(labels), reasons)
+
+
+def _grouped_notes(labels: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct change: identical reasons list their rows once."""
+    grouped: dict[tuple[str, str, str], list[int]] = {}
+    for item in labels:
+        reason = _ROW.sub(lambda m: f"row {int(m[1]) + 1}", str(item.get("reason", "")))
+        key = (str(item.get("column", "")), str(item.get("action", "")), reason)
+        grouped.setdefault(key, [])
+        if "row" in item:
+            grouped[key].append(int(item["row"]) + 1)
+    lines = []
+    for (column, action, reason), rows in grouped.items():
+        word = ACTIONS.get(action, (action, ""))[0]
+        where = ""
+        if rows:
+            shown = ", ".join(str(r) for r in rows[:12]) + (" ..." if len(rows) > 12 else "")
+            where = f"{'Row' if len(rows) == 1 else 'Rows'} {shown}, "
+        lines.append(f"{where}{column}: {word} ({reason}).")
+    return lines
 
 
 def _csv_value(value: Any) -> Any:

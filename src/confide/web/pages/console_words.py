@@ -103,4 +103,6 @@ def project_rows(project: Project) -> list[dict[str, Any]]:
         ("Expires", when(project.expires_on)),
         ("Description", project.summary or "None given"),
     ]
+    if project.status.value in ("approved", "suspended", "expired"):
+        pairs.append(("How outputs are protected", project.protection.describe()))
     return [{"key": {"text": k}, "value": {"text": v}} for k, v in pairs]
