@@ -257,7 +257,7 @@ def test_type1_share_and_events_per_patient(big) -> None:
 
 def test_hospital_identifier_errors_come_at_the_configured_rates(big) -> None:
     people = big.people.fields
-    missing = mistyped = swapped = old = total = swappable = outsiders = 0
+    missing = mistyped = swapped = typos = old = total = swappable = outsiders = 0
     for trust in big.trust_data:
         truth = people["nhs"][trust.person]
         total += len(truth)
@@ -267,8 +267,20 @@ def test_hospital_identifier_errors_come_at_the_configured_rates(big) -> None:
         assert not nhs_number.valid_mask(trust.nhs[present & (trust.nhs != truth)]).any()
         dob = people["dob"][trust.person].astype("datetime64[D]")
         day = (dob - dob.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1
+        month = (dob.astype("datetime64[M]").astype(int) % 12) + 1
         swappable += int((day <= 12).sum())
-        swapped += int((trust.dob != people["dob"][trust.person]).sum())
+        differs = trust.dob != people["dob"][trust.person]
+        recorded = trust.dob.astype("datetime64[D]")
+        same_year = recorded.astype("datetime64[Y]") == dob.astype("datetime64[Y]")
+        rday = (recorded - recorded.astype("datetime64[M]").astype("datetime64[D]")).astype(int)
+        rmonth = (recorded.astype("datetime64[M]").astype(int) % 12) + 1
+        swap = differs & same_year & (rday + 1 == month) & (rmonth == day)
+        swapped += int(swap.sum())
+        typos += int((differs & ~swap).sum())
+        # A typo changes one character of the date, never more.
+        typed = differs & ~swap
+        texts = zip(dob[typed].astype(str), recorded[typed].astype(str), strict=True)
+        assert all(sum(a != b for a, b in zip(x, y, strict=True)) == 1 for x, y in texts)
         old += int((trust.postcode != people["postcode"][trust.person]).sum())
         outsiders += int((trust.person >= big.people.registered).sum())
     rates = IdentifierErrors()
@@ -276,6 +288,7 @@ def test_hospital_identifier_errors_come_at_the_configured_rates(big) -> None:
     assert abs(mistyped / total - rates.mistyped_nhs) < 0.005
     assert abs(old / total - rates.old_postcode) < 0.012
     assert 0.3 * rates.swapped_dob < swapped / swappable < 1.5 * rates.swapped_dob
+    assert 0.5 * rates.mistyped_dob < typos / total < 1.5 * rates.mistyped_dob
     assert 0.01 < outsiders / total < 0.06
     assert 0.2 < total / len(big.pop) < 0.7
 

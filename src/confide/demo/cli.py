@@ -67,6 +67,14 @@ def demo(
         table.add_row("Witnesses cosigning the log", f"{len(r['checkpoint_cosigned_by'])}")
         rate = r["linkage_rate"]
         table.add_row("GP–hospital linkage rate", "n/a" if rate is None else f"{rate:.1%}")
+        for q in r["linkage"]:
+            if q["probabilistic"] or q["linked_later"] or q["in_review"] or q["pending"]:
+                table.add_row(
+                    f"Linkage at {q['source']} (model, review, pending)",
+                    f"{q['linkage_rate']:.1%} linked ({q['probabilistic']:,} by model, "
+                    f"{q['in_review']:,} in review, {q['pending']:,} pending); est. false "
+                    f"matches {q['estimated_false_match_rate']:.3%}",
+                )
         for stage, secs in r["seconds"].items():
             table.add_row(f"Time: {STAGE_LABELS.get(stage, stage)}", f"{secs:.1f} s")
         console.print(table)

@@ -109,5 +109,23 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     report({"tables": counts, "sources": sources}, as_json, human)
 
 
+@hub_app.command("readmit")
+@handle_errors
+def readmit_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Add the rows of records the pseudonymiser linked after their submission (every ingest
+    does this too; run it after reviewers' decisions)."""
+    from confide.embedded import Installation
+
+    with Installation.open(Home.at(home)) as parties:
+        done = parties.hub.readmit()
+    report(
+        done,
+        as_json,
+        lambda r: console.print(
+            f"{r['records']:,} records linked since; {r['rows']:,} rows added."
+        ),
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(hub_app, name="hub")

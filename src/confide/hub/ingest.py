@@ -60,6 +60,8 @@ class IngestResult:
     status: str  # ingested | duplicate
     counts: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Records of earlier submissions linked meanwhile, whose rows were added (``readmit``).
+    readmitted: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class IngestResult:
             "status": self.status,
             **self.counts,
             "seconds": self.seconds,
+            **({"readmitted": self.readmitted} if self.readmitted else {}),
         }
 
 
@@ -150,7 +153,7 @@ class Hub:
         timings["pseudonymise"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        tables = {name: self._read_table(folder, name) for name in CLINICAL_TABLES}
+        tables = {name: self.read_table(folder, name) for name in CLINICAL_TABLES}
         checked = validate.check(ods, enrolled_kind, people, tables)
         timings["validate"] = time.perf_counter() - t2
 
@@ -189,7 +192,15 @@ class Hub:
         )
         for listener in self.listeners:
             listener(result)
+        # This submission may have brought the people earlier records were waiting for.
+        result.readmitted = self.readmit()
         return result
+
+    def readmit(self) -> dict[str, int]:
+        """Add the rows of records the pseudonymiser has linked since their submission."""
+        from confide.hub.readmit import readmit
+
+        return readmit(self)
 
     def _refuse_stale(self, ods: str, manifest: dict[str, Any]) -> None:
         current = self.records.catalog()["sources"].get(ods)
@@ -200,7 +211,7 @@ class Hub:
                 hint="Send a fresh extract; older submissions are never applied over newer ones.",
             )
 
-    def _read_table(self, folder: Path, name: str) -> pa.Table:
+    def read_table(self, folder: Path, name: str) -> pa.Table:
         path = folder / f"{name}.parquet"
         if not path.exists():
             return pa.table({c: pa.array([], pa.null()) for c in SUBMITTED_COLUMNS[name]})

@@ -13,4 +13,9 @@ class PseudonymService(Protocol):
         self, source: str, submission_id: str, sealed: Iterable[bytes]
     ) -> pa.Table:
         """Sealed identity batches in; ``ref, pseudonym, birth_year, birth_month, sex, area,
-        status, reason`` out."""
+        status, reason, match_weight, linked_by`` out."""
+
+    def resolutions(self, after: int) -> pa.Table:
+        """Records linked after their submission, with a sequence number above ``after``:
+        ``seq, source, submission_id`` and the columns above (``status`` is ``objector`` for
+        people who have since chosen to share nothing)."""

@@ -18,7 +18,7 @@ import fcntl
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("sex", pa.string()),
             ("area", pa.string()),
             ("source_kind", pa.string()),
+            # How the pseudonymiser linked the record: nhs_number, probabilistic (with its
+            # match weight, log2 odds), later_record or review.
+            ("match_weight", pa.float64()),
+            ("linked_by", pa.string()),
         ]
     ),
     "registrations": pa.schema(
@@ -194,6 +198,36 @@ class RecordStore:
         self._write_catalog(catalog)
         self._remove(replaced - set(files.values()))
 
+    def add_rows(
+        self, additions: dict[str, dict[str, pa.Table]], update: Callable[[dict], None]
+    ) -> None:
+        """Append rows to live snapshots (``{ods: {table: rows}}``) and let ``update`` change
+        the catalog, in one swap (call inside ``writing()``). Used when records held back at
+        ingest are linked later; each snapshot keeps its submission id."""
+        catalog = self.catalog()
+        version = catalog["version"] + 1
+        replaced = set()
+        for ods, tables in additions.items():
+            files = catalog["sources"][ods]["files"]
+            for name, rows in tables.items():
+                if rows.num_rows == 0:
+                    continue
+                rel = files[name]
+                merged = pa.concat_tables(
+                    [pq.read_table(self.folder / rel), rows.cast(SCHEMAS[name])],
+                    promote_options="permissive",
+                ).cast(SCHEMAS[name])
+                new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{version}.parquet", rel)
+                pq.write_table(merged, self.folder / new_rel, compression="zstd")
+                with (self.folder / new_rel).open("rb") as fh:
+                    os.fsync(fh.fileno())
+                files[name] = new_rel
+                replaced.add(rel)
+        catalog["version"] = version
+        update(catalog)
+        self._write_catalog(catalog)
+        self._remove(replaced)
+
     def _remove(self, relative_paths: set[str]) -> None:
         for rel in relative_paths:
             (self.folder / rel).unlink(missing_ok=True)
@@ -282,9 +316,10 @@ class RecordStore:
             files = every.get(name, [])
             if files:
                 listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                # By name: files written before a column was added read it as null.
                 con.execute(
                     f"CREATE OR REPLACE VIEW {prefix}{stored} AS "
-                    f"SELECT * FROM read_parquet([{listing}])"
+                    f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
                 )
             else:
                 con.register(f"_{prefix}{name}_empty", SCHEMAS[name].empty_table())
@@ -294,7 +329,8 @@ class RecordStore:
                 )
         con.execute(
             f"CREATE OR REPLACE VIEW {prefix}patients AS "
-            "SELECT pseudonym, source, birth_year, birth_month, sex, area, source_kind FROM ("
+            "SELECT pseudonym, source, birth_year, birth_month, sex, area, source_kind, "
+            "match_weight, linked_by FROM ("
             "  SELECT *, row_number() OVER (PARTITION BY pseudonym"
             "    ORDER BY source_kind = 'practice' DESC, source) AS choice"
             f"  FROM {prefix}patient_sources) WHERE choice = 1"

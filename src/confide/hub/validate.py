@@ -155,7 +155,7 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
         )
     accepted["patients"] = con.sql(
         f"SELECT pseudonym, '{source}' AS source, birth_year, birth_month, sex, area, "
-        f"'{kind}' AS source_kind FROM people WHERE status = 'linked'"
+        f"'{kind}' AS source_kind, match_weight, linked_by FROM people WHERE status = 'linked'"
     ).to_arrow_table()
     quarantined.append(
         con.sql(

@@ -1,8 +1,10 @@
 """The pseudonymiser's public interface, used in-process by the embedded default.
 
 ``pseudonymise_submission`` is the one call the hub makes: sealed identity batches in, a table
-of ``ref → pseudonym`` with coarse demographics out. Type 1 objections found in the batches go
-to ``type1_listeners`` (the choices registry), never to the hub.
+of ``ref → pseudonym`` with coarse demographics (and, for probabilistic links, the match weight)
+out; ``resolutions`` gives the hub records linked later. Type 1 objections found in the batches
+go to ``type1_listeners`` (the choices registry), never to the hub. Linkage beyond the NHS
+number lives in ``confide.pseudonymiser.linkage``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +22,7 @@ from confide.common.home import Home
 from confide.common.sealing import IDENTITY_SCHEMA, open_table
 from confide.pseudonymiser import demographics, keys
 from confide.pseudonymiser.index import PersonIndex
-from confide.pseudonymiser.linkage import DeterministicLinker, Linker
+from confide.pseudonymiser.linkage.incremental import Linkage
 
 # What the hub receives for each identity row of a submission.
 PSEUDONYMISED_SCHEMA = pa.schema(
@@ -33,8 +35,15 @@ PSEUDONYMISED_SCHEMA = pa.schema(
         ("area", pa.string()),
         ("status", pa.string()),  # linked | unlinked | objector
         ("reason", pa.string()),
+        ("match_weight", pa.float64()),  # probabilistic links only (log2 odds)
+        ("linked_by", pa.string()),  # nhs_number | probabilistic | later_record | review
     ]
 )
+# Records linked after their submission: which submission, and an increasing sequence number.
+RESOLUTION_SCHEMA = pa.schema(
+    [("seq", pa.int64()), ("source", pa.string()), ("submission_id", pa.string()),
+     *PSEUDONYMISED_SCHEMA]
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,23 +62,24 @@ def public_key(home: Home) -> bytes:
 
 
 class Pseudonymiser:
-    def __init__(self, home: Home, linker: Linker | None = None) -> None:
+    def __init__(self, home: Home) -> None:
         self._folder = home.party("pseudonymiser")
         self._index = PersonIndex(self._folder / "index.duckdb")
-        self._index.con.execute(
-            "CREATE TABLE IF NOT EXISTS pending_linkage ("
-            " source VARCHAR, submission_id VARCHAR, ref INTEGER, nhs_number VARCHAR,"
-            " birth_date VARCHAR, postcode VARCHAR, sex VARCHAR, reason VARCHAR,"
-            " received_at TIMESTAMP, PRIMARY KEY (submission_id, ref))"
-        )
+        # Probabilistic linkage, on the index's database (pending records live there too).
+        self.linkage = Linkage(self._index.con, self._folder)
+        self.linkage.shares_nothing = self._shares_nothing
         # The index is one DuckDB connection: one caller at a time (ingests may run in threads).
         # Re-entrant: type 1 codes announced mid-pseudonymisation can lead back here (erasure).
         self._lock = threading.RLock()
-        self._linker = linker or DeterministicLinker()
         self.type1_listeners: list[Callable[[list[Type1Change]], None]] = []
         # Who has chosen to share nothing (the choices registry, in the embedded wiring):
         # given valid NHS numbers, a boolean per number. Their rows never reach the hub.
         self.shares_nothing: Callable[[list[str]], list[bool]] | None = None
+
+    def _shares_nothing(self, numbers: list[str]) -> list[bool]:
+        if self.shares_nothing is None:
+            return [False] * len(numbers)
+        return list(self.shares_nothing(numbers))
 
     @classmethod
     def open(cls, home: Home) -> Pseudonymiser:
@@ -113,7 +123,7 @@ class Pseudonymiser:
 
     def _pseudonymise(self, source: str, submission_id: str, ids: pa.Table) -> pa.Table:
         cleaned, valid = demographics.normalised_numbers(ids.column("nhs_number"))
-        linkable = self._linker.link(ids, valid)
+        linkable = valid.copy()
         objector = np.array(
             pc.fill_null(pc.equal(ids.column("type1"), "dissent"), False).to_numpy(
                 zero_copy_only=False
@@ -136,52 +146,68 @@ class Pseudonymiser:
             pseudonym[int(i)] = p
 
         reason = demographics.reasons(ids.column("nhs_number"), valid)
-        status = np.where(objector, "objector", np.where(linkable, "linked", "unlinked"))
+        linked = self.linkage.link_submission(
+            source, submission_id, ids, pseudonym, objector, reason
+        )
+        status = np.where(
+            linked.objector,
+            "objector",
+            np.where([p is not None for p in linked.pseudonym], "linked", "unlinked"),
+        )
+        # People who share nothing get no pseudonym in what the hub receives.
+        kept = [None if o else p for p, o in zip(linked.pseudonym, linked.objector, strict=True)]
         year, month = demographics.birth_year_month(ids.column("birth_date"))
-        result = pa.table(
+        return pa.table(
             {
                 "ref": ids.column("ref"),
-                "pseudonym": pa.array(pseudonym, pa.string()),
+                "pseudonym": pa.array(kept, pa.string()),
                 "birth_year": year,
                 "birth_month": month,
                 "sex": demographics.sexes(ids.column("sex")),
                 "area": demographics.districts(ids.column("postcode")),
                 "status": pa.array(status.tolist(), pa.string()),
-                "reason": pa.array(reason, pa.string()),
+                "reason": pa.array(linked.reason, pa.string()),
+                "match_weight": pa.array(linked.match_weight, pa.float64()),
+                "linked_by": pa.array(linked.linked_by, pa.string()),
             },
             schema=PSEUDONYMISED_SCHEMA,
         )
-        self._hold_unlinked(source, submission_id, ids, linkable | objector, reason)
-        return result
 
-    def _hold_unlinked(
-        self,
-        source: str,
-        submission_id: str,
-        ids: pa.Table,
-        linkable: np.ndarray,
-        reason: list[str | None],
-    ) -> None:
-        waiting = np.flatnonzero(~linkable)
-        if len(waiting) == 0:
-            return
-        held = ids.take(pa.array(waiting)).select(
-            ["ref", "nhs_number", "birth_date", "postcode", "sex"]
+    def resolutions(self, after: int = 0) -> pa.Table:
+        """Records linked after their submission (by a later record or a reviewer), with a
+        sequence number above ``after``: the hub adds their rows. ``status`` is ``objector``
+        for anyone who has since chosen to share nothing."""
+        with self._lock:
+            found = self.linkage.pending.resolutions(after)
+            choosers = self.linkage.choosers(found.column("pseudonym").to_pylist())
+        status = [
+            "objector" if p in choosers else "linked" for p in found.column("pseudonym").to_pylist()
+        ]
+        columns = {name: found.column(name) for name in found.column_names}
+        columns["status"] = pa.array(status, pa.string())
+        columns["reason"] = pa.nulls(found.num_rows, pa.string())
+        return pa.table({f.name: columns[f.name] for f in RESOLUTION_SCHEMA}).cast(
+            RESOLUTION_SCHEMA
         )
-        held = held.append_column("reason", pa.array([reason[i] for i in waiting], pa.string()))
-        con = self._index.con
-        con.register("held", held)
-        try:
-            con.execute(
-                "INSERT OR IGNORE INTO pending_linkage SELECT ?, ?, ref, nhs_number, birth_date,"
-                " postcode, sex, reason, ? FROM held",
-                [source, submission_id, datetime.now(UTC).replace(tzinfo=None)],
-            )
-        finally:
-            con.unregister("held")
+
+    def linkage_quality(self) -> list[dict]:
+        """Per source: linkage rate and estimated false-match rate (counts only)."""
+        with self._lock:
+            return self.linkage.quality.report()
+
+    def review_items(self, limit: int = 50) -> list[dict]:
+        """The clerical review queue, with identifiers: for the pseudonymiser's reviewers."""
+        with self._lock:
+            return self.linkage.review.items(limit)
+
+    def decide_review(self, item_id: int, match: bool, reviewer: str) -> dict:
+        """A reviewer's decision; a match shows up in ``resolutions`` for the hub."""
+        with self._lock:
+            return self.linkage.decide_review(item_id, match, reviewer)
 
     def pending_linkage_count(self) -> int:
-        return self._index.con.execute("SELECT count(*) FROM pending_linkage").fetchone()[0]
+        with self._lock:
+            return self.linkage.pending.count()
 
     def _announce_type1(
         self, source: str, ids: pa.Table, cleaned: pa.Array, valid: np.ndarray

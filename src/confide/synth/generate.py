@@ -28,6 +28,7 @@ from confide.synth.hospital import (
 )
 from confide.synth.population import NO_DATE, make_population, numbers_for
 from confide.synth.tables import AreaData, gp_patient_ids, practice_tables, trust_tables
+from confide.synth.truth import Truth
 from confide.synth.writers_csv import write_csv_source
 from confide.synth.writers_fhir import write_bundles, write_ndjson, write_xml_bundles
 
@@ -129,17 +130,19 @@ def _write_source(
     fmt: str,
     gp_ods: list[str | None],
     rng: np.random.Generator,
-) -> None:
+) -> pa.Array:
+    """Write one source's export; returns the patient ids it uses, in table order."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "source.json").write_bytes(_source_json(org, fmt))
     if fmt == "csv":
         write_csv_source(folder, tables)
-        return
+        return tables["patients"].column("patient_id").combine_chunks()
     n = tables["patients"].num_rows
+    patient_ids = fr.uuids(rng, n)
     ctx = fr.SourceContext(
         ods=org.ods,
         kind=org.kind,
-        patient_ids=fr.uuids(rng, n),
+        patient_ids=patient_ids,
         gp_ods=gp_ods,
         ref=fr.ndjson_ref if fmt == "fhir" else fr.bundle_ref,
         rng=rng,
@@ -151,6 +154,7 @@ def _write_source(
         write_bundles(folder, streams, n, BUNDLE_PATIENTS)
     else:
         write_xml_bundles(folder, streams, n, XML_BUNDLE_PATIENTS)
+    return pa.array(patient_ids, pa.string())
 
 
 def generate(
@@ -176,10 +180,13 @@ def generate(
     total = len(data.practices) + len(data.trusts)
     codes = np.array([p.ods for p in data.practices], dtype=object)
     counts = {"events": 0, "medications": 0, "episodes": 0, "hospital_patients": 0}
+    truth = Truth(data.people.fields["nhs"], data.people.registered)
     for k, org in enumerate(data.practices):
         tables = practice_tables(data, k)
         rng = np.random.default_rng([seed, 1, k])
-        _write_source(out / org.ods, org, tables, fmt, [org.ods] * tables["patients"].num_rows, rng)
+        gp_ods = [org.ods] * tables["patients"].num_rows
+        written = _write_source(out / org.ods, org, tables, fmt, gp_ods, rng)
+        truth.add(org, written, np.arange(*data.practice_slice(k)))
         counts["events"] += tables["events"].num_rows
         counts["medications"] += tables["medications"].num_rows
         sources.append(_summary(org, tables))
@@ -191,7 +198,7 @@ def generate(
         practice = data.pop.practice[np.where(registered, person, 0)]
         gp = np.where(registered, codes[practice], None).tolist()
         rng = np.random.default_rng([seed, 2, t])
-        _write_source(out / org.ods, org, tables, fmt, gp, rng)
+        truth.add(org, _write_source(out / org.ods, org, tables, fmt, gp, rng), person)
         counts["episodes"] += tables["episodes"].num_rows
         counts["hospital_patients"] += tables["patients"].num_rows
         sources.append(_summary(org, tables))
@@ -210,6 +217,7 @@ def generate(
         "trusts": len(data.trusts),
         "sources": sources,
     }
+    truth.write(out)  # the answer key, beside the exports and never read by the pipeline
     (out / "area.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
     return summary
 

@@ -26,9 +26,11 @@ class IdentifierErrors:
     """How often a trust's copy of a person's identifiers is wrong."""
 
     missing_nhs: float = 0.02
-    mistyped_nhs: float = 0.01
+    mistyped_nhs: float = 0.01  # one digit wrong
+    transposed_nhs: float = 0.002  # two neighbouring (different) digits swapped
     old_postcode: float = 0.05
     swapped_dob: float = 0.015  # among those whose day of birth is 12 or less
+    mistyped_dob: float = 0.005  # one digit of the day wrong (among those not swapped)
 
 
 @dataclass
@@ -187,6 +189,25 @@ def _procedure_text(rng: np.random.Generator, reason: np.ndarray) -> np.ndarray:
     return np.array(texts, dtype=object)[inverse]
 
 
+def hospital_records(
+    rng: np.random.Generator, people: People, count: int, errors: IdentifierErrors
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``count`` hospital records of people drawn at random (outsiders at their share), as a
+    trust would record their identifiers: for linkage benchmarks at any size. Returns each
+    record's person (index into ``people``) and its ``nhs``, ``dob``, ``postcode``."""
+    who = rng.integers(0, len(people), count).astype(np.int64)
+    return who, _recorded_identifiers(rng, people, who, errors)
+
+
+def _transpose(rng: np.random.Generator, digits: np.ndarray, rows: np.ndarray) -> None:
+    """Swap two neighbouring, different digits (after the test-range prefix) in ``rows``."""
+    for r in np.flatnonzero(rows):
+        places = [i for i in range(3, 8) if digits[r, i] != digits[r, i + 1]]
+        if places:
+            i = places[int(rng.integers(0, len(places)))]
+            digits[r, i], digits[r, i + 1] = digits[r, i + 1], digits[r, i]
+
+
 def _recorded_identifiers(
     rng: np.random.Generator, people: People, who: np.ndarray, errors: IdentifierErrors
 ) -> dict[str, np.ndarray]:
@@ -200,6 +221,7 @@ def _recorded_identifiers(
     rows = np.flatnonzero(mistyped)
     old = digits[rows, pos[rows]] - ord("0")
     digits[rows, pos[rows]] = (old + rng.integers(1, 10, len(rows))) % 10 + ord("0")
+    _transpose(rng, digits, ~mistyped & (rng.random(k) < errors.transposed_nhs))
     nhs = digits.view("S10").reshape(-1).astype("U10")
     nhs = np.where(rng.random(k) < errors.missing_nhs, "", nhs)
 
@@ -213,6 +235,11 @@ def _recorded_identifiers(
     year_start = as_date.astype("datetime64[Y]").astype("datetime64[M]")
     swapped = (year_start + (day - 1)).astype("datetime64[D]") + (month - 1)
     dob = np.where(swap, swapped.astype(np.int64), dob).astype(np.int32)
+    # A typo in the day: one digit of it changes, and the date stays a real one.
+    typo = ~swap & (rng.random(k) < errors.mistyped_dob)
+    up = (day % 10 <= 7) & (day + 1 <= 28)
+    shifted = np.where(up, day + 1, np.where(day % 10 >= 1, day - 1, day - 10))
+    dob = np.where(typo, dob + (shifted - day), dob).astype(np.int32)
 
     moved = rng.random(k) < errors.old_postcode
     postcode = np.where(moved, f["old_postcode"][who], f["postcode"][who])

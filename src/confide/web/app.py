@@ -125,6 +125,7 @@ def create_app(
     queries: Any = None,
     review: Any = None,
     usage: usage_pages.UsageSource | None = None,
+    linkage_quality: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     """The Confide web app over ``home``; parties not given are opened (and closed) by it.
 
@@ -133,6 +134,8 @@ def create_app(
     choices and pseudonymiser side (``confide.web.cli.installation_usage``); without it the
     usage page says the report is not available here.
     ``secure_cookies=False`` is only for plain-HTTP use away from localhost.
+    ``linkage_quality`` gives the pseudonymiser's linkage rates per source (counts only) for
+    the transparency page.
     """
     opened: list[Callable[[], Any]] = []
     if registry is None:
@@ -157,6 +160,8 @@ def create_app(
     )
     if usage is not None:
         state.extra[usage_pages.SOURCE] = usage
+    if linkage_quality is not None:
+        state.extra[public.LINKAGE_QUALITY] = linkage_quality
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

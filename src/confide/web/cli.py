@@ -76,6 +76,7 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
     from confide.web.app import create_app
 
     options.setdefault("usage", installation_usage(parties))
+    options.setdefault("linkage_quality", parties.pseudonymiser.linkage_quality)
     return create_app(
         parties.home,
         registry=parties.choices,

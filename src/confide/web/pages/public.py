@@ -1,4 +1,5 @@
-"""Public pages: what Confide does, the transparency log's checkpoint, opt-out statistics.
+"""Public pages: what Confide does, the transparency log's checkpoint (with how well records
+are linked), opt-out statistics.
 
 Statistics are the choices registry's published figures only (cells of 7 or fewer redacted,
 others rounded to 5): the true counts never reach a page.
@@ -31,6 +32,8 @@ SHORT = {
     Choice.NO_COMMERCIAL.value: "No commercial use",
 }
 GROUPS = {"practice": "GP practice", "area": "Postcode district"}
+LINKAGE_QUALITY = "linkage_quality"
+LINKAGE_MIN_RECORDS = 100  # smaller sources are left out of the published linkage figures
 ORDER = [c.value for c in Choice]
 
 
@@ -52,6 +55,8 @@ def transparency(request: Request) -> Response:
         "transparency.html",
         {
             "nav": "transparency",
+            "linkage": _linkage(request),
+            "linkage_min": LINKAGE_MIN_RECORDS,
             "size": signed.size,
             "root": signed.root.hex(),
             "checkpoint": signed.text,
@@ -61,6 +66,24 @@ def transparency(request: Request) -> Response:
             "api": f"{base}/api/ledger",
         },
     )
+
+
+def _linkage(request: Request) -> list[dict[str, str]]:
+    """Per source: records (rounded to 5), linkage rate and estimated false-match rate."""
+    source = web_state(request).extra.get(LINKAGE_QUALITY)
+    if source is None:
+        return []
+    return [
+        {
+            "source": q["source"],
+            "records": f"{5 * round(q['submitted'] / 5):,}",
+            "rate": f"{q['linkage_rate']:.1%}",
+            "false": f"{q['estimated_false_match_rate']:.2%}",
+        }
+        for q in source()
+        if q["submitted"] >= LINKAGE_MIN_RECORDS and q["linkage_rate"] is not None
+        and q["estimated_false_match_rate"] is not None
+    ]  # fmt: skip
 
 
 def _grouping(request: Request) -> str:
