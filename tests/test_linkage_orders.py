@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from linkage_world import Area, make_area, sealed
+from pipeline_helpers import WITHOUT_REGISTRY
 
 from confide.common.home import Home
 from confide.pseudonymiser import Pseudonymiser
@@ -48,7 +49,7 @@ def submissions(area: Area) -> list[tuple[str, str, list[int]]]:
 def test_no_person_split_and_no_two_people_merged_in_any_order(trained, area, order) -> None:
     parts = submissions(area)
     with tempfile.TemporaryDirectory() as folder:
-        p = Pseudonymiser.open(Home.at(folder))
+        p = Pseudonymiser.open(Home.at(folder), **WITHOUT_REGISTRY)
         try:
             p.linkage.use_model(trained)
             p.linkage.train_automatically = False

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from linkage_world import Area, identities, make_area, sealed, swappable, unsure_variants
+from pipeline_helpers import WITHOUT_REGISTRY
 
 from confide.common.home import Home
 from confide.common.sealing import seal_table
@@ -26,7 +27,7 @@ class Run:
 
     def __init__(self, home: Home, area: Area) -> None:
         self.area = area
-        self.p = Pseudonymiser.open(home)
+        self.p = Pseudonymiser.open(home, **WITHOUT_REGISTRY)
         key = self.p.public_key()
         split = 2 * area.people.num_rows // 3
         self.first = self.p.pseudonymise_submission(
@@ -174,7 +175,7 @@ def test_a_reviewer_decides_and_the_decision_holds_when_the_record_comes_again(r
 
 def test_a_person_who_shares_nothing_is_never_linked_probabilistically(tmp_path, run) -> None:
     area = run.area
-    p = Pseudonymiser.open(Home.at(tmp_path))
+    p = Pseudonymiser.open(Home.at(tmp_path), **WITHOUT_REGISTRY)
     try:
         p.linkage.use_model(run.p.linkage.model())
         key = p.public_key()
@@ -195,7 +196,7 @@ def test_a_person_who_shares_nothing_is_never_linked_probabilistically(tmp_path,
 
 def test_records_that_waited_for_a_model_are_linked_once_one_is_trained(tmp_path, run) -> None:
     area = run.area
-    p = Pseudonymiser.open(Home.at(tmp_path))
+    p = Pseudonymiser.open(Home.at(tmp_path), **WITHOUT_REGISTRY)
     try:
         key = p.public_key()
         early = area.people.slice(0, 40).set_column(1, "nhs_number", pa.nulls(40, pa.string()))

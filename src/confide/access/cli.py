@@ -7,6 +7,8 @@ commands act for a person, identified by a bearer token (``--token`` or
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any
 
@@ -44,8 +46,13 @@ ReasonOption = Annotated[
 ]
 
 
-def _open(home: Any) -> Access:
-    return Access.open(Home.at(home))
+@contextmanager
+def _open(home: Any) -> Iterator[Access]:
+    """Access from the composition: its decisions reach the ledger before the command ends."""
+    from confide.composition import compose
+
+    with compose(Home.at(home)) as parties:
+        yield parties.access
 
 
 def _date(raw: str, what: str) -> date:

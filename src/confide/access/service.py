@@ -56,6 +56,8 @@ from confide.access.protection import DEFAULT_PROTECTION, OutputProtection, prot
 from confide.common import opstore
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
+from confide.events import outbox
+from confide.events.types import Event, ProjectApplied, ProjectDecided
 
 Listener = Callable[[str, dict[str, Any]], None]
 Clock = Callable[[], datetime]
@@ -558,6 +560,12 @@ class Access:
         refusal = rules.why_not_allowed(purpose, recipient, basis)
         now = self._now()
         if refusal:
+            with self.engine.begin() as conn:
+                outbox.write(
+                    conn,
+                    t.outbox,
+                    [ProjectDecided(_new_id(), "", "refused", Role.APPLICANT.value, refusal[0])],
+                )
             self._notify(
                 "project_refused",
                 {
@@ -894,7 +902,8 @@ class Access:
         now: datetime,
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append to the project's audit trail; return the public body for the listeners."""
+        """Append to the project's audit trail and put what other parties must hear of it in
+        the outbox, in the caller's transaction; return the public body for the listeners."""
         conn.execute(
             insert(t.project_events).values(
                 project_id=project.id,
@@ -905,6 +914,7 @@ class Access:
                 detail=detail or {},
             )
         )
+        outbox.write(conn, t.outbox, project_events(project, kind, role, detail or {}))
         return {
             "project": project.slug,
             "organisation": project.organisation,
@@ -966,3 +976,41 @@ class Access:
 
 def _role_hint() -> str:
     return "Roles: " + ", ".join(r.value for r in Role) + "."
+
+
+_DECISIONS = {
+    "project_approved": "approved",
+    "project_rejected": "rejected",
+    "project_suspended": "suspended",
+}
+
+
+def project_events(project: Project, kind: str, role: Role, detail: dict[str, Any]) -> list[Event]:
+    """The events a project's change means for other parties (the ledger): an application, or
+    a decision; submissions, single approvals and reinstatements stay in the audit trail."""
+    if kind == "project_applied":
+        return [
+            ProjectApplied(
+                _new_id(),
+                project.slug,
+                project.organisation_name,
+                project.title,
+                project.purpose.value,
+                project.recipient_kind.value,
+                project.legal_basis.value,
+                tuple(sorted(project.datasets)),
+            )
+        ]
+    decision = _DECISIONS.get(kind)
+    if decision is None:
+        return []
+    return [
+        ProjectDecided(
+            _new_id(),
+            project.slug,
+            decision,
+            role.value,
+            str(detail.get("reason") or "") if decision != "approved" else "",
+            project.expires_on.isoformat() if decision == "approved" else "",
+        )
+    ]

@@ -23,6 +23,8 @@ from sqlalchemy import (
     Text,
 )
 
+from confide.events.outbox import outbox_table
+
 metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
@@ -127,3 +129,6 @@ project_events = Table(
     Column("detail", JSON, nullable=False),
     Index("ix_project_events_project", "project_id", "seq"),
 )
+
+# Events for other parties (projects applied for, decided), written with the decision.
+outbox = outbox_table(metadata)

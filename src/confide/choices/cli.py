@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from confide.cli.output import HomeOption, JsonOption, console, err_console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
+
+if TYPE_CHECKING:
+    from confide.choices.registry import ChoicesRegistry
 
 choices_app = typer.Typer(
     help="The patients' choices registry: record opt-outs, show them, clean lists.",
@@ -21,10 +26,14 @@ choices_app = typer.Typer(
 NhsOption = Annotated[str, typer.Option("--nhs-number", help="The person's 10-digit NHS number.")]
 
 
-def _registry(home: Path | None):
-    from confide.choices.registry import ChoicesRegistry
+@contextmanager
+def _registry(home: Path | None) -> Iterator[ChoicesRegistry]:
+    """The registry from the composition: its changes' events are delivered (erasure, the
+    ledger) before the command ends."""
+    from confide.composition import compose
 
-    return ChoicesRegistry.open(Home.at(home))
+    with compose(Home.at(home)) as parties:
+        yield parties.choices
 
 
 def _print_choices(r: dict) -> None:

@@ -1,7 +1,9 @@
 """The choices registry: record every change as an event, answer "what does this person want?"
 
-This party (with the pseudonymiser) is the only one that holds NHS numbers. Other parties hear of
-changes through ``listeners`` (called after each commit, once per change) or read current
+This party (with the pseudonymiser) is the only one that holds NHS numbers. Every change puts
+its events (:func:`change_events`) in the registry's outbox in the same transaction, for the
+relay to deliver; in-process code may also hear of changes through ``listeners`` (called after
+each commit, once per change) or read current
 choices through :meth:`ChoicesRegistry.current_many` / :meth:`ChoicesRegistry.holders`.
 """
 
@@ -36,6 +38,8 @@ from confide.common import nhs_number as nhs
 from confide.common import opstore, postcode
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
+from confide.events import outbox
+from confide.events.types import ChoiceChanged, ErasureRequested, Event, Type1ObjectionSeen
 
 Listener = Callable[[ChoiceEvent], None]
 
@@ -191,6 +195,16 @@ class ChoicesRegistry:
                 row["seq"] = seq_of[(row["change_id"], row["choice"])]
             store.fold_into_state(conn, rows)
             store.bump_version(conn)
+            outbox.write(
+                conn,
+                store.outbox,
+                change_events(
+                    (change_id, number, changes, channel)
+                    for change_id, (number, changes, channel, *_rest) in zip(
+                        change_ids, parsed, strict=True
+                    )
+                ),
+            )
         events = []
         for change_id, (number, changes, channel, actor, _p, at), proxy_details in zip(
             change_ids, parsed, details, strict=True
@@ -517,3 +531,34 @@ class _Code:
     nhs_number: str
     dissent: bool
     at: date | datetime | None
+
+
+def change_events(
+    changes: Iterable[tuple[str, str, dict[Choice, bool], Channel]],
+) -> list[Event]:
+    """The events one committed batch of changes means for other parties: a type 1 code seen
+    at a practice or another channel's change, and an erasure request for each change that
+    turns share-nothing on."""
+    out: list[Event] = []
+    erasures: list[Event] = []  # after the changes, so the relay erases a batch in one pass
+    for change_id, number, choices, channel in changes:
+        if channel == Channel.GP_CODE and Choice.SHARE_NOTHING in choices:
+            out.append(
+                Type1ObjectionSeen(
+                    f"{change_id}.type1", change_id, number, bool(choices[Choice.SHARE_NOTHING])
+                )
+            )
+        else:
+            out.append(
+                ChoiceChanged(
+                    f"{change_id}.changed",
+                    change_id,
+                    number,
+                    tuple(sorted(c.value for c, on in choices.items() if on)),
+                    tuple(sorted(c.value for c, on in choices.items() if not on)),
+                    channel.value,
+                )
+            )
+        if choices.get(Choice.SHARE_NOTHING) is True:
+            erasures.append(ErasureRequested(f"{change_id}.erasure", change_id, number))
+    return out + erasures

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.choices.model import Choice, Choices, utc
+from confide.events.outbox import outbox_table
 
 metadata = MetaData()
 
@@ -245,3 +246,8 @@ def derive(events: Iterable[tuple[str, bool, datetime, int]]) -> Choices:
         if choice not in latest or key > latest[choice][:2]:
             latest[choice] = (*key, value)
     return Choices(**{c: latest[c][2] for c in latest if c in {x.value for x in Choice}})
+
+
+# Events for other parties (choice changes, type 1 codes seen, erasure requests), written in
+# the transaction of the change they describe.
+outbox = outbox_table(metadata)

@@ -8,7 +8,6 @@ else, while they still check and cosign through the same request and reply.
 from __future__ import annotations
 
 from confide.common.home import Home
-from confide.ledger.log import Ledger
 from confide.ledger.witnessing import WitnessSpec, add_witness
 from confide.witness.service import Witness
 
@@ -19,8 +18,10 @@ NAMES = ("witness-1", "witness-2")
 def demo_witnesses(home: Home) -> list[str]:
     """Make the demo's witnesses (once), have each watch this home's ledger, and list them as
     the ledger's witnesses; their verifier keys."""
-    with Ledger.open(home) as ledger:
-        origin, log_key = ledger.signer.name, ledger.verifier.vkey
+    from confide.composition import compose
+
+    with compose(home) as parties:
+        origin, log_key = parties.ledger.signer.name, parties.ledger.verifier.vkey
     keys = []
     for name in NAMES:
         relative = f"{FOLDER}/{name}"

@@ -11,7 +11,7 @@ from rich.table import Table
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
 from confide.common.errors import InvalidInput, SubmissionRejected
 from confide.common.home import Home
-from confide.embedded import close_hub, open_hub
+from confide.composition import compose
 
 hub_app = typer.Typer(help="The hub: record store and trusted research environment.")
 
@@ -34,11 +34,8 @@ def enrol_cmd(
         raise InvalidInput("--key must be the source's public key in hex (64 digits).") from None
     if len(raw) != 32:
         raise InvalidInput("--key must be 32 bytes (64 hex digits).")
-    hub = open_hub(Home.at(home))
-    try:
-        hub.enrol(ods.upper(), kind, raw)
-    finally:
-        close_hub(hub)
+    with compose(Home.at(home)) as parties:
+        parties.hub.enrol(ods.upper(), kind, raw)
     report(
         {"enrolled": ods.upper(), "kind": kind},
         as_json,
@@ -54,9 +51,9 @@ def ingest_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Authenticate, check and ingest submissions (idempotent; safe to repeat)."""
-    hub = open_hub(Home.at(home))
     results, failures = [], []
-    try:
+    with compose(Home.at(home)) as parties:
+        hub = parties.hub
         with progress() as bar:
             task = bar.add_task("Ingesting", total=len(submissions))
             for folder in submissions:
@@ -65,8 +62,6 @@ def ingest_cmd(
                 except SubmissionRejected as exc:
                     failures.append({"submission": folder.name, **exc.as_dict()})
                 bar.advance(task)
-    finally:
-        close_hub(hub)
 
     def human(r: dict) -> None:
         for item in r["ingested"]:
@@ -89,15 +84,16 @@ def ingest_cmd(
 @handle_errors
 def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Rows held per table and the live snapshot of each source."""
-    from confide.hub.records import TABLES, RecordStore
+    from confide.hub.records import TABLES
 
-    store = RecordStore(Home.at(home).party("hub") / "records")
-    con = store.connect()
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    sources = {
-        ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
-        for ods, e in store.catalog()["sources"].items()
-    }
+    with compose(Home.at(home)) as parties:
+        store = parties.hub.records
+        con = store.connect()
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        sources = {
+            ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
+            for ods, e in store.catalog()["sources"].items()
+        }
 
     def human(r: dict) -> None:
         table = Table("table", "rows")
@@ -114,9 +110,7 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
 def readmit_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Add the rows of records the pseudonymiser linked after their submission (every ingest
     does this too; run it after reviewers' decisions)."""
-    from confide.embedded import Installation
-
-    with Installation.open(Home.at(home)) as parties:
+    with compose(Home.at(home)) as parties:
         done = parties.hub.readmit()
     report(
         done,

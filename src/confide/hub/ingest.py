@@ -8,6 +8,7 @@ the hub cannot open.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -30,11 +31,21 @@ from confide.common.submission import (
     verify_files,
     verify_signature,
 )
+from confide.events.types import SubmissionIngested
 from confide.hub import validate
 from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
 
+# The record store's tables whose rows a submission's record count adds up.
+RECORD_TABLES = (
+    "patients",
+    "registrations",
+    "events",
+    "medications",
+    "hospital_episodes",
+    "deaths",
+)
 # The columns each submitted table must carry (by name; types are cast and checked).
 SUBMITTED_COLUMNS = {
     "registrations": ("ref", "practice", "start_date", "end_date"),
@@ -186,6 +197,7 @@ class Hub:
             created_at=manifest["created_at"],
             status="ingested",
             summary=counts,
+            events=(self._ingested_event(submission_id, ods, counts),),
         )
         result = IngestResult(
             submission_id, ods, "ingested", counts, {k: round(v, 3) for k, v in timings.items()}
@@ -195,6 +207,21 @@ class Hub:
         # This submission may have brought the people earlier records were waiting for.
         result.readmitted = self.readmit()
         return result
+
+    def _ingested_event(
+        self, submission_id: str, ods: str, counts: dict[str, int]
+    ) -> SubmissionIngested:
+        """What other parties (the ledger) hear of an ingest: counts and the digest of the
+        manifest kept, which names nobody."""
+        manifest = self.folder / "submissions" / submission_id / "manifest.json"
+        return SubmissionIngested(
+            f"submission:{submission_id}",
+            submission_id,
+            ods,
+            hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            sum(int(counts.get(t, 0)) for t in RECORD_TABLES),
+            int(counts.get("quarantined", 0)),
+        )
 
     def readmit(self) -> dict[str, int]:
         """Add the rows of records the pseudonymiser has linked since their submission."""

@@ -10,6 +10,9 @@ from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, Text, in
 from confide.common import opstore
 from confide.common.errors import SubmissionRejected
 from confide.common.home import Home
+from confide.events import outbox as outbox_rows
+from confide.events.outbox import outbox_table
+from confide.events.types import Event
 
 metadata = MetaData()
 sources = Table(
@@ -32,6 +35,9 @@ submissions = Table(
     Column("reason", Text),
     Column("summary", JSON),
 )
+
+# Events for other parties (submissions ingested), written with the submission's outcome.
+outbox = outbox_table(metadata)
 
 
 class HubOpStore:
@@ -86,8 +92,10 @@ class HubOpStore:
         status: str,
         reason: str | None = None,
         summary: dict[str, Any] | None = None,
+        events: tuple[Event, ...] = (),
     ) -> None:
-        """Record the outcome of a submission (the latest outcome for an id wins)."""
+        """Record the outcome of a submission (the latest outcome for an id wins), and the
+        events it means for other parties in the same transaction (each at most once)."""
         values = {
             "source": source,
             "created_at": created_at,
@@ -104,6 +112,8 @@ class HubOpStore:
             )
             if done.rowcount == 0:
                 conn.execute(insert(submissions).values(submission_id=submission_id, **values))
+            for event in events:
+                outbox_rows.write_once(conn, outbox, event)
 
     def submissions(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from confide.cli.output import HomeOption, JsonOption, console, err_console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home, resolve_home
+
+if TYPE_CHECKING:
+    from confide.ledger.log import Ledger
 
 ledger_app = typer.Typer(
     help="The transparency log: verify it, sign checkpoints, read entries.",
@@ -19,10 +24,13 @@ ledger_app = typer.Typer(
 VERIFIER_FOLDER = "ledger-verifier"
 
 
-def _open(home: Path | None):
-    from confide.ledger.log import Ledger
+@contextmanager
+def _open(home: Path | None) -> Iterator[Ledger]:
+    """The ledger from the composition (witnessed, as every append must be)."""
+    from confide.composition import compose
 
-    return Ledger.open(Home.at(home))
+    with compose(Home.at(home)) as parties:
+        yield parties.ledger
 
 
 @ledger_app.command("verify")
@@ -104,11 +112,8 @@ def verify_cmd(
                 "There is no ledger in this home folder.",
                 hint="Give --home of a Confide installation, or --url of its ledger API.",
             )
-        ledger = _open(home)
-        try:
+        with _open(home) as ledger:
             result = v.verify(v.LocalSource(ledger), state_path, local=ledger, expect=expect)
-        finally:
-            ledger.close()
     report(result, as_json, _print_verify)
     if not result["ok"]:
         raise typer.Exit(v.TamperDetected.exit_code)

@@ -77,6 +77,32 @@ class Ledger:
 
         return self._append(leaves) if batch else []
 
+    def append_once(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> list[int]:
+        """Append ``(key, kind, body)`` entries in one transaction, each at most once by its
+        key (another party's event id): an event delivered again adds nothing. Their indices
+        (the earlier index for a key already logged)."""
+        batch = list(items)
+        for i, (_key, kind, body) in enumerate(batch):
+            try:
+                schema.validate(kind, body)
+            except schema.EntryRejected as exc:
+                if len(batch) > 1:
+                    exc.message = f"Entry {i + 1} of {len(batch)}: {exc.message}"
+                    exc.args = (exc.message,)
+                raise
+        if not batch:
+            return []
+
+        def keyed() -> list[tuple[str | None, bytes]]:
+            at = schema.timestamp()
+            return [(key, schema.envelope(kind, body, at)) for key, kind, body in batch]
+
+        before = self.store.head().size
+        indices = self.store.append_keyed(keyed, sign=self._sign)
+        if self.witnessing is not None and any(i >= before for i in indices):
+            self.witnessing.cosign_latest()
+        return indices
+
     def append_raw(self, leaf_inputs: Sequence[bytes]) -> list[int]:
         """Append leaf inputs as they are, bypassing the schema (benchmarks and tests only)."""
         return self._append(lambda: leaf_inputs)

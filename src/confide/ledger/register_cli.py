@@ -48,10 +48,11 @@ def register_cmd(
     home: HomeOption = None,
 ) -> None:
     """The public release register at the log's latest signed checkpoint."""
+    from confide.composition import compose
     from confide.ledger import register as reg
-    from confide.ledger.log import Ledger
 
-    with Ledger.open(Home.at(home)) as ledger:
+    with compose(Home.at(home)) as parties:
+        ledger = parties.ledger
         head = ledger.checkpoint()
         rows = reg.register_rows(ledger, head.size)
     where = reg.RegisterFilter(

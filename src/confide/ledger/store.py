@@ -37,6 +37,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    String,
     Table,
     Text,
     bindparam,
@@ -70,6 +71,15 @@ nodes = Table(
     Column("hash", LargeBinary(32), nullable=False),
 )
 NODE_LEVEL = 1 << 40
+
+# Events from other parties already turned into entries (key → the entry's index), so an
+# event delivered twice is logged once.
+received_events = Table(
+    "received_events",
+    metadata,
+    Column("event_key", String(200), primary_key=True),
+    Column("leaf_index", BigInteger, nullable=False),
+)
 
 
 def node_id(level: int, index: int) -> int:
@@ -170,6 +180,17 @@ class LogStore:
         (the time, say) follows the order of the indices. ``sign(size, root)`` signs the new
         tree head; its checkpoint commits with the entries, so none is ever uncovered.
         """
+        indices = self.append_keyed(lambda: [(None, leaf) for leaf in make_leaves()], sign)
+        return range(indices[0], indices[-1] + 1) if indices else range(self.head().size, 0)
+
+    def append_keyed(
+        self,
+        make_items: Callable[[], Sequence[tuple[str | None, bytes]]],
+        sign: Callable[[int, bytes], str] | None = None,
+    ) -> list[int]:
+        """Like :meth:`append`, for ``(key, leaf)`` pairs: a leaf whose key was appended before
+        is not appended again (its earlier index is returned), so redelivered events add
+        nothing. The check and the append are one transaction under the log's lock."""
         with self.engine.connect() as conn:
             if self._sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -178,8 +199,33 @@ class LogStore:
                 .where(tree_state.c.id == 1)
                 .with_for_update()
             ).one()
-            leaves = list(make_leaves())
-            start = size = state.size
+            items = list(make_items())
+            keys = [k for k, _ in items if k is not None]
+            seen: dict[str, int] = {}
+            for i in range(0, len(keys), _CHUNK):
+                part = keys[i : i + _CHUNK]
+                seen.update(
+                    (k, int(ix))
+                    for k, ix in conn.execute(
+                        select(received_events.c.event_key, received_events.c.leaf_index).where(
+                            received_events.c.event_key.in_(part)
+                        )
+                    )
+                )
+            out: list[int] = []
+            leaves: list[bytes] = []
+            key_rows: list[dict[str, object]] = []
+            for key, leaf in items:
+                if key is not None and key in seen:
+                    out.append(seen[key])
+                    continue
+                index = state.size + len(leaves)
+                out.append(index)
+                leaves.append(leaf)
+                if key is not None:
+                    seen[key] = index
+                    key_rows.append({"event_key": key, "leaf_index": index})
+            size = state.size
             frontier = _split(state.frontier)
             entry_rows, node_rows = [], []
             for data in leaves:
@@ -198,10 +244,12 @@ class LogStore:
                 .where(tree_state.c.id == 1)
                 .values(size=size, root=root, frontier=b"".join(frontier))
             )
+            for i in range(0, len(key_rows), _CHUNK):
+                conn.execute(insert(received_events), key_rows[i : i + _CHUNK])
             if sign is not None and leaves:
                 self._insert_checkpoint(conn, size, root, sign(size, root))
             conn.commit()
-        return range(start, size)
+        return out
 
     def save_checkpoint(self, size: int, root: bytes, note: str) -> None:
         with self.engine.begin() as conn:

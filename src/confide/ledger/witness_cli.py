@@ -79,11 +79,10 @@ def remove_witness_cmd(
 @handle_errors
 def cosign_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Ask every witness to cosign the latest checkpoint now (after an outage, say)."""
-    from confide.embedded import witnessed
-    from confide.ledger.log import Ledger
+    from confide.composition import compose
 
-    where = Home.at(home)
-    with witnessed(where, Ledger.open(where)) as ledger:
+    with compose(Home.at(home)) as parties:
+        ledger = parties.ledger
         outcomes = ledger.witnessing.cosign_latest() if ledger.witnessing else {}
         size = ledger.checkpoint().size
     result = {"size": size, "witnesses": outcomes}

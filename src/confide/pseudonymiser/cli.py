@@ -26,13 +26,10 @@ def public_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None
 @handle_errors
 def rotate_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Start a new pseudonymisation key version; people seen before keep their pseudonyms."""
-    from confide.pseudonymiser import Pseudonymiser
+    from confide.composition import compose
 
-    service = Pseudonymiser.open(Home.at(home))
-    try:
-        version = service.rotate_key()
-    finally:
-        service.close()
+    with compose(Home.at(home)) as parties:
+        version = parties.pseudonymiser.rotate_key()
     report(
         {"key_version": version},
         as_json,

@@ -61,8 +61,19 @@ def public_key(home: Home) -> bytes:
     return keys.box_public_key(home.party("pseudonymiser"))
 
 
+# The ports the pseudonymiser needs from the choices registry (required: there is no default).
+SharesNothing = Callable[[list[str]], list[bool]]
+Type1Sink = Callable[[list[Type1Change]], object]
+
+
 class Pseudonymiser:
-    def __init__(self, home: Home) -> None:
+    """Opens sealed identities and keys people; asks the choices registry who shares nothing
+    (``shares_nothing``) and tells it every type 1 code it sees (``on_type1``). Both ports are
+    required: a pseudonymiser that could not ask would let everyone's rows through."""
+
+    def __init__(self, home: Home, *, shares_nothing: SharesNothing, on_type1: Type1Sink) -> None:
+        if shares_nothing is None or on_type1 is None:
+            raise TypeError("the pseudonymiser needs the choices registry's two ports")
         self._folder = home.party("pseudonymiser")
         self._index = PersonIndex(self._folder / "index.duckdb")
         # Probabilistic linkage, on the index's database (pending records live there too).
@@ -71,19 +82,19 @@ class Pseudonymiser:
         # The index is one DuckDB connection: one caller at a time (ingests may run in threads).
         # Re-entrant: type 1 codes announced mid-pseudonymisation can lead back here (erasure).
         self._lock = threading.RLock()
-        self.type1_listeners: list[Callable[[list[Type1Change]], None]] = []
-        # Who has chosen to share nothing (the choices registry, in the embedded wiring):
-        # given valid NHS numbers, a boolean per number. Their rows never reach the hub.
-        self.shares_nothing: Callable[[list[str]], list[bool]] | None = None
+        self.type1_listeners: list[Type1Sink] = [on_type1]
+        # Who has chosen to share nothing: given valid NHS numbers, a boolean per number.
+        # Their rows never reach the hub.
+        self.shares_nothing: SharesNothing = shares_nothing
 
     def _shares_nothing(self, numbers: list[str]) -> list[bool]:
-        if self.shares_nothing is None:
-            return [False] * len(numbers)
         return list(self.shares_nothing(numbers))
 
     @classmethod
-    def open(cls, home: Home) -> Pseudonymiser:
-        return cls(home)
+    def open(
+        cls, home: Home, *, shares_nothing: SharesNothing, on_type1: Type1Sink
+    ) -> Pseudonymiser:
+        return cls(home, shares_nothing=shares_nothing, on_type1=on_type1)
 
     def close(self) -> None:
         self._index.close()
@@ -132,7 +143,7 @@ class Pseudonymiser:
         )
         numbers = cleaned.to_pylist()
         self._announce_type1(source, ids, cleaned, valid)
-        if self.shares_nothing is not None and valid.any():
+        if valid.any():
             positions = np.flatnonzero(valid)
             chosen = np.asarray(self.shares_nothing([numbers[i] for i in positions]), dtype=bool)
             objector[positions[chosen]] = True

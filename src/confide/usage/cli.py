@@ -31,31 +31,18 @@ def report_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Every release that used the person's data, and those their choices kept them out of."""
-    from confide.choices.registry import ChoicesRegistry
-    from confide.ledger.log import Ledger
-    from confide.pseudonymiser import Pseudonymiser
+    from confide.composition import compose
     from confide.usage.report import usage_report
-    from confide.usage.salts import SaltStore
 
-    where = Home.at(home)
-    releases = where.party("tre") / RELEASES_FOLDER
-    with (
-        Ledger.open(where) as ledger,
-        ChoicesRegistry.open(where) as registry,
-        SaltStore.open(where) as salts,
-    ):
-        pseudonymiser = Pseudonymiser.open(where)
-        try:
-            result = usage_report(
-                nhs_number,
-                pseudonymiser=pseudonymiser,
-                ledger=ledger,
-                releases_folder=releases,
-                choices=registry,
-                salts=salts,
-            )
-        finally:
-            pseudonymiser.close()
+    with compose(Home.at(home)) as parties:
+        result = usage_report(
+            nhs_number,
+            pseudonymiser=parties.pseudonymiser,
+            ledger=parties.ledger,
+            releases_folder=parties.tre_store.releases,
+            choices=parties.choices,
+            salts=parties.salts,
+        )
     report(result.as_dict(), as_json, _print_report)
 
 

@@ -8,10 +8,12 @@ which never repeat what was typed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import (
@@ -25,15 +27,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from confide.access.api import make_router as access_router
-from confide.access.service import Access
 from confide.choices.api import make_router as choices_router
-from confide.choices.identity import IdentityService, TooManyAttempts
-from confide.choices.registry import ChoicesRegistry
+from confide.choices.identity import TooManyAttempts
 from confide.common.errors import ConfideError
 from confide.common.home import Home
+from confide.composition import Composition, compose, identity_for
 from confide.ledger.api import make_router as ledger_router
-from confide.ledger.log import Ledger
 from confide.web.context import WebState
+
+if TYPE_CHECKING:
+    from confide.access.service import Access
+    from confide.choices.identity import IdentityService
+    from confide.choices.registry import ChoicesRegistry
+    from confide.ledger.log import Ledger
 from confide.web.forms import BodyTooLarge
 from confide.web.notices import ChangeNotices, OutboxNotices
 from confide.web.pages import demo as demo_pages
@@ -126,6 +132,8 @@ def create_app(
     review: Any = None,
     usage: usage_pages.UsageSource | None = None,
     linkage_quality: Callable[[], list[dict[str, Any]]] | None = None,
+    parties: Composition | None = None,
+    relay_every: float | None = None,
 ) -> FastAPI:
     """The Confide web app over ``home``; parties not given are opened (and closed) by it.
 
@@ -136,19 +144,28 @@ def create_app(
     ``secure_cookies=False`` is only for plain-HTTP use away from localhost.
     ``linkage_quality`` gives the pseudonymiser's linkage rates per source (counts only) for
     the transparency page.
+    Parties not given come from ``parties`` or else from a composition of ``home`` (never
+    opened here any other way); ``relay_every`` (seconds) runs that composition's relay in
+    the background too, so events a failure left pending are retried while the app serves.
     """
     opened: list[Callable[[], Any]] = []
+    composed = parties
+    if composed is None and (registry is None or ledger is None or access is None):
+        composed = compose(home)  # the one composition; the app closes what it opened
+        opened.append(composed.close)
     if registry is None:
-        registry = ChoicesRegistry.open(home)
-        opened.append(registry.close)
+        registry = composed.choices if composed is not None else None
     if identity is None:
-        identity = IdentityService.open(registry, home.root)
+        identity = (
+            composed.identity
+            if composed is not None and registry is composed.choices
+            else identity_for(registry, home.root)
+        )
     if ledger is None:
-        ledger = Ledger.open(home)
-        opened.append(ledger.close)
+        ledger = composed.ledger if composed is not None else None
     if access is None:
-        access = Access.open(home)
-        opened.append(access.close)
+        access = composed.access if composed is not None else None
+    assert registry is not None and ledger is not None and access is not None
     outbox = home.root / "outbox"
     state = WebState(
         registry=registry,
@@ -165,9 +182,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        relaying = (
+            asyncio.create_task(_relay_in_background(composed, relay_every))
+            if composed is not None and relay_every
+            else None
+        )
         try:
             yield
         finally:
+            if relaying is not None:
+                relaying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relaying
             for close in reversed(opened):
                 close()
 
@@ -218,3 +244,14 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     return app
+
+
+async def _relay_in_background(parties: Composition, every: float) -> None:
+    """Deliver the composition's pending events every ``every`` seconds (off the event loop),
+    so an event a failure left pending is retried without anyone asking."""
+    from starlette.concurrency import run_in_threadpool
+
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):  # a failed round stays pending; try next time
+            await run_in_threadpool(parties.deliver)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from confide.usage.report import UsageReport
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Seconds between the background relay's rounds while serving (events a failure left pending).
+RELAY_EVERY = 2.0
 
 
 @handle_errors
@@ -76,6 +78,7 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
     from confide.web.app import create_app
 
     options.setdefault("usage", installation_usage(parties))
+    options.setdefault("identity", parties.identity)
     options.setdefault("linkage_quality", parties.pseudonymiser.linkage_quality)
     return create_app(
         parties.home,
@@ -85,6 +88,7 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
         demo=demo,
         queries=parties.service,
         review=parties.review,
+        parties=parties,
         **options,
     )
 
@@ -93,7 +97,7 @@ def serve_installation(parties: Installation, *, host: str, port: int, demo: boo
     """Serve the web app over already-wired parties until interrupted."""
     import uvicorn
 
-    app = installation_app(parties, demo=demo)
+    app = installation_app(parties, demo=demo, relay_every=RELAY_EVERY)
     console.print(f"Confide is running at http://{host}:{port}/ (press Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 

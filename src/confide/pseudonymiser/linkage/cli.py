@@ -28,13 +28,10 @@ def _percent(value: float | None, digits: int = 1) -> str:
 def quality_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Per source: records linked (on NHS number, by the model, later), pending, in review,
     the linkage rate and the estimated false-match rate."""
-    from confide.embedded import close_hub, open_hub
+    from confide.composition import compose
 
-    hub = open_hub(Home.at(home))
-    try:
-        sources = hub.pseudonymiser.linkage_quality()
-    finally:
-        close_hub(hub)
+    with compose(Home.at(home)) as parties:
+        sources = parties.pseudonymiser.linkage_quality()
 
     def human(r: dict[str, Any]) -> None:
         table = Table("source", "records", "linked", "by model", "review", "pending",
@@ -58,14 +55,11 @@ def model_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     thresholds."""
     import math
 
-    from confide.embedded import close_hub, open_hub
+    from confide.composition import compose
     from confide.pseudonymiser.linkage import model
 
-    hub = open_hub(Home.at(home))
-    try:
-        trained = hub.pseudonymiser.linkage.model()
-    finally:
-        close_hub(hub)
+    with compose(Home.at(home)) as parties:
+        trained = parties.pseudonymiser.linkage.model()
     result: dict[str, Any] = {
         "trained": trained is not None,
         "link_probability": model.LINK_PROBABILITY,
@@ -103,13 +97,10 @@ def review_list_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Possible matches waiting for a decision, with both records' identifiers."""
-    from confide.embedded import close_hub, open_hub
+    from confide.composition import compose
 
-    hub = open_hub(Home.at(home))
-    try:
-        items = hub.pseudonymiser.review_items(limit)
-    finally:
-        close_hub(hub)
+    with compose(Home.at(home)) as parties:
+        items = parties.pseudonymiser.review_items(limit)
 
     def human(r: dict[str, Any]) -> None:
         if not r["items"]:
@@ -144,13 +135,13 @@ def review_decide_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Decide a possible match: a match links the record and its rows reach the hub."""
-    from confide.embedded import Installation
+    from confide.composition import compose
 
     if match is None:
         raise InvalidInput("Say --match or --not-a-match.")
     if not reviewer.strip():
         raise InvalidInput("--reviewer must name who decides.")
-    with Installation.open(Home.at(home)) as parties:
+    with compose(Home.at(home)) as parties:
         decided = parties.pseudonymiser.decide_review(item, match, reviewer.strip()[:80])
         decided["readmitted"] = parties.hub.readmit()
 

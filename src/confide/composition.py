@@ -1,0 +1,404 @@
+"""The one composition: every party of an installation, built from its home and wired.
+
+Every entry point (CLI command, HTTP route, web page, the demo) gets its parties here and
+nowhere else; ``tests/test_composition.py`` fails if one constructs a party itself. Each party is
+built on first use, with the ports it needs passed to its constructor (a missing port is an
+error, never a default such as "nobody opted out"), so a command that records a choice opens
+the choices registry and only what delivering that choice's events needs.
+
+Parties tell each other of their changes through events written to their own outbox in the
+transaction of the change (:mod:`confide.events`). The in-process relay here delivers them:
+at once after each change, again when the composition closes (the end of every command), and
+in the background while ``confide serve`` runs; ``confide relay run`` drains what is left. The
+receivers:
+
+- choice changes and type 1 codes seen at a practice → ``choice_changed`` ledger entries (a
+  commitment only the person can recognise);
+- erasure requests → erasure at the hub (pseudonyms from the pseudonymiser), the TRE's derived
+  cohorts dropped, an ``erasure`` ledger entry per person and deletion notices to recipients
+  of earlier releases that included them;
+- submissions ingested and projects applied for or decided → ledger entries.
+
+Every receiver is idempotent: the ledger appends an event's entry at most once (by event id),
+and erasing someone already erased removes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
+
+from confide.common import opstore
+from confide.common.home import Home
+from confide.events.outbox import Outbox
+from confide.events.relay import Relay, RelayReport
+from confide.events.types import (
+    ChoiceChanged,
+    ErasureRequested,
+    Event,
+    ProjectApplied,
+    ProjectDecided,
+    SubmissionIngested,
+    Type1ObjectionSeen,
+)
+
+if TYPE_CHECKING:
+    from confide.access.service import Access
+    from confide.choices.identity import IdentityService
+    from confide.choices.registry import ChoicesRegistry
+    from confide.hub.ingest import Hub
+    from confide.ledger.log import Ledger
+    from confide.pseudonymiser import Pseudonymiser
+    from confide.tre.review import ReviewQueue
+    from confide.tre.service import QueryService
+    from confide.tre.store import TreStore
+    from confide.usage.salts import SaltStore
+
+
+def witnessed(home: Home, ledger: Ledger) -> Ledger:
+    """The ledger, asking the witnesses it lists to cosign every checkpoint it signs: served
+    witnesses over HTTP, those with a folder in this home in-process."""
+    from confide.ledger.witnessing import Witnessing
+    from confide.witness.local import LocalWitness
+
+    ledger.witnessing = Witnessing.configured(ledger, home.root, local=LocalWitness.open)
+    return ledger
+
+
+class Composition:
+    """All parties of one home, each built once on first use and wired to the others."""
+
+    def __init__(self, home: Home, *, engine: str = "duckdb") -> None:
+        self.home = home
+        self.engine = engine
+        # What each erasure pass did (people, rows, deletion notices), for summaries.
+        self.erasures: list[dict[str, Any]] = []
+        self._closers: list[Callable[[], None]] = []
+        self._building = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, home: Home, *, engine: str = "duckdb") -> Composition:
+        return cls(home, engine=engine)
+
+    def __enter__(self) -> Composition:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Deliver what the command's changes left pending (failures stay pending, to be
+        retried), then close every party opened, last opened first."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if "relay" in self.__dict__:
+                self.relay.deliver()
+        finally:
+            for close in reversed(self._closers):
+                close()
+            self._closers.clear()
+
+    def _opened(self, party: Any, close: Callable[[], None] | None = None) -> Any:
+        self._closers.append(close or party.close)
+        return party
+
+    # -- the parties ---------------------------------------------------------------------
+    @cached_property
+    def choices(self) -> ChoicesRegistry:
+        from confide.choices.registry import ChoicesRegistry
+
+        with self._building:
+            registry = self._opened(ChoicesRegistry.open(self.home))
+            registry.batch_listeners.append(lambda _events: self.deliver())
+            return cast("ChoicesRegistry", registry)
+
+    @cached_property
+    def pseudonymiser(self) -> Pseudonymiser:
+        from confide.pseudonymiser import Pseudonymiser
+
+        with self._building:
+            choices = self.choices
+            return cast(
+                "Pseudonymiser",
+                self._opened(
+                    Pseudonymiser.open(
+                        self.home,
+                        shares_nothing=choices.shares_nothing,
+                        on_type1=choices.apply_gp_codes,
+                    )
+                ),
+            )
+
+    @cached_property
+    def hub(self) -> Hub:
+        from confide.hub.ingest import Hub
+
+        with self._building:
+            hub = self._opened(Hub(self.home, self.pseudonymiser))
+            hub.listeners.append(lambda _result: self.deliver())
+            return cast("Hub", hub)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from confide.ledger.log import Ledger
+
+        with self._building:
+            return cast("Ledger", self._opened(witnessed(self.home, Ledger.open(self.home))))
+
+    @cached_property
+    def access(self) -> Access:
+        from confide.access.service import Access
+
+        with self._building:
+            access = self._opened(Access.open(self.home))
+            access.listeners.append(lambda _kind, _body: self.deliver())
+            return cast("Access", access)
+
+    @cached_property
+    def salts(self) -> SaltStore:
+        from confide.usage.salts import SaltStore
+
+        with self._building:
+            return cast("SaltStore", self._opened(SaltStore.open(self.home)))
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        from confide.choices.identity import IdentityService
+
+        with self._building:
+            return IdentityService.open(self.choices, self.home.root)
+
+    @cached_property
+    def tre_store(self) -> TreStore:
+        from confide.tre.store import TreStore
+
+        with self._building:
+            return cast("TreStore", self._opened(TreStore.open(self.home)))
+
+    @cached_property
+    def service(self) -> QueryService:
+        from confide.tre.wiring import query_service
+
+        with self._building:
+            service = query_service(
+                self.home,
+                access=self.access,
+                registry=self.choices,
+                pseudonymiser=self.pseudonymiser,
+                records=self.hub.records,
+                ledger=self.ledger,
+                store=self.tre_store,
+                engine=self.engine,
+            )
+            return cast("QueryService", self._opened(service))
+
+    @cached_property
+    def review(self) -> ReviewQueue:
+        from confide.tre.wiring import review_queue
+
+        with self._building:
+            return review_queue(self.service)
+
+    # -- events ----------------------------------------------------------------------------
+    @cached_property
+    def outboxes(self) -> list[Outbox]:
+        """Every sending party's outbox, over its own store (opening no party)."""
+        from confide.access import store as access_store
+        from confide.choices import store as choices_store
+        from confide.hub import opstore as hub_store
+
+        boxes = []
+        for party, table in (
+            ("choices", choices_store.outbox),
+            ("hub", hub_store.outbox),
+            ("access", access_store.outbox),
+        ):
+            engine = opstore.make_engine(party, self.home.party(party))
+            opstore.migrate(engine, party)
+            self._closers.append(engine.dispose)
+            boxes.append(Outbox(party, engine, table))
+        return boxes
+
+    @cached_property
+    def relay(self) -> Relay:
+        """The in-process relay from every outbox to its receivers here."""
+        handlers: dict[type[Event], Callable[[Sequence[Any]], None]] = {
+            ChoiceChanged: self._log_choices,
+            Type1ObjectionSeen: self._log_choices,
+            ErasureRequested: self._erase,
+            SubmissionIngested: self._log_submissions,
+            ProjectApplied: self._log_projects,
+            ProjectDecided: self._log_projects,
+        }
+        return Relay(self.outboxes, handlers)
+
+    def deliver(self) -> RelayReport:
+        """Deliver what is due now (failures stay pending with their next attempt set)."""
+        return self.relay.deliver()
+
+    # -- receivers -------------------------------------------------------------------------
+    def _log_choices(self, events: Sequence[ChoiceChanged | Type1ObjectionSeen]) -> None:
+        """Every change into the ledger as a commitment only the person can recognise."""
+        from confide.ledger.commitments import commitment_for
+
+        secrets = self.salts.secrets_for(e.nhs_number for e in events)
+        entries = []
+        for e in events:
+            if isinstance(e, Type1ObjectionSeen):
+                on, off = (["share_nothing"], []) if e.dissent else ([], ["share_nothing"])
+                channel = "gp_code"
+            else:
+                on, off, channel = list(e.set), list(e.cleared), e.channel
+            body = {
+                "commitment": commitment_for(secrets[e.nhs_number], e.change_id, "choice_changed"),
+                "set": sorted(on),
+                "cleared": sorted(off),
+                "channel": channel,
+            }
+            entries.append((e.event_id, "choice_changed", body))
+        self.ledger.append_once(entries)
+
+    def _erase(self, events: Sequence[ErasureRequested]) -> None:
+        """One erasure pass for a run of requests: the hub first, then the ledger (an erasure
+        the hub could not confirm stays pending and is tried again)."""
+        from confide.usage.choices import erasure_body
+
+        numbers = sorted({e.nhs_number for e in events})
+        pseudonyms = [p for p in self.pseudonymiser.pseudonyms_for(numbers) if p is not None]
+        rows = self.hub.erase(pseudonyms) if pseudonyms else 0
+        if rows:
+            self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
+        secrets = self.salts.secrets_for(e.nhs_number for e in events)
+        indices = self.ledger.append_once(
+            (
+                e.event_id,
+                "erasure",
+                erasure_body(secrets[e.nhs_number], e.change_id, ["hub.records"]),
+            )
+            for e in events
+        )
+        notices = self._deletion_notices(
+            pseudonyms, indices[0] if indices else None, events[0].event_id
+        )
+        self.erasures.append({"people": len(numbers), "rows": rows, "notices": notices})
+
+    def _deletion_notices(self, pseudonyms: list[str], erasure_index: int | None, key: str) -> int:
+        """Tell the recipients of earlier releases that included any of these people: one
+        ``deletion_notice`` per project, naming its releases (never the people)."""
+        from confide.usage.report import membership_digest, release_salt
+
+        folder = self.tre_store.releases
+        if not pseudonyms or not any(folder.glob("*.contributors")):
+            return 0
+        releases = [
+            e for e in self.ledger.decoded(0, self.ledger.head().size) if e.kind == "release"
+        ]
+        affected: dict[str, dict[str, Any]] = {}
+        for entry in releases:
+            release_id = entry.body["release_id"]
+            path = folder / f"{release_id}.contributors"
+            if not path.exists():
+                continue
+            salt_file = folder / f"{release_id}.salt"
+            salt = release_salt(release_id, salt_file.read_bytes() if salt_file.exists() else None)
+            if salt is None:
+                continue
+            data = path.read_bytes()
+            members = {data[i : i + 32] for i in range(0, len(data), 32)}
+            marks = {membership_digest(salt, p) for p in pseudonyms}
+            if members & marks:
+                notice = affected.setdefault(
+                    entry.body["project_id"],
+                    {"organisation": entry.body["organisation"], "release_ids": []},
+                )
+                notice["release_ids"].append(release_id)
+        bodies = [
+            (
+                f"{key}.notice.{project}",
+                "deletion_notice",
+                {
+                    "notice_id": hashlib.sha256(f"{key}.{project}".encode()).hexdigest()[:32],
+                    "project_id": project,
+                    "organisation": item["organisation"],
+                    "release_ids": sorted(item["release_ids"]),
+                    **({"erasure_index": erasure_index} if erasure_index is not None else {}),
+                },
+            )
+            for project, item in sorted(affected.items())
+        ]
+        if bodies:
+            self.ledger.append_once(bodies)
+        return len(bodies)
+
+    def _log_submissions(self, events: Sequence[SubmissionIngested]) -> None:
+        self.ledger.append_once(
+            (
+                e.event_id,
+                "submission_ingested",
+                {
+                    "submission_id": e.submission_id,
+                    "source": e.source,
+                    "digest": e.digest,
+                    "records": e.records,
+                    "quarantined": e.quarantined,
+                },
+            )
+            for e in events
+        )
+
+    def _log_projects(self, events: Sequence[ProjectApplied | ProjectDecided]) -> None:
+        self.ledger.append_once(project_entry(e) for e in events)
+
+
+def project_entry(event: ProjectApplied | ProjectDecided) -> tuple[str, str, dict[str, Any]]:
+    """The ledger entry for a project's event (kinds the ledger's schema knows)."""
+    if isinstance(event, ProjectApplied):
+        return (
+            event.event_id,
+            "project_applied",
+            {
+                "project_id": event.project_id,
+                "organisation": event.organisation,
+                "title": event.title,
+                "purpose": event.purpose,
+                "recipient_kind": event.recipient_kind,
+                "legal_basis": event.legal_basis,
+                "datasets": sorted(event.datasets),
+            },
+        )
+    if event.decision == "approved":
+        return (
+            event.event_id,
+            "project_approved",
+            {
+                "project_id": event.project_id,
+                "approved_by": event.decided_by,
+                "expires": event.expires,
+            },
+        )
+    body: dict[str, Any] = {
+        "subject": "project",
+        "ref": event.project_id or "-",
+        "reason": event.reason or f"project {event.decision}",
+    }
+    if event.project_id:
+        body["project_id"] = event.project_id
+    return event.event_id, "refusal", body
+
+
+def identity_for(registry: ChoicesRegistry, root: Any) -> IdentityService:
+    """The identity checks over a registry given by the caller (tests that build their own)."""
+    from confide.choices.identity import IdentityService
+
+    return IdentityService.open(registry, root)
+
+
+def compose(home: Home, *, engine: str = "duckdb") -> Composition:
+    """Every party of ``home``, wired (close it, or use it as a context manager)."""
+    return Composition(home, engine=engine)

@@ -1,0 +1,187 @@
+"""The outbox: a sending party's table of events, written in the same transaction as the change.
+
+Every party that tells others about its changes has an ``outbox`` table in its own store (an
+Alembic migration of that party creates it from :func:`create_outbox`). The change and its
+events commit together or not at all; the relay (:mod:`confide.events.relay`) then reads what
+is due, delivers it and marks it delivered, or records the failure and when to try again.
+A failure is recorded by the exception's type only: a message could name a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, MetaData, Table, insert, select, update
+
+from confide.events.types import Event, event_from_row
+
+TABLE = "outbox"
+
+
+def _columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("event_id", sa.String(160), nullable=False, unique=True),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(200), nullable=True),
+    ]
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The outbox's table in a party's metadata (for its queries)."""
+    return Table(TABLE, metadata, *_columns())
+
+
+def create_outbox(op: Any) -> None:
+    """Create the outbox in a party's migration (``op`` is Alembic's)."""
+    op.create_table(TABLE, *_columns())
+    op.create_index("ix_outbox_due", TABLE, ["delivered_at", "next_attempt_at"])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def write(conn: Connection, table: Table, events: Iterable[Event]) -> int:
+    """Put events in the outbox inside the caller's transaction; how many were written."""
+    now = _now()
+    rows = [
+        {
+            "event_id": e.event_id,
+            "kind": e.kind,
+            "body": e.body(),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for e in events
+    ]
+    if rows:
+        conn.execute(insert(table), rows)
+    return len(rows)
+
+
+def write_once(conn: Connection, table: Table, event: Event) -> bool:
+    """Put an event in the outbox unless one with its id is there already (for changes that
+    may be seen again after a crash); whether it was written."""
+    found = conn.execute(select(table.c.seq).where(table.c.event_id == event.event_id)).first()
+    return False if found else write(conn, table, [event]) == 1
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff between delivery attempts: ``base`` doubled per attempt, at most
+    ``cap``."""
+
+    base: timedelta = timedelta(seconds=1)
+    cap: timedelta = timedelta(minutes=5)
+
+    def after(self, attempts: int) -> timedelta:
+        return min(self.cap, self.base * (2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event waiting in an outbox, with its delivery history."""
+
+    seq: int
+    event: Event
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+class Outbox:
+    """One party's outbox, as the relay and operators see it."""
+
+    def __init__(self, party: str, engine: Engine, table: Table) -> None:
+        self.party = party
+        self.engine = engine
+        self.table = table
+
+    def due(self, now: datetime | None = None, limit: int = 500) -> list[Pending]:
+        """Undelivered events whose next attempt is due, oldest first."""
+        t = self.table
+        query = select(t).where(t.c.delivered_at.is_(None))
+        if now is not None:
+            query = query.where(t.c.next_attempt_at <= now)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.seq).limit(limit)).all()
+        return [
+            Pending(
+                r.seq,
+                event_from_row(r.kind, r.event_id, r.body),
+                r.attempts,
+                _aware(r.next_attempt_at),
+                r.last_error,
+            )
+            for r in rows
+        ]
+
+    def pending(self, limit: int = 500) -> list[Pending]:
+        """Every undelivered event (due or waiting for a retry), oldest first."""
+        return self.due(None, limit)
+
+    def delivered(self, seqs: Sequence[int], now: datetime | None = None) -> None:
+        if not seqs:
+            return
+        t = self.table
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t)
+                .where(t.c.seq.in_(list(seqs)), t.c.delivered_at.is_(None))
+                .values(delivered_at=now or _now())
+            )
+
+    def failed(
+        self,
+        items: Sequence[Pending],
+        error: BaseException,
+        backoff: Backoff,
+        now: datetime | None = None,
+    ) -> None:
+        """Record a failed attempt: the error's type, and when to try again."""
+        when = now or _now()
+        t = self.table
+        with self.engine.begin() as conn:
+            for item in items:
+                attempts = item.attempts + 1
+                conn.execute(
+                    update(t)
+                    .where(t.c.seq == item.seq)
+                    .values(
+                        attempts=attempts,
+                        next_attempt_at=when + backoff.after(attempts),
+                        last_error=type(error).__name__[:200],
+                    )
+                )
+
+    def counts(self) -> dict[str, int]:
+        """Events delivered and pending (for operators and tests)."""
+        t = self.table
+        with self.engine.connect() as conn:
+            delivered = conn.execute(
+                select(sa.func.count()).select_from(t).where(t.c.delivered_at.is_not(None))
+            ).scalar_one()
+            pending = conn.execute(
+                select(sa.func.count()).select_from(t).where(t.c.delivered_at.is_(None))
+            ).scalar_one()
+        return {"delivered": int(delivered), "pending": int(pending)}
