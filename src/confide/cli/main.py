@@ -26,6 +26,7 @@ def _register() -> None:
     from confide.access import cli as access_cli
     from confide.choices import cli as choices_cli
     from confide.demo import cli as demo_cli
+    from confide.events import cli as relay_cli
     from confide.hub import cli as hub_cli
     from confide.ledger import cli as ledger_cli
     from confide.practice import cli as practice_cli
@@ -46,6 +47,7 @@ def _register() -> None:
     ledger_cli.register(app)
     witness_cli.register(app)
     usage_cli.register(app)
+    relay_cli.register(app)
     web_cli.register(app)
     demo_cli.register(app)
 

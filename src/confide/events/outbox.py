@@ -117,14 +117,22 @@ class Outbox:
         self.engine = engine
         self.table = table
 
-    def due(self, now: datetime | None = None, limit: int = 500) -> list[Pending]:
-        """Undelivered events whose next attempt is due, oldest first."""
+    def due(self, now: datetime, limit: int = 500) -> list[Pending]:
+        """The undelivered events that are due, oldest first, up to the first that is not:
+        an event waiting for its retry holds back every later one, so order is kept."""
+        out = []
+        for item in self.pending(limit):
+            if item.next_attempt_at > now:
+                break
+            out.append(item)
+        return out
+
+    def pending(self, limit: int = 500) -> list[Pending]:
+        """Every undelivered event (due or waiting for a retry), oldest first."""
         t = self.table
-        query = select(t).where(t.c.delivered_at.is_(None))
-        if now is not None:
-            query = query.where(t.c.next_attempt_at <= now)
+        query = select(t).where(t.c.delivered_at.is_(None)).order_by(t.c.seq).limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(t.c.seq).limit(limit)).all()
+            rows = conn.execute(query).all()
         return [
             Pending(
                 r.seq,
@@ -135,10 +143,6 @@ class Outbox:
             )
             for r in rows
         ]
-
-    def pending(self, limit: int = 500) -> list[Pending]:
-        """Every undelivered event (due or waiting for a retry), oldest first."""
-        return self.due(None, limit)
 
     def delivered(self, seqs: Sequence[int], now: datetime | None = None) -> None:
         if not seqs:
