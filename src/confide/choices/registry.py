@@ -47,9 +47,12 @@ Listener = Callable[[ChoiceEvent], None]
 class GpCode(Protocol):
     """A type 1 code seen in a practice submission (e.g. the pseudonymiser's ``Type1Change``)."""
 
-    nhs_number: str
-    dissent: bool
-    at: date | datetime | None
+    @property
+    def nhs_number(self) -> str: ...
+    @property
+    def dissent(self) -> bool: ...
+    @property
+    def at(self) -> date | datetime | None: ...
 
 
 @dataclass(frozen=True)
