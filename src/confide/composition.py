@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from confide.common import opstore
 from confide.common.home import Home
@@ -58,6 +58,12 @@ if TYPE_CHECKING:
     from confide.usage.salts import SaltStore
 
 
+class LedgerWriter(Protocol):
+    """The ledger as receivers use it: in-process, or a client of the ledger service."""
+
+    def append_once(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> list[int]: ...
+
+
 def witnessed(home: Home, ledger: Ledger) -> Ledger:
     """The ledger, asking the witnesses it lists to cosign every checkpoint it signs: served
     witnesses over HTTP, those with a folder in this home in-process."""
@@ -71,9 +77,14 @@ def witnessed(home: Home, ledger: Ledger) -> Ledger:
 class Composition:
     """All parties of one home, each built once on first use and wired to the others."""
 
-    def __init__(self, home: Home, *, engine: str = "duckdb") -> None:
+    def __init__(
+        self, home: Home, *, engine: str = "duckdb", ledger_writer: LedgerWriter | None = None
+    ) -> None:
         self.home = home
         self.engine = engine
+        # Where the receivers log events: the in-process ledger unless a client of a ledger
+        # service is given (the same ``append_once``, over signed HTTP).
+        self._ledger_writer = ledger_writer
         # What each erasure pass did (people, rows, deletion notices), for summaries.
         self.erasures: list[dict[str, Any]] = []
         self._closers: list[Callable[[], None]] = []
@@ -243,6 +254,11 @@ class Composition:
         return self.relay.deliver()
 
     # -- receivers -------------------------------------------------------------------------
+    @property
+    def log(self) -> LedgerWriter:
+        """Where receivers append events' entries (each at most once, by event id)."""
+        return self._ledger_writer if self._ledger_writer is not None else self.ledger
+
     def _log_choices(self, events: Sequence[ChoiceChanged | Type1ObjectionSeen]) -> None:
         """Every change into the ledger as a commitment only the person can recognise."""
         from confide.ledger.commitments import commitment_for
@@ -262,7 +278,7 @@ class Composition:
                 "channel": channel,
             }
             entries.append((e.event_id, "choice_changed", body))
-        self.ledger.append_once(entries)
+        self.log.append_once(entries)
 
     def _erase(self, events: Sequence[ErasureRequested]) -> None:
         """One erasure pass for a run of requests: the hub first, then the ledger (an erasure
@@ -275,7 +291,7 @@ class Composition:
         if rows:
             self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
         secrets = self.salts.secrets_for(e.nhs_number for e in events)
-        indices = self.ledger.append_once(
+        indices = self.log.append_once(
             (
                 e.event_id,
                 "erasure",
@@ -333,11 +349,11 @@ class Composition:
             for project, item in sorted(affected.items())
         ]
         if bodies:
-            self.ledger.append_once(bodies)
+            self.log.append_once(bodies)
         return len(bodies)
 
     def _log_submissions(self, events: Sequence[SubmissionIngested]) -> None:
-        self.ledger.append_once(
+        self.log.append_once(
             (
                 e.event_id,
                 "submission_ingested",
@@ -353,7 +369,7 @@ class Composition:
         )
 
     def _log_projects(self, events: Sequence[ProjectApplied | ProjectDecided]) -> None:
-        self.ledger.append_once(project_entry(e) for e in events)
+        self.log.append_once(project_entry(e) for e in events)
 
 
 def project_entry(event: ProjectApplied | ProjectDecided) -> tuple[str, str, dict[str, Any]]:
@@ -399,6 +415,9 @@ def identity_for(registry: ChoicesRegistry, root: Any) -> IdentityService:
     return IdentityService.open(registry, root)
 
 
-def compose(home: Home, *, engine: str = "duckdb") -> Composition:
-    """Every party of ``home``, wired (close it, or use it as a context manager)."""
-    return Composition(home, engine=engine)
+def compose(
+    home: Home, *, engine: str = "duckdb", ledger_writer: LedgerWriter | None = None
+) -> Composition:
+    """Every party of ``home``, wired (close it, or use it as a context manager);
+    ``ledger_writer`` sends events' entries to a ledger service instead of the home's ledger."""
+    return Composition(home, engine=engine, ledger_writer=ledger_writer)
