@@ -154,3 +154,41 @@ def test_every_event_reads_back_as_the_event_written(event) -> None:
 def test_an_unknown_kind_is_an_error_never_skipped() -> None:
     with pytest.raises(ValueError, match="unknown event kind"):
         event_from_row("something_else", "x", {})
+
+
+def test_an_ingest_whose_outcome_was_lost_in_a_crash_is_announced_when_seen_again(parties):
+    folder = write_extract(parties, small_extract(patients=10, seed=9))
+    real_record = parties.hub.ops.record
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed after the record store's commit")
+
+    parties.hub.ops.record = crash
+    with pytest.raises(SystemExit):
+        parties.hub.ingest(folder)
+    parties.hub.ops.record = real_record
+    assert "submission_ingested" not in ledger_kinds(parties.ledger)
+    assert parties.hub.ingest(folder).status == "duplicate"
+    assert parties.hub.ingest(folder).status == "duplicate"
+    assert ledger_kinds(parties.ledger).count("submission_ingested") == 1
+
+
+def test_the_serving_app_retries_pending_events_in_the_background(parties) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from confide.web.cli import installation_app
+
+    real = parties.relay.handlers[ChoiceChanged]
+    parties.relay.handlers[ChoiceChanged] = lambda events: (_ for _ in ()).throw(OSError())
+    parties.choices.set("9990000018", {Choice.NO_RESEARCH: True}, Channel.ONLINE)
+    assert _choices_outbox(parties).counts()["pending"] == 1
+    parties.relay.handlers[ChoiceChanged] = real
+    app = installation_app(parties, demo=False, relay_every=0.2)
+    with TestClient(app, base_url="https://testserver"):
+        deadline = time.monotonic() + 20
+        while _choices_outbox(parties).counts()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # nobody asks: the app's own relay retries after the backoff
+    assert _choices_outbox(parties).counts()["pending"] == 0
+    assert ledger_kinds(parties.ledger).count("choice_changed") == 1

@@ -149,7 +149,7 @@ class Hub:
                 f"{source.get('kind')!r}."
             )
         if submission_id in self.records.catalog()["ingested"]:
-            return IngestResult(submission_id, ods, "duplicate")
+            return self._duplicate(submission_id, ods)
         self._refuse_stale(ods, manifest)
         verify_files(folder, manifest)
         timings = {"authenticate": time.perf_counter() - t0}
@@ -179,7 +179,7 @@ class Hub:
             counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
         with self.records.writing():
             if submission_id in self.records.catalog()["ingested"]:
-                return IngestResult(submission_id, ods, "duplicate")
+                return self._duplicate(submission_id, ods)
             self._refuse_stale(ods, manifest)
             self._keep_original(folder, submission_id, checked.quarantine)
             self.records.replace_source(
@@ -208,8 +208,20 @@ class Hub:
         result.readmitted = self.readmit()
         return result
 
+    def _duplicate(self, submission_id: str, ods: str) -> IngestResult:
+        """A submission seen before changes nothing, but its event is made sure of: a crash
+        after the record store's commit and before the outcome was recorded lost neither."""
+        summary = self.records.catalog()["ingested"].get(submission_id) or {}
+        kept = self.folder / "submissions" / submission_id / "manifest.json"
+        if kept.exists() and self.ops.announce(
+            (self._ingested_event(submission_id, ods, summary),)
+        ):
+            for listener in self.listeners:
+                listener(IngestResult(submission_id, ods, "duplicate"))
+        return IngestResult(submission_id, ods, "duplicate")
+
     def _ingested_event(
-        self, submission_id: str, ods: str, counts: dict[str, int]
+        self, submission_id: str, ods: str, counts: dict[str, Any]
     ) -> SubmissionIngested:
         """What other parties (the ledger) hear of an ingest: counts and the digest of the
         manifest kept, which names nobody."""

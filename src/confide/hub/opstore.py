@@ -115,6 +115,12 @@ class HubOpStore:
             for event in events:
                 outbox_rows.write_once(conn, outbox, event)
 
+    def announce(self, events: tuple[Event, ...]) -> int:
+        """Put events in the outbox unless they are there already (an ingest whose record
+        store commit survived a crash that its outcome did not); how many were new."""
+        with self.engine.begin() as conn:
+            return sum(outbox_rows.write_once(conn, outbox, e) for e in events)
+
     def submissions(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(submissions).order_by(submissions.c.received_at)).all()
