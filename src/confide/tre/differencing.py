@@ -188,7 +188,7 @@ def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
     """A cheap bound: each differing person touches one bucket of each sub-table, so more
     nonzero buckets in the difference than that many times T - 1 means at least T people
     differ."""
-    busy = np.count_nonzero((a.counts != b.counts) | (a.ids != b.ids))
+    busy = int(np.count_nonzero((a.counts != b.counts) | (a.ids != b.ids)))
     return busy > HASHES * (threshold - 1)
 
 
