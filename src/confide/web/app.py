@@ -153,19 +153,15 @@ def create_app(
     if composed is None and (registry is None or ledger is None or access is None):
         composed = compose(home)  # the one composition; the app closes what it opened
         opened.append(composed.close)
-    if registry is None:
-        registry = composed.choices if composed is not None else None
-    if identity is None:
-        identity = (
-            composed.identity
-            if composed is not None and registry is composed.choices
-            else identity_for(registry, home.root)
-        )
-    if ledger is None:
-        ledger = composed.ledger if composed is not None else None
-    if access is None:
-        access = composed.access if composed is not None else None
+    if composed is not None:
+        registry = registry or composed.choices
+        ledger = ledger or composed.ledger
+        access = access or composed.access
+        if identity is None and registry is composed.choices:
+            identity = composed.identity
     assert registry is not None and ledger is not None and access is not None
+    if identity is None:
+        identity = identity_for(registry, home.root)
     outbox = home.root / "outbox"
     state = WebState(
         registry=registry,
