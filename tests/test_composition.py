@@ -106,6 +106,15 @@ def test_the_pseudonymiser_has_no_default_for_its_choices_ports(tmp_path) -> Non
         Pseudonymiser.open(Home.at(tmp_path), shares_nothing=None, on_type1=None)  # type: ignore[arg-type]
 
 
+def test_linkage_has_no_default_for_who_shares_nothing(tmp_path) -> None:
+    import duckdb
+
+    from confide.pseudonymiser.linkage.incremental import Linkage
+
+    with pytest.raises(TypeError):
+        Linkage(duckdb.connect(), tmp_path)  # type: ignore[call-arg]
+
+
 def test_a_relay_without_a_receiver_for_every_event_is_refused() -> None:
     with pytest.raises(MissingReceiver, match="erasure_requested"):
         Relay([], {ChoiceChanged: lambda events: None})

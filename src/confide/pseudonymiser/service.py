@@ -77,8 +77,7 @@ class Pseudonymiser:
         self._folder = home.party("pseudonymiser")
         self._index = PersonIndex(self._folder / "index.duckdb")
         # Probabilistic linkage, on the index's database (pending records live there too).
-        self.linkage = Linkage(self._index.con, self._folder)
-        self.linkage.shares_nothing = self._shares_nothing
+        self.linkage = Linkage(self._index.con, self._folder, shares_nothing=self._shares_nothing)
         # The index is one DuckDB connection: one caller at a time (ingests may run in threads).
         # Re-entrant: type 1 codes announced mid-pseudonymisation can lead back here (erasure).
         self._lock = threading.RLock()

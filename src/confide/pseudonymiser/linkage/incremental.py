@@ -121,6 +121,7 @@ class Linkage:
         con: duckdb.DuckDBPyConnection,
         folder: Path,
         *,
+        shares_nothing: ChoiceCheck,
         engine: Callable[[], Engine] = DuckDBEngine,
         train_automatically: bool = True,
     ) -> None:
@@ -132,8 +133,8 @@ class Linkage:
         self._model_path = folder / "linkage" / "model.json"
         self._engine = engine
         self.train_automatically = train_automatically
-        # Who has chosen to share nothing (given NHS numbers): set by the service.
-        self.shares_nothing: ChoiceCheck | None = None
+        # Who has chosen to share nothing (given NHS numbers): required, never assumed.
+        self.shares_nothing: ChoiceCheck = shares_nothing
 
     # -- the model ----------------------------------------------------------------------------
     def model(self) -> training.TrainedModel | None:
@@ -190,7 +191,7 @@ class Linkage:
 
     def choosers(self, pseudonyms: list[str]) -> set[str]:
         """Those of ``pseudonyms`` whose person has chosen to share nothing."""
-        if self.shares_nothing is None or not pseudonyms:
+        if not pseudonyms:
             return set()
         numbers = self.people.numbers_of(pseudonyms)
         asked = sorted(numbers)
