@@ -29,7 +29,7 @@ Handler = Callable[[Sequence[Event]], None]
 class RelayReport:
     delivered: int = 0
     failed: int = 0
-    pending: int = 0
+    pending: int = 0  # filled in by ``drain``
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -81,8 +81,11 @@ class Relay:
         finally:
             self._local.active = False
             self._lock.release()
-        report.pending = sum(box.counts()["pending"] for box in self.outboxes)
         return report
+
+    def pending(self) -> int:
+        """Events not yet delivered, in every outbox."""
+        return sum(box.counts()["pending"] for box in self.outboxes)
 
     def _round(self, report: RelayReport) -> bool:
         progressed = False
@@ -118,8 +121,8 @@ class Relay:
             total.delivered += report.delivered
             total.failed += report.failed
             total.errors.extend(report.errors)
-            total.pending = report.pending
-            if report.pending == 0 or time.monotonic() >= deadline:
+            total.pending = self.pending()
+            if total.pending == 0 or time.monotonic() >= deadline:
                 return total
             wait = self.next_due_in()
             time.sleep(max(poll, min(wait, deadline - time.monotonic())))
