@@ -126,3 +126,26 @@ def test_the_composition_wires_the_pseudonymiser_to_the_registry(tmp_path) -> No
     with compose(Home.at(tmp_path)) as parties:
         parties.choices.set("9990000018", {"share_nothing": True}, "online")
         assert parties.pseudonymiser.shares_nothing(["9990000018", "9990000026"]) == [True, False]
+
+
+def test_parties_asked_for_at_once_are_built_once(tmp_path) -> None:
+    """Web requests run in threads: each party is opened and wired once, however many ask."""
+    import threading
+
+    from confide.composition import compose
+
+    with compose(Home.at(tmp_path)) as parties:
+        seen: list[object] = []
+        start = threading.Barrier(4)
+
+        def ask() -> None:
+            start.wait()
+            seen.append(parties.choices)
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({id(s) for s in seen}) == 1
+        assert len(parties.choices.batch_listeners) == 1  # wired once

@@ -28,8 +28,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from confide.common import opstore
 from confide.common.home import Home
@@ -56,6 +55,39 @@ if TYPE_CHECKING:
     from confide.tre.service import QueryService
     from confide.tre.store import TreStore
     from confide.usage.salts import SaltStore
+
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+class _once(Generic[T]):  # a decorator, like cached_property
+    """Like ``functools.cached_property``, but built under the composition's lock: two threads
+    (web requests) asking at once never build, open and wire a party twice."""
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _once[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | _once[T]:
+        if obj is None:
+            return self
+        found = obj.__dict__.get(self.name, _MISSING)
+        if found is _MISSING:
+            with obj._building:  # type: ignore[attr-defined]
+                found = obj.__dict__.get(self.name, _MISSING)
+                if found is _MISSING:
+                    found = self.build(obj)
+                    obj.__dict__[self.name] = found
+        return cast(T, found)
 
 
 class LedgerWriter(Protocol):
@@ -120,7 +152,7 @@ class Composition:
         return party
 
     # -- the parties ---------------------------------------------------------------------
-    @cached_property
+    @_once
     def choices(self) -> ChoicesRegistry:
         from confide.choices.registry import ChoicesRegistry
 
@@ -129,7 +161,7 @@ class Composition:
             registry.batch_listeners.append(lambda _events: self.deliver())
             return cast("ChoicesRegistry", registry)
 
-    @cached_property
+    @_once
     def pseudonymiser(self) -> Pseudonymiser:
         from confide.pseudonymiser import Pseudonymiser
 
@@ -146,7 +178,7 @@ class Composition:
                 ),
             )
 
-    @cached_property
+    @_once
     def hub(self) -> Hub:
         from confide.hub.ingest import Hub
 
@@ -155,14 +187,14 @@ class Composition:
             hub.listeners.append(lambda _result: self.deliver())
             return cast("Hub", hub)
 
-    @cached_property
+    @_once
     def ledger(self) -> Ledger:
         from confide.ledger.log import Ledger
 
         with self._building:
             return cast("Ledger", self._opened(witnessed(self.home, Ledger.open(self.home))))
 
-    @cached_property
+    @_once
     def access(self) -> Access:
         from confide.access.service import Access
 
@@ -171,28 +203,28 @@ class Composition:
             access.listeners.append(lambda _kind, _body: self.deliver())
             return cast("Access", access)
 
-    @cached_property
+    @_once
     def salts(self) -> SaltStore:
         from confide.usage.salts import SaltStore
 
         with self._building:
             return cast("SaltStore", self._opened(SaltStore.open(self.home)))
 
-    @cached_property
+    @_once
     def identity(self) -> IdentityService:
         from confide.choices.identity import IdentityService
 
         with self._building:
             return IdentityService.open(self.choices, self.home.root)
 
-    @cached_property
+    @_once
     def tre_store(self) -> TreStore:
         from confide.tre.store import TreStore
 
         with self._building:
             return cast("TreStore", self._opened(TreStore.open(self.home)))
 
-    @cached_property
+    @_once
     def service(self) -> QueryService:
         from confide.tre.wiring import query_service
 
@@ -209,7 +241,7 @@ class Composition:
             )
             return cast("QueryService", self._opened(service))
 
-    @cached_property
+    @_once
     def review(self) -> ReviewQueue:
         from confide.tre.wiring import review_queue
 
@@ -217,7 +249,7 @@ class Composition:
             return review_queue(self.service)
 
     # -- events ----------------------------------------------------------------------------
-    @cached_property
+    @_once
     def outboxes(self) -> list[Outbox]:
         """Every sending party's outbox, over its own store (opening no party)."""
         from confide.access import store as access_store
@@ -236,7 +268,7 @@ class Composition:
             boxes.append(Outbox(party, engine, table))
         return boxes
 
-    @cached_property
+    @_once
     def relay(self) -> Relay:
         """The in-process relay from every outbox to its receivers here."""
         handlers: dict[type[Event], Callable[[Sequence[Any]], None]] = {
