@@ -30,7 +30,7 @@ from confide.common.submission import (
     verify_files,
     verify_signature,
 )
-from confide.hub import validate
+from confide.hub import shrink, validate
 from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
@@ -86,8 +86,15 @@ def _link_or_copy(source: str, target: str) -> None:
 class Hub:
     """The hub's ingest side: one record store, one operational store, one pseudonym port."""
 
-    def __init__(self, home: Home, pseudonymiser: PseudonymService) -> None:
+    def __init__(
+        self, home: Home, pseudonymiser: PseudonymService, *, max_shrink: float | None = None
+    ) -> None:
         self.folder = home.party("hub")
+        # The largest share of a source's patients or rows one submission may remove without
+        # an operator's confirmation (see ``confide.hub.shrink``).
+        self.max_shrink = (
+            shrink.max_shrink_from_env() if max_shrink is None else shrink.check_share(max_shrink)
+        )
         self.records = RecordStore(self.folder / "records")
         self.ops = HubOpStore(home)
         self.pseudonymiser = pseudonymiser
@@ -114,18 +121,29 @@ class Hub:
             return self.records.rewrite(without)
 
     # -- ingest ---------------------------------------------------------------------------
-    def ingest(self, folder: Path, *, crash_hook: Callable[[str], None] | None = None):
-        """Ingest the submission in ``folder``; raises ``SubmissionRejected`` with a reason."""
+    def ingest(
+        self,
+        folder: Path,
+        *,
+        crash_hook: Callable[[str], None] | None = None,
+        confirm_shrink: bool = False,
+    ):
+        """Ingest the submission in ``folder``; raises ``SubmissionRejected`` with a reason.
+
+        ``confirm_shrink``: an operator's explicit yes to a submission that removes more of
+        the source's record than ``max_shrink`` allows (refused otherwise)."""
         folder = Path(folder)
         manifest: dict[str, Any] | None = None
         try:
             manifest = read_manifest(folder)
-            return self._ingest(folder, manifest, crash_hook)
+            return self._ingest(folder, manifest, crash_hook, confirm_shrink)
         except SubmissionRejected as exc:
             self._keep_rejected(folder, manifest, exc.message)
             raise
 
-    def _ingest(self, folder: Path, manifest: dict[str, Any], crash_hook) -> IngestResult:
+    def _ingest(
+        self, folder: Path, manifest: dict[str, Any], crash_hook, confirm_shrink: bool = False
+    ) -> IngestResult:
         t0 = time.perf_counter()
         submission_id = str(manifest["submission_id"])
         source = manifest.get("source") or {}
@@ -158,7 +176,7 @@ class Hub:
         timings["validate"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        counts = {name: t.num_rows for name, t in checked.tables.items()}
+        counts: dict[str, Any] = {name: t.num_rows for name, t in checked.tables.items()}
         counts["quarantined"] = checked.quarantine.num_rows
         statuses = people.column("status").to_pylist()
         counts["unlinked"] = statuses.count("unlinked")
@@ -170,6 +188,15 @@ class Hub:
             if submission_id in self.records.catalog()["ingested"]:
                 return IngestResult(submission_id, ods, "duplicate")
             self._refuse_stale(ods, manifest)
+            confirmed = shrink.guard(
+                ods,
+                submission_id,
+                shrink.measure(self._live_summary(ods), counts),
+                self.max_shrink,
+                confirm_shrink,
+            )
+            if confirmed is not None:
+                counts["shrink_confirmed"] = confirmed
             self._keep_original(folder, submission_id, checked.quarantine)
             self.records.replace_source(
                 ods,
@@ -201,6 +228,14 @@ class Hub:
         from confide.hub.readmit import readmit
 
         return readmit(self)
+
+    def _live_summary(self, ods: str) -> dict[str, Any] | None:
+        """The counts of the source's live snapshot (None before its first submission)."""
+        catalog = self.records.catalog()
+        live = catalog["sources"].get(ods)
+        if not live:
+            return None
+        return catalog["ingested"].get(live["submission_id"])
 
     def _refuse_stale(self, ods: str, manifest: dict[str, Any]) -> None:
         current = self.records.catalog()["sources"].get(ods)
