@@ -49,6 +49,19 @@ TYPE1_DISSENT = {("snomed", "827241000000103"), ("read2", "9Nu0")}
 TYPE1_WITHDRAWN = {("snomed", "827261000000102"), ("read2", "9Nu1")}
 TYPE2_RETIRED = {("snomed", "881561000000100")}
 
+# dm+d concepts carry SNOMED CT identifiers in the NHS dm+d namespace: the prescription service
+# and GP systems send them under the SNOMED CT system URI. A long-format SCTID ends in a
+# 7-digit namespace, a 2-digit partition ("10": a concept in an extension) and a check digit.
+DMD_NAMESPACES = frozenset({"1000001"})
+
+
+def is_dmd_concept(code: str | None) -> bool:
+    """True when ``code`` is a concept id in a dm+d namespace (a SNOMED CT extension id)."""
+    if not code or len(code) < 11 or not code.isdigit():
+        return False
+    return code[-3:-1] == "10" and code[-10:-3] in DMD_NAMESPACES
+
+
 # --- code format checks -------------------------------------------------------------------
 
 _VERHOEFF_D = (

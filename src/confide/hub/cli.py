@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from confide.cli.accounts import print_accounts
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
 from confide.common.errors import InvalidInput, SubmissionRejected
 from confide.common.home import Home
@@ -96,6 +97,7 @@ def ingest_cmd(
                 f"{item.get('patients', 0)} patients, {item.get('events', 0)} events, "
                 f"{item.get('quarantined', 0)} quarantined"
             )
+            print_accounts(item)
         for item in r["rejected"]:
             console.print(f"[red]rejected[/] {item['submission']}: {item['error']}")
             if item.get("hint"):

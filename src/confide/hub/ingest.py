@@ -51,6 +51,10 @@ SUBMITTED_COLUMNS = {
     ),
     "deaths": ("ref", "date_of_death"),
 }
+# Columns added since: a submission from an older agent lacks them, read as null.
+OPTIONAL_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "events": {"comparator": pa.string(), "value_system": pa.string(), "value_code": pa.string()},
+}
 
 
 @dataclass
@@ -81,6 +85,20 @@ def _link_or_copy(source: str, target: str) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+def _hub_accounts(checked: validate.Checked, people: pa.Table) -> dict[str, dict[str, int]]:
+    """Rows per table: accepted into the store, quarantined, or left out by choice."""
+    quarantined = checked.quarantine.column("table").to_pylist()
+    out: dict[str, dict[str, int]] = {}
+    for name in sorted(set(checked.tables) | set(quarantined)):
+        accepted = checked.tables[name].num_rows if name in checked.tables else 0
+        held = quarantined.count(name)
+        out[name] = {k: v for k, v in (("accepted", accepted), ("quarantined", held)) if v}
+    objectors = people.column("status").to_pylist().count("objector")
+    if objectors:
+        out.setdefault("identities", {})["left out by choice"] = objectors
+    return {k: v for k, v in out.items() if v}
 
 
 class Hub:
@@ -182,6 +200,8 @@ class Hub:
         counts["unlinked"] = statuses.count("unlinked")
         counts["excluded_by_choice"] = statuses.count("objector")
         counts["submitted_patients"] = people.num_rows
+        counts["at_hub"] = _hub_accounts(checked, people)
+        counts["by_resource"] = (manifest.get("counts") or {}).get("by_resource") or {}
         for key_name in ("type1_excluded", "type1_withdrawn"):
             counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
         with self.records.writing():
@@ -248,8 +268,11 @@ class Hub:
 
     def read_table(self, folder: Path, name: str) -> pa.Table:
         path = folder / f"{name}.parquet"
+        optional = OPTIONAL_COLUMNS.get(name, {})
         if not path.exists():
-            return pa.table({c: pa.array([], pa.null()) for c in SUBMITTED_COLUMNS[name]})
+            return pa.table(
+                {c: pa.array([], pa.null()) for c in (*SUBMITTED_COLUMNS[name], *optional)}
+            )
         try:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError):
@@ -260,7 +283,10 @@ class Hub:
                 f"{name}.parquet lacks the column(s) {', '.join(missing)}.",
                 hint="The practice agent that made it may be out of date; update it.",
             )
-        return table.select(list(SUBMITTED_COLUMNS[name]))
+        for column, kind in optional.items():
+            if column not in table.column_names:
+                table = table.append_column(column, pa.nulls(table.num_rows, kind))
+        return table.select([*SUBMITTED_COLUMNS[name], *optional])
 
     def _keep_original(self, folder: Path, submission_id: str, quarantine: pa.Table) -> None:
         kept = self.folder / "submissions" / submission_id

@@ -61,6 +61,8 @@ def _keep_rejections(home: Home, ods: str, submission_id: str, rows: list[Reject
                         "file": r.file,
                         "location": r.location,
                         "reason": r.reason,
+                        "outcome": r.outcome,
+                        "resource_type": r.resource_type,
                         "original_base64": base64.b64encode(r.original).decode(),
                     }
                 )
@@ -115,6 +117,10 @@ def extract(
         "type1_excluded": result.type1_excluded,
         "type1_withdrawn": result.type1_withdrawn,
         **{name: table.num_rows for name, table in result.tables.items()},
+        # Where every input went: per resource type (FHIR) or file (CSV) as read, then per
+        # table at minimisation (docs/practices.md, "Every input accounted for").
+        "by_resource": data.accounts,
+        "by_table": result.accounts,
     }
     submission_id, path = write_submission(
         out or home.party("practice") / ods / "outbox",
