@@ -65,7 +65,8 @@ def test_every_example_reads(name: str, tmp_path: Path):
         assert tables == want
     for event in rows(result, "events"):
         assert event["kind"] in ("condition", "observation", "procedure", "allergy", "immunisation")
-        assert event["system"] == "snomed" and event["code"]
+        expected_system = "dmd" if event["kind"] == "immunisation" else "snomed"
+        assert event["system"] == expected_system and event["code"]
 
 
 PATIENTS = {
