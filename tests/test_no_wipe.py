@@ -101,7 +101,7 @@ def test_an_operator_can_confirm_a_real_shrinkage_and_the_confirmation_is_record
     world.hub.ingest(world.submit(small_extract(patients=40, seed=1)))
     result = world.hub.ingest(world.submit(small_extract(patients=5, seed=1)), confirm_shrink=True)
     assert result.status == "ingested"
-    confirmed = result.counts["shrink_confirmed"]
+    confirmed = result.details["shrink_confirmed"]
     assert confirmed["patients_before"] == 40 and confirmed["patients_after"] == 5
     logged = _hub_log(world)[-1]
     assert logged["status"] == "ingested"

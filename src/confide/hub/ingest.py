@@ -66,6 +66,9 @@ class IngestResult:
     seconds: dict[str, float] = field(default_factory=dict)
     # Records of earlier submissions linked meanwhile, whose rows were added (``readmit``).
     readmitted: dict[str, int] = field(default_factory=dict)
+    # Where every row went (``at_hub``), the practice's accounting (``by_resource``) and an
+    # operator's confirmation of a large shrinkage (``shrink_confirmed``).
+    details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class IngestResult:
             "source": self.source,
             "status": self.status,
             **self.counts,
+            **self.details,
             "seconds": self.seconds,
             **({"readmitted": self.readmitted} if self.readmitted else {}),
         }
@@ -194,14 +198,16 @@ class Hub:
         timings["validate"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        counts: dict[str, Any] = {name: t.num_rows for name, t in checked.tables.items()}
+        counts: dict[str, int] = {name: t.num_rows for name, t in checked.tables.items()}
         counts["quarantined"] = checked.quarantine.num_rows
         statuses = people.column("status").to_pylist()
         counts["unlinked"] = statuses.count("unlinked")
         counts["excluded_by_choice"] = statuses.count("objector")
         counts["submitted_patients"] = people.num_rows
-        counts["at_hub"] = _hub_accounts(checked, people)
-        counts["by_resource"] = (manifest.get("counts") or {}).get("by_resource") or {}
+        details: dict[str, Any] = {
+            "at_hub": _hub_accounts(checked, people),
+            "by_resource": (manifest.get("counts") or {}).get("by_resource") or {},
+        }
         for key_name in ("type1_excluded", "type1_withdrawn"):
             counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
         with self.records.writing():
@@ -216,14 +222,14 @@ class Hub:
                 confirm_shrink,
             )
             if confirmed is not None:
-                counts["shrink_confirmed"] = confirmed
+                details["shrink_confirmed"] = confirmed
             self._keep_original(folder, submission_id, checked.quarantine)
             self.records.replace_source(
                 ods,
                 submission_id,
                 manifest["created_at"],
                 checked.tables,
-                {"source": ods, "created_at": manifest["created_at"], **counts},
+                {"source": ods, "created_at": manifest["created_at"], **counts, **details},
                 before_commit=crash_hook,
             )
         timings["store"] = time.perf_counter() - t3
@@ -232,10 +238,15 @@ class Hub:
             source=ods,
             created_at=manifest["created_at"],
             status="ingested",
-            summary=counts,
+            summary={**counts, **details},
         )
         result = IngestResult(
-            submission_id, ods, "ingested", counts, {k: round(v, 3) for k, v in timings.items()}
+            submission_id,
+            ods,
+            "ingested",
+            counts,
+            {k: round(v, 3) for k, v in timings.items()},
+            details=details,
         )
         for listener in self.listeners:
             listener(result)

@@ -47,7 +47,12 @@ class Unusable(Exception):
 
 
 class NotUsed(Exception):
-    """A well-formed resource Confide has no use for (an outpatient Encounter, say)."""
+    """A well-formed resource Confide has no use for (an outpatient Encounter, say); the
+    message is the reason, ``key`` the short name counted in ``ignored``."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key = key
 
 
 NO_CODE = "{where} has no coded value (text only): Confide keeps coded data only"
@@ -376,7 +381,7 @@ class FhirCollector:
         except Unusable as exc:
             self.reject(ctx, str(exc), REJECTED, rtype)
         except NotUsed as exc:
-            self.ignored[f"{rtype} ({exc})"] += 1
+            self.ignored[f"{rtype} ({exc.key})"] += 1
             self.reject(ctx, str(exc), IGNORED, rtype)
         else:
             self.accounts[(rtype, status.KEPT)] += 1
@@ -660,7 +665,10 @@ class FhirCollector:
             raise Unusable("Encounter.class must be an object")
         key = entry_key(res, ctx.full_url)
         if klass is None or text(klass, "code", "Encounter.class") not in INPATIENT_CLASSES:
-            raise NotUsed("not inpatient")
+            raise NotUsed(
+                "not inpatient",
+                "an Encounter that is not an inpatient stay: Confide reads hospital episodes only",
+            )
         if key is None:
             raise Unusable("an inpatient Encounter has no id")
         local_id = self._patient_of(res, "subject", ctx)
