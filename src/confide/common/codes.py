@@ -56,10 +56,15 @@ DMD_NAMESPACES = frozenset({"1000001"})
 
 
 def is_dmd_concept(code: str | None) -> bool:
-    """True when ``code`` is a concept id in a dm+d namespace (a SNOMED CT extension id)."""
-    if not code or len(code) < 11 or not code.isdigit():
+    """True when ``code``, sent as a medication under the SNOMED CT system, is a dm+d concept:
+    an id in a dm+d namespace (UK drug extension), or an international core concept id
+    (partition "00": dm+d's older VTMs and VMPs, such as 322237000, kept their core ids). An
+    id from any other extension (the UK clinical extension, say) is not a medicine."""
+    if not code or not code.isdigit() or len(code) < 6:
         return False
-    return code[-3:-1] == "10" and code[-10:-3] in DMD_NAMESPACES
+    if code[-3:-1] == "00":
+        return True
+    return len(code) >= 11 and code[-3:-1] == "10" and code[-10:-3] in DMD_NAMESPACES
 
 
 # --- code format checks -------------------------------------------------------------------
