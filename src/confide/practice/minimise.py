@@ -201,10 +201,8 @@ def minimise(extract: Extract, type1: pa.Table) -> Minimised:
     ).fetchall()
     if found:
         accounts["patients"] = {str(k): int(n) for k, n in found}
-    duplicates = (
-        extract.table("patients").num_rows
-        - con.execute("SELECT count(*) FROM distinct_patients").fetchone()[0]
-    )
+    distinct = con.execute("SELECT count(*) FROM distinct_patients").fetchone()
+    duplicates = extract.table("patients").num_rows - (distinct[0] if distinct else 0)
     if duplicates:
         accounts.setdefault("patients", {})["merged: exact repeat"] = int(duplicates)
 
