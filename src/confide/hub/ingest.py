@@ -34,6 +34,8 @@ from confide.hub import validate
 from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
+from confide.rollout import gate as rollout_gate
+from confide.rollout.model import Point
 
 # The columns each submitted table must carry (by name; types are cast and checked).
 SUBMITTED_COLUMNS = {
@@ -87,6 +89,7 @@ class Hub:
     """The hub's ingest side: one record store, one operational store, one pseudonym port."""
 
     def __init__(self, home: Home, pseudonymiser: PseudonymService) -> None:
+        self.home = home
         self.folder = home.party("hub")
         self.records = RecordStore(self.folder / "records")
         self.ops = HubOpStore(home)
@@ -137,6 +140,7 @@ class Hub:
                 f"Source {ods} is enrolled as a {enrolled_kind} but the submission says "
                 f"{source.get('kind')!r}."
             )
+        rollout_gate.check(self.home, Point.INGEST, ods, manifest=manifest)  # pauses, waiting
         if submission_id in self.records.catalog()["ingested"]:
             return IngestResult(submission_id, ods, "duplicate")
         self._refuse_stale(ods, manifest)
