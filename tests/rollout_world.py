@@ -19,7 +19,7 @@ from confide.rollout.service import Rollout
 
 ODS = "A81001"
 AREA = "E54000050"
-PILOT_START = date(2025, 1, 6)
+PILOT_START = date(2024, 1, 1)
 EVENTS_HEADER = "patient_id,date,kind,system,code,term,value,unit,note\n"
 
 
@@ -43,7 +43,7 @@ def write_export(folder: Path, numbers: list[str], dissent: frozenset[int] = fro
     return folder
 
 
-def test_numbers(n: int, seed: int = 7) -> list[str]:
+def nhs_numbers(n: int, seed: int = 7) -> list[str]:
     return generate_test_numbers(n, np.random.default_rng(seed)).tolist()
 
 
