@@ -9,7 +9,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 from rollout_world import AREA, ODS, PILOT_START, nhs_numbers, write_export
 from tre_world import BY_SEX, TreWorld, build
 from typer.testing import CliRunner
@@ -19,8 +18,8 @@ from confide.cli.main import app as cli
 from confide.practice import keys
 from confide.practice.agent import extract
 from confide.rollout.gate import RolloutStopped
-from confide.rollout.notices import NoticeRegister
 from confide.rollout.model import Channel
+from confide.rollout.notices import NoticeRegister
 from confide.rollout.service import Rollout
 
 runner = CliRunner()
@@ -153,7 +152,7 @@ def test_the_cli_pause_stops_all_three_and_resume_restores_them(tre, tmp_path) -
     tre.close()  # the commands open the installation themselves
 
     def query() -> dict:
-        code, out = _cli(
+        _, out = _cli(
             "query", "run", BY_SEX, "--project", "demo-research",
             "--token", token, "--home", home, "--json",
         )  # fmt: skip

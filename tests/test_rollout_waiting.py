@@ -77,9 +77,8 @@ def test_the_hub_refuses_a_joined_practices_submission_without_the_waiting_stamp
 ) -> None:
     """A submission made by an agent that skipped the waiting period (here: written directly)
     is refused in full, and kept with the reason."""
-    from pipeline_helpers import World
-
     from factories import small_extract
+    from pipeline_helpers import World
 
     bypass = World(world.home, world.pseudonymiser, world.hub)
     path = bypass.submit(small_extract(source=ODS, patients=5))
