@@ -281,8 +281,7 @@ def returned_cmd(
     status = NoticeStatus.UNDELIVERABLE if undeliverable else NoticeStatus.RETURNED
     numbers = _numbers(nhs_numbers)
     with NoticeRegister(where) as register:
-        for number in numbers:
-            register.status(ods, number, status, _day(on) or date.today())
+        register.statuses(ods, numbers, status, _day(on) or date.today())
     with _rollout(home) as rollout:
         _publish(rollout, where, ods)
     _done(f"{len(numbers)} notices recorded as {status.value}.", as_json, {status: len(numbers)})
@@ -308,8 +307,7 @@ def resolve_cmd(
     how = Resolution.TOLD_ANOTHER_WAY if told_another_way else Resolution.ADDRESS_CONFIRMED
     numbers = _numbers(nhs_numbers)
     with NoticeRegister(where) as register:
-        for number in numbers:
-            register.resolve(ods, number, how, _day(on) or date.today())
+        register.resolve_many(ods, numbers, how, _day(on) or date.today())
     _done(f"{len(numbers)} notices resolved ({how.value}).", as_json, {how: len(numbers)})
 
 

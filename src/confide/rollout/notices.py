@@ -97,26 +97,55 @@ class NoticeRegister:
 
     def status(self, practice: str, nhs_number: str, status: NoticeStatus, on: date) -> None:
         """A notice was delivered, returned or found undeliverable."""
-        number = _checked(nhs_number)
-        key = (notices.c.practice == practice) & (notices.c.nhs_number == number)
+        self.statuses(practice, [nhs_number], status, on)
+
+    def statuses(
+        self, practice: str, nhs_numbers: Iterable[str], status: NoticeStatus, on: date
+    ) -> int:
+        """Many notices' news at once: all recorded, or none (an unknown person refuses all)."""
         values: dict[str, object] = {"status": status.value, "status_on": on}
         if status in BLOCKING:
             values.update(resolution=None, resolved_on=None)
+        done = 0
         with self.engine.begin() as conn:
-            if conn.execute(update(notices).where(key).values(**values)).rowcount == 0:
-                raise NotFound("No notice was sent to this person by this practice.")
+            for raw in nhs_numbers:
+                key = (notices.c.practice == practice) & (notices.c.nhs_number == _checked(raw))
+                if conn.execute(update(notices).where(key).values(**values)).rowcount == 0:
+                    raise NotFound(
+                        f"No notice was sent to the person on line {done + 1} by this practice; "
+                        "nothing was recorded."
+                    )
+                done += 1
+        return done
 
     def resolve(self, practice: str, nhs_number: str, how: Resolution, on: date) -> None:
         """The practice confirmed the address, or told the person another way."""
-        number = _checked(nhs_number)
-        key = (notices.c.practice == practice) & (notices.c.nhs_number == number)
+        self.resolve_many(practice, [nhs_number], how, on)
+
+    def resolve_many(
+        self, practice: str, nhs_numbers: Iterable[str], how: Resolution, on: date
+    ) -> int:
+        """Resolve many notices that came back: all, or none."""
+        done = 0
         with self.engine.begin() as conn:
-            row = conn.execute(select(notices.c.status).where(key)).first()
-            if row is None:
-                raise NotFound("No notice was sent to this person by this practice.")
-            if NoticeStatus(row.status) not in BLOCKING:
-                raise InvalidInput("This person's notice did not come back: nothing to resolve.")
-            conn.execute(update(notices).where(key).values(resolution=how.value, resolved_on=on))
+            for raw in nhs_numbers:
+                key = (notices.c.practice == practice) & (notices.c.nhs_number == _checked(raw))
+                row = conn.execute(select(notices.c.status).where(key)).first()
+                if row is None:
+                    raise NotFound(
+                        f"No notice was sent to the person on line {done + 1} by this practice; "
+                        "nothing was recorded."
+                    )
+                if NoticeStatus(row.status) not in BLOCKING:
+                    raise InvalidInput(
+                        f"The notice of the person on line {done + 1} did not come back: "
+                        "nothing to resolve, so nothing was recorded."
+                    )
+                conn.execute(
+                    update(notices).where(key).values(resolution=how.value, resolved_on=on)
+                )
+                done += 1
+        return done
 
     def records(self, practice: str) -> dict[str, NoticeRecord]:
         """NHS number → notice, for the agent's hold-back (never leaves the practice)."""
