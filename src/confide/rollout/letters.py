@@ -6,6 +6,7 @@ practice (name and address never leave it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -43,33 +44,66 @@ def _new_pdf() -> FPDF:
     return pdf
 
 
-def _page(pdf: FPDF, who: Recipient, practice: str, sent_on: date, weeks: int) -> None:
+_LINE = 4.8  # millimetres
+Line = tuple[str, int, str, float]  # style, size, text, gap after
+
+
+@functools.lru_cache(maxsize=64)
+def _body(practice: str, sent_on: date, weeks: int) -> tuple[Line, ...]:
+    """The notice's wrapped lines, laid out once per batch: the body is the same for every
+    patient of a practice on a day, and wrapping text is most of a page's cost."""
+    pdf = _new_pdf()
     pdf.add_page()
     width = pdf.w - 2 * MARGIN
-
-    def block(text: str, *, size: int = 10, style: str = "", gap: float = 2.5) -> None:
+    out: list[Line] = []
+    blocks = [("B", 13, wording.SUBJECT, 4.0)]
+    blocks += [("", 10, p, 2.5) for p in wording.paragraphs(practice, sent_on, weeks)]
+    for style, size, text, gap in blocks:
         pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(width, 4.8, _printable(text), new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(gap)
+        lines = pdf.multi_cell(width, _LINE, _printable(text), dry_run=True, output="LINES")
+        for i, line in enumerate(lines):
+            out.append((style, size, line, gap if i == len(lines) - 1 else 0.0))
+    return tuple(out)
 
-    block("\n".join((who.name, *who.address)), gap=5)
+
+def _page(pdf: FPDF, who: Recipient, body: tuple[Line, ...], sent_on: date) -> None:
+    """One patient's page, written line by line at known positions (no wrapping here)."""
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    y = MARGIN + _LINE * 0.75
     n = who.nhs_number
-    block(f"{sent_on:%d %B %Y}\nNHS number: {n[:3]} {n[3:6]} {n[6:]}", gap=5)
-    block(wording.SUBJECT, size=13, style="B", gap=4)
-    for paragraph in wording.paragraphs(practice, sent_on, weeks):
-        block(paragraph)
+    head = [_printable(line) for line in (who.name, *who.address)]
+    for gap, lines in (
+        (5.0, head),
+        (5.0, [f"{sent_on:%d %B %Y}", f"NHS number: {n[:3]} {n[3:6]} {n[6:]}"]),
+    ):
+        for line in lines:
+            pdf.text(MARGIN, y, line)
+            y += _LINE
+        y += gap
+    current = ("", 10)
+    for style, size, text, gap in body:
+        if (style, size) != current:
+            pdf.set_font("Helvetica", style=style, size=size)
+            current = (style, size)
+        if y > pdf.h - MARGIN:
+            pdf.add_page()
+            y = MARGIN + _LINE * 0.75
+        pdf.text(MARGIN, y, text)
+        y += _LINE + gap
 
 
 def letter_pdf(who: Recipient, practice: str, sent_on: date, weeks: int) -> bytes:
     """One patient's letter."""
     pdf = _new_pdf()
-    _page(pdf, who, practice, sent_on, weeks)
+    _page(pdf, who, _body(practice, sent_on, weeks), sent_on)
     return bytes(pdf.output())
 
 
 def batch_pdf(people: Iterable[Recipient], practice: str, sent_on: date, weeks: int) -> bytes:
     """A practice's batch: each patient's letter on its own page, in the order given."""
     pdf = _new_pdf()
+    body = _body(practice, sent_on, weeks)
     for who in people:
-        _page(pdf, who, practice, sent_on, weeks)
+        _page(pdf, who, body, sent_on)
     return bytes(pdf.output())
