@@ -17,6 +17,7 @@ from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
 from confide.ledger.entries import find_identifiers
 from confide.rollout import letters, wording
+from confide.rollout.figures import public_figures
 from confide.rollout.letters import Recipient
 from confide.rollout.model import Channel, NoticeStatus, Resolution
 from confide.rollout.notices import NoticeRegister, week_of
@@ -127,6 +128,8 @@ def test_the_log_gets_counts_per_practice_and_week_never_a_person(world, tmp_pat
          "sent": 2, "delivered": 0, "returned": 0, "undeliverable": 0},
     ]  # fmt: skip
     assert all(find_identifiers(b) == [] for b in bodies)
+    figures = public_figures(world.rollout.store)
+    assert figures["practices"][0]["notices"] == {"sent": 5, "delivered": 1, "returned": 1}
 
 
 def test_the_practice_manager_sends_records_returns_and_resolves_from_the_cli(tmp_path) -> None:

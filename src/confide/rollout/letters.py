@@ -60,7 +60,8 @@ def _body(practice: str, sent_on: date, weeks: int) -> tuple[Line, ...]:
     blocks += [("", 10, p, 2.5) for p in wording.paragraphs(practice, sent_on, weeks)]
     for style, size, text, gap in blocks:
         pdf.set_font("Helvetica", style=style, size=size)
-        lines = pdf.multi_cell(width, _LINE, _printable(text), dry_run=True, output="LINES")
+        wrapped = pdf.multi_cell(width, _LINE, _printable(text), dry_run=True, output="LINES")
+        lines: list[str] = list(wrapped)  # type: ignore[arg-type]  # LINES gives list[str]
         for i, line in enumerate(lines):
             out.append((style, size, line, gap if i == len(lines) - 1 else 0.0))
     return tuple(out)

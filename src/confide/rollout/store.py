@@ -166,7 +166,7 @@ class RolloutStore:
         with self.engine.connect() as conn:
             for row in conn.execute(select(notice_counts)):
                 per = out.setdefault(row.practice, {})
-                per[row.status] = per.get(row.status, 0) + row.count
+                per[row.status] = per.get(row.status, 0) + int(row._mapping["count"])
         return out
 
     # --- writing (each change with its history row, in one transaction) ---------------------
