@@ -175,3 +175,22 @@ def test_the_cli_pause_stops_all_three_and_resume_restores_them(tre, tmp_path) -
     code, out = _cli("practice", "extract", export, "--source", ODS, "--home", home, "--json")
     assert code == 0, out
     assert query()["status"] == "released"
+
+
+def test_a_held_output_cannot_be_approved_for_release_during_a_pause(tre) -> None:
+    from tre_world import hold
+
+    from confide.access.errors import Conflict
+
+    held = hold(tre.service, tre.registry, tre.principal("researcher"), "demo-research",
+                tre.numbers[0])  # fmt: skip
+    rollout = _rollout(tre)
+    rollout.pause("Incident", role="operator")
+    with pytest.raises(Conflict, match="paused nationally"):
+        tre.review.vote(tre.principal("output_checker_1"), held.id, True, "Looks safe")
+    assert tre.store.query(held.id).status == "held_for_review"
+    rollout.resume("Resolved", role="operator")
+    tre.review.vote(tre.principal("output_checker_1"), held.id, True, "Looks safe")
+    tre.review.vote(tre.principal("output_checker_2"), held.id, True, "Agreed")
+    assert tre.store.query(held.id).status == "released"
+    rollout.close()
