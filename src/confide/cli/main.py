@@ -30,6 +30,7 @@ def _register() -> None:
     from confide.ledger import cli as ledger_cli
     from confide.practice import cli as practice_cli
     from confide.pseudonymiser import cli as pseudonymiser_cli
+    from confide.rollout import cli as rollout_cli
     from confide.synth import cli as synth_cli
     from confide.tre import cli as tre_cli
     from confide.usage import cli as usage_cli
@@ -45,6 +46,7 @@ def _register() -> None:
     tre_cli.register(app)
     ledger_cli.register(app)
     witness_cli.register(app)
+    rollout_cli.register(app)
     usage_cli.register(app)
     web_cli.register(app)
     demo_cli.register(app)

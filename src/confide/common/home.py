@@ -21,6 +21,7 @@ PARTIES = (
     "ledger",
     "web",
     "witness",
+    "rollout",
 )
 
 

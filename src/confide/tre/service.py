@@ -65,6 +65,7 @@ from confide.access.service import ProjectNotActive
 from confide.common import canonical
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
+from confide.rollout.gate import release_stopped
 from confide.tre import views as project_views
 from confide.tre.aggregation import AggregationPlan, plan_aggregation
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
@@ -238,6 +239,8 @@ class QueryService:
         )
         if busy:
             return self._refuse(record, busy)
+        if stopped := release_stopped(self.home, self.records.catalog()["sources"]):  # roll-out
+            return self._refuse(record, stopped)
         try:
             prepared = self._prepare(grant, query, bounds, totals, epsilon)
             record = replace(
