@@ -21,10 +21,11 @@ choices_app = typer.Typer(
 NhsOption = Annotated[str, typer.Option("--nhs-number", help="The person's 10-digit NHS number.")]
 
 
-def _registry(home: Path | None):
+def _registry(home: Path | None, *, reading: bool = False):
+    """The registry; commands that only read refuse a missing home rather than create it."""
     from confide.choices.registry import ChoicesRegistry
 
-    return ChoicesRegistry.open(Home.at(home))
+    return ChoicesRegistry.open(Home.existing(home) if reading else Home.at(home))
 
 
 def _print_choices(r: dict) -> None:
@@ -114,7 +115,7 @@ def set_cmd(
 @handle_errors
 def show_cmd(nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Show a person's current choices."""
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         result = {"choices": registry.current(nhs_number).as_dict()}
     report(result, as_json, _print_choices)
 
@@ -125,7 +126,7 @@ def history_cmd(
     nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False
 ) -> None:
     """Show every change to a person's choices, oldest first."""
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         result = {"history": [e.as_dict() for e in registry.history(nhs_number)]}
 
     def human(r: dict) -> None:
@@ -165,7 +166,7 @@ def check_cmd(
     """
     from confide.choices.check import check_file, opted_out_for
 
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         opted_out, terms = opted_out_for(
             registry, purpose, recipient, legal_basis, output_form, preset
         )
@@ -207,7 +208,7 @@ def stats_cmd(
 
     if by not in GROUPINGS:
         raise InvalidInput("--by must be practice or area.")
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         rows = publishable(registry, by)
 
     def human(r: dict) -> None:

@@ -44,6 +44,23 @@ class Home:
         root.mkdir(parents=True, exist_ok=True)
         return cls(root.resolve())
 
+    @classmethod
+    def existing(cls, home: Path | str | None = None) -> Home:
+        """The home folder for commands that only read: a missing one is an error, not made."""
+        from confide.common.errors import NotFound
+
+        root = resolve_home(home)
+        if not root.is_dir():
+            where = root.resolve()
+            what = "is a file, not a Confide home folder" if root.exists() else "does not exist"
+            raise NotFound(
+                f"{where} {what}: there is nothing to show.",
+                hint="Give --home of an existing Confide installation (or set CONFIDE_HOME), "
+                "or create one with `confide demo` or `confide synth` and `confide practice "
+                "extract`.",
+            )
+        return cls(root.resolve())
+
     def party(self, name: str) -> Path:
         """The private folder of one party (created on first use, owner-only)."""
         if name not in PARTIES:

@@ -56,7 +56,8 @@ def extract_cmd(
         console.print(f"  {r['type1_excluded']:,} patients with a type 1 objection were left out")
         if r["rejected"]:
             console.print(
-                f"  [yellow]{r['rejected']:,} pieces of the export could not be used[/]; "
+                f"  [yellow]{r['rejected']:,} {'piece' if r['rejected'] == 1 else 'pieces'} of "
+                "the export could not be used[/]; "
                 f"reasons and originals kept in {r['rejected_file']}"
             )
 
