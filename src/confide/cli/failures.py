@@ -184,7 +184,15 @@ def _network_failure(exc: BaseException) -> Failure | None:
 
 
 def describe(exc: BaseException) -> Failure:
-    """The message, hint and exit code for any exception, by its class."""
+    """The message, hint and exit code for any exception, by its class (always a hint: the
+    table's advice for the code when the error gave none)."""
+    failure = _describe(exc)
+    if failure.hint:
+        return failure
+    return Failure(failure.code, failure.message, exit_codes.BY_CODE[failure.code].what_to_do)
+
+
+def _describe(exc: BaseException) -> Failure:
     from confide.common.errors import ConfideError
 
     if isinstance(exc, ConfideError):

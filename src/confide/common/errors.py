@@ -41,6 +41,12 @@ class NotFound(ConfideError):
     exit_code = exit_codes.NOT_FOUND
 
 
+class FileProblem(ConfideError):
+    """A file or folder that cannot be read or written (the message gives its full path)."""
+
+    exit_code = exit_codes.FILES
+
+
 class InUse(ConfideError):
     """State that another Confide process holds open (the embedded stores are single-process)."""
 
