@@ -13,12 +13,12 @@ import typer
 
 from confide import __version__
 from confide.cli.lazy import LazyGroup
+from confide.cli.quick import ROOT_HELP
 
 app = typer.Typer(
     name="confide",
     cls=LazyGroup,
-    help="Confide: GP and hospital records for NHS planning and research, "
-    "with every patient's choice honoured.",
+    help=ROOT_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -41,6 +41,10 @@ def run(argv: list[str] | None = None) -> None:
     from confide.cli import failures
 
     args = sys.argv[1:] if argv is None else list(argv)
+    from confide.cli.quick import answer
+
+    if answer(args):  # --help and version, without building the command tree
+        return
     try:
         result = typer.main.get_command(app).main(
             args=args, prog_name="confide", standalone_mode=False
