@@ -234,7 +234,9 @@ def show(failure: Failure, as_json: bool) -> None:
 
 
 def _debug(exc: BaseException) -> None:
-    if os.environ.get(DEBUG_VARIABLE) and not _is_expected(exc):
+    from confide.common import settings
+
+    if settings.value(DEBUG_VARIABLE) and not _is_expected(exc):
         traceback.print_exception(exc, file=sys.stderr)
 
 

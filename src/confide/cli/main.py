@@ -38,13 +38,13 @@ def version() -> None:
 
 def run(argv: list[str] | None = None) -> None:
     """The entry point: run the command line, turning every failure into a message and code."""
-    from confide.cli import failures
-
-    args = sys.argv[1:] if argv is None else list(argv)
     from confide.cli.quick import answer
 
+    args = sys.argv[1:] if argv is None else list(argv)
     if answer(args):  # --help and version, without building the command tree
         return
+    from confide.cli import failures
+
     try:
         result = typer.main.get_command(app).main(
             args=args, prog_name="confide", standalone_mode=False

@@ -6,7 +6,6 @@ the folders apart is what lets a test scan "every byte the hub holds" for identi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +27,9 @@ def resolve_home(home: Path | str | None) -> Path:
     """The ``--home`` given, else ``$CONFIDE_HOME``, else ``./.confide``."""
     if home is not None:
         return Path(home)
-    env = os.environ.get("CONFIDE_HOME")
-    return Path(env) if env else DEFAULT_HOME
+    from confide.common import settings
+
+    return Path(settings.value(settings.HOME.name) or DEFAULT_HOME)
 
 
 @dataclass(frozen=True)
