@@ -213,12 +213,12 @@ def your_choices(request: Request) -> Response:
     current = web_state(request).registry.current(number)
     rows = [
         {
-            "key": {"text": words.label},
+            "key": {"text": words.topic},
             "value": {
                 "text": words.when_on if getattr(current, words.choice.value) else words.when_off
             },
             "actions": {
-                "items": [{"href": "/change", "text": "Change", "visuallyHiddenText": words.label}]
+                "items": [{"href": "/change", "text": "Change", "visuallyHiddenText": words.topic}]
             },
         }
         for words in CHOICES
