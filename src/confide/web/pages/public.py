@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from confide.choices import statistics
 from confide.choices.model import Choice
 from confide.common.errors import InvalidInput
+from confide.ledger.api import MAX_PAGE as LEDGER_PAGE
 from confide.ledger.api import cosigners
 from confide.ledger.witnessing import load_witnesses
 from confide.web.chart import Series, line_chart
@@ -42,6 +43,10 @@ def about(request: Request) -> Response:
     return render(request, "about.html", {"nav": "about"})
 
 
+ENTRIES_PAGE = LEDGER_PAGE  # the most entries one request returns
+SHOWN_PAGES = 2
+
+
 @router.get("/transparency")
 def transparency(request: Request) -> Response:
     """The latest signed checkpoint, the signing key, and how to check them independently."""
@@ -64,6 +69,12 @@ def transparency(request: Request) -> Response:
             "cosigned_by": cosigners(signed.text),
             "witnesses": witnesses,
             "api": f"{base}/api/ledger",
+            "page_size": ENTRIES_PAGE,
+            "entry_pages": [
+                (first, min(first + ENTRIES_PAGE, signed.size))
+                for first in range(0, signed.size, ENTRIES_PAGE)
+            ][:SHOWN_PAGES],
+            "more_pages": signed.size > ENTRIES_PAGE * SHOWN_PAGES,
         },
     )
 
