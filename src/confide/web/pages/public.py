@@ -107,6 +107,16 @@ def _grouping(request: Request) -> str:
     return by
 
 
+SHOWN_MONTHS = 24
+
+
+def shown_months(months: list[str], totals: dict[str, dict[str, int | None]]) -> list[str]:
+    """The months worth a row: from the first with a published (unhidden) number, the latest
+    24 at most. The CSV keeps every month."""
+    first = next((i for i, m in enumerate(months) if any(totals[m].values())), len(months))
+    return months[first:][-SHOWN_MONTHS:]
+
+
 @router.get("/statistics")
 def stats_page(request: Request) -> Response:
     """Totals over time (chart and table) and the latest month by place (table)."""
@@ -114,14 +124,15 @@ def stats_page(request: Request) -> Response:
     rows = statistics.publishable(web_state(request).registry, by)
     totals: dict[str, dict[str, int | None]] = defaultdict(dict)
     places: dict[str, dict[str, int | None]] = defaultdict(dict)
-    months = sorted({r["month"] for r in rows})
-    latest = months[-1] if months else None
+    every_month = sorted({r["month"] for r in rows})
+    latest = every_month[-1] if every_month else None
     for r in rows:
         if r[by] == statistics.TOTAL:
             totals[r["month"]][r["choice"]] = r["people"]
         elif r["month"] == latest:
             places[r[by]][r["choice"]] = r["people"]
-    series = [Series(SHORT[c], [totals[m].get(c, 0) for m in months]) for c in ORDER]
+    months = shown_months(every_month, totals)
+    series = [Series(SHORT[c], [totals[m].get(c) or 0 for m in months]) for c in ORDER]
     chart = line_chart(
         "People holding each choice, by month",
         "Line chart of the published number of people holding each choice at the end of each "
@@ -139,6 +150,7 @@ def stats_page(request: Request) -> Response:
             "group_name": GROUPS[by],
             "choices": [(c, SHORT[c]) for c in ORDER],
             "months": months,
+            "earlier_months": len(every_month) - len(months),
             "totals": totals,
             "latest": latest,
             "places": sorted(places.items()),
