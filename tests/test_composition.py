@@ -35,6 +35,7 @@ PARTY_MAKERS = {
     "TreStore",
     "QueryService",
     "ReviewQueue",
+    "Rollout",
     "query_service",
     "review_queue",
     "open_hub",

@@ -49,8 +49,10 @@ if TYPE_CHECKING:
     from confide.choices.identity import IdentityService
     from confide.choices.registry import ChoicesRegistry
     from confide.hub.ingest import Hub
+    from confide.hub.records import RecordStore
     from confide.ledger.log import Ledger
     from confide.pseudonymiser import Pseudonymiser
+    from confide.rollout.service import Rollout
     from confide.tre.review import ReviewQueue
     from confide.tre.service import QueryService
     from confide.tre.store import TreStore
@@ -186,6 +188,14 @@ class Composition:
             hub = self._opened(Hub(self.home, self.pseudonymiser))
             hub.listeners.append(lambda _result: self.deliver())
             return cast("Hub", hub)
+
+    def records_to_read(self) -> RecordStore | None:
+        """The record store for commands that only read it (None for a hub never used: no
+        party is opened and nothing is created)."""
+        from confide.hub.records import RecordStore
+
+        folder = self.home.root / "hub" / "records"
+        return RecordStore(folder) if folder.is_dir() else None
 
     @_once
     def ledger(self) -> Ledger:
@@ -438,6 +448,14 @@ def project_entry(event: ProjectApplied | ProjectDecided) -> tuple[str, str, dic
     if event.project_id:
         body["project_id"] = event.project_id
     return event.event_id, "refusal", body
+
+
+def open_rollout(home: Home, ledger: Any) -> Rollout:
+    """The roll-out's store over ``home``, logging to ``ledger`` (opened per request or
+    command by the roll-out's pages, API and commands, and closed by them)."""
+    from confide.rollout.service import Rollout
+
+    return Rollout.open(home, ledger)
 
 
 def identity_for(registry: ChoicesRegistry, root: Any) -> IdentityService:

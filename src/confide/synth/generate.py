@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from confide.common.errors import InvalidInput
+from confide.common.errors import FileProblem, InvalidInput
 from confide.synth import area as area_mod
 from confide.synth import fhir_resources as fr
 from confide.synth.clinical import make_clinical
@@ -84,8 +84,8 @@ def _prepare(out: Path) -> None:
     except InvalidInput:
         raise
     except (OSError, ValueError) as exc:
-        raise InvalidInput(
-            f"Cannot write to {out} ({exc.__class__.__name__}).",
+        raise FileProblem(
+            f"Cannot write to {out.resolve()} ({exc.__class__.__name__}).",
             hint="Choose a folder you can write to for --out.",
         ) from None
 
