@@ -40,9 +40,7 @@ def _imported(*args: str) -> set[str]:
 def test_help_and_version_import_no_party_and_no_heavy_library(args) -> None:
     modules = _imported(*args)
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
-    parties = sorted(
-        m for m in modules if m.startswith("confide.") and m.split(".")[1] != "cli"
-    )
+    parties = sorted(m for m in modules if m.startswith("confide.") and m.split(".")[1] != "cli")
     assert heavy == [] and parties == [], (heavy, parties)
 
 

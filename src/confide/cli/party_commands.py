@@ -57,6 +57,9 @@ PARTY_COMMANDS: dict[str, PartyCommand] = {
         "confide.witness.cli",
         "A witness: checks that a log only ever grows, and cosigns its checkpoints.",
     ),
+    "rollout": PartyCommand(
+        "confide.rollout.cli", "The roll-out: waves, practices, notices and the national pause."
+    ),
     "usage": PartyCommand(
         "confide.usage.cli",
         "Patients' data usage reports: which releases used their data, with proofs.",

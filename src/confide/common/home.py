@@ -20,6 +20,7 @@ PARTIES = (
     "ledger",
     "web",
     "witness",
+    "rollout",
 )
 
 

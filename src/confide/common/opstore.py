@@ -73,18 +73,19 @@ def sqlite_engine(url: str) -> Engine:
 _MIGRATING = threading.Lock()
 
 
-def migrate(engine: Engine, party: str) -> None:
+def migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
     """Bring a party's store up to its latest migration (safe to call every time).
 
     Alembic's command machinery is not thread-safe, so migrations in one process run one at
     a time; across processes the database's own locking (and Alembic's version table) decide.
+    ``scripts``: a migrations folder other than ``confide/<party>/migrations``.
     """
     with _MIGRATING:
-        _migrate(engine, party)
+        _migrate(engine, party, scripts)
 
 
-def _migrate(engine: Engine, party: str) -> None:
-    script_location = Path(__file__).resolve().parent.parent / party / "migrations"
+def _migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
+    script_location = scripts or Path(__file__).resolve().parent.parent / party / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["engine"] = engine

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from confide.cli.accounts import print_accounts
 from confide.cli.output import (
     HomeOption,
     JsonOption,
@@ -65,18 +66,39 @@ def enrol_cmd(
 @handle_errors
 def ingest_cmd(
     submissions: Annotated[list[Path], typer.Argument(help="Submission folders to ingest.")],
+    confirm_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-shrink",
+            help="An operator's explicit yes to submissions that remove more of a source's "
+            "record than --max-shrink allows (recorded).",
+        ),
+    ] = False,
+    max_shrink: Annotated[
+        float | None,
+        typer.Option(
+            "--max-shrink",
+            help="Largest share (0-1) of a source's patients or rows one submission may "
+            "remove unconfirmed (default 0.2, or CONFIDE_HUB_MAX_SHRINK).",
+        ),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Authenticate, check and ingest submissions (idempotent; safe to repeat)."""
     hub = open_hub(Home.at(home))
+    if max_shrink is not None:
+        from confide.hub.shrink import check_share
+
+        hub.max_shrink = check_share(max_shrink)
     results, failures = [], []
     try:
         with progress() as bar:
             task = bar.add_task("Ingesting", total=len(submissions))
             for folder in submissions:
                 try:
-                    results.append(hub.ingest(folder).as_dict())
+                    done = hub.ingest(folder, confirm_shrink=confirm_shrink)
+                    results.append(done.as_dict())
                 except SubmissionRejected as exc:
                     failures.append({"submission": str(folder.resolve()), **exc.as_dict()})
                 bar.advance(task)
@@ -90,6 +112,7 @@ def ingest_cmd(
                 f"{item.get('patients', 0)} patients, {item.get('events', 0)} events, "
                 f"{item.get('quarantined', 0)} quarantined"
             )
+            print_accounts(item)
         for item in r["rejected"]:
             err_console.print(
                 f"[red]Rejected[/] {escape(item['submission'])}: {escape(item['error'])}",
