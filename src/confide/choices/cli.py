@@ -33,6 +33,10 @@ def _print_choices(r: dict) -> None:
         console.print("Opted out of: " + ", ".join(held))
     else:
         console.print("No opt-out recorded: data may be used for approved purposes.")
+    for choice, facts in sorted(r.get("channels", {}).items()):
+        holding = [ch for ch, on in facts.items() if on]
+        if holding:
+            console.print(f"  {choice}: held through {', '.join(sorted(holding))}")
 
 
 @choices_app.command("set")
@@ -113,9 +117,15 @@ def set_cmd(
 @choices_app.command("show")
 @handle_errors
 def show_cmd(nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Show a person's current choices."""
+    """Show a person's current choices, and which channels hold each one."""
     with _registry(home) as registry:
-        result = {"choices": registry.current(nhs_number).as_dict()}
+        result = {
+            "choices": registry.current(nhs_number).as_dict(),
+            "channels": {
+                c.value: {ch.value: on for ch, on in facts.items()}
+                for c, facts in registry.facts(nhs_number).items()
+            },
+        }
     report(result, as_json, _print_choices)
 
 
