@@ -105,11 +105,24 @@ def set_cmd(
             raise InvalidInput("--at must be an ISO date or date-time.") from None
     with _registry(home) as registry:
         event = registry.set(nhs_number, changes, channel, who, proxy, moment)
-        result = {"event": event.as_dict(), "choices": registry.current(nhs_number).as_dict()}
+        current = registry.current(nhs_number).as_dict()
+        facts = registry.facts(nhs_number)
+        # A withdrawal through one channel leaves another channel's fact in force: say which.
+        still_held = {
+            c.value: sorted(ch.value for ch, on in facts.get(c, {}).items() if on)
+            for c, value in changes.items()
+            if not value and current[c.value]
+        }
+        result = {"event": event.as_dict(), "choices": current, "still_held": still_held}
 
     def human(r: dict) -> None:
         console.print(f"[green]Recorded[/] change {r['event']['change_id']}.")
         _print_choices(r)
+        for name, through in r["still_held"].items():
+            console.print(
+                f"[yellow]{name} is still held through {', '.join(through)}[/]: a change "
+                "through one channel never undoes another; withdraw it through that channel."
+            )
 
     report(result, as_json, human)
 

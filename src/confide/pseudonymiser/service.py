@@ -107,6 +107,20 @@ class Pseudonymiser:
             out[int(i)] = p
         return out
 
+    def pseudonyms_to_erase(self, nhs_numbers: list[str]) -> list[str | None]:
+        """Pseudonyms for an erasure, minted for people not seen yet (None for invalid
+        numbers): the hub's tombstone then stops their rows whenever they first arrive,
+        even through a path that never asks who shares nothing."""
+        cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
+        values = cleaned.to_pylist()
+        wanted = [values[i] for i in np.flatnonzero(valid)]
+        with self._lock:
+            found = self._index.pseudonyms(wanted, keys.load_ring(self._folder), create=True)
+        out: list[str | None] = [None] * len(nhs_numbers)
+        for i, p in zip(np.flatnonzero(valid), found, strict=True):
+            out[int(i)] = p
+        return out
+
     def pseudonymise_submission(
         self, source: str, submission_id: str, sealed: Iterable[bytes]
     ) -> pa.Table:
