@@ -19,6 +19,7 @@ from confide.choices.registry import ChoicesRegistry
 from confide.common import opstore as opstore_module
 from confide.common.home import Home
 from confide.common.nhs_number import generate_test_numbers
+from confide.embedded import Installation
 
 
 def _cli(*args: str) -> list[str]:
@@ -89,3 +90,46 @@ def test_the_sqlite_lock_file_sits_beside_the_database(tmp_path: Path, monkeypat
     engine.dispose()
     assert (tmp_path / ".choices.db.migrate.lock").exists()
     assert create_engine(f"sqlite:///{tmp_path / 'choices.db'}")  # the store itself is there
+
+
+HOLDER = """
+import sys, time
+from confide.common.home import Home
+from confide.embedded import Installation
+from confide.embedded import Installation
+with Installation.open(Home.at(sys.argv[1])) as parties:  # what `confide serve` holds open
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not sys.stdin.closed:
+        parties.pseudonymiser.pseudonyms_for(["9434765919"])  # busy, as a server would be
+        time.sleep(0.02)
+"""
+
+
+def test_a_command_and_a_running_server_share_a_home(tmp_path: Path, monkeypatch) -> None:
+    """The person index is opened only while a call works on it, under a lock file: a CLI
+    command runs while another process holds the same installation open and busy."""
+    monkeypatch.delenv("CONFIDE_DATABASE_URL", raising=False)
+    home = tmp_path / "home"
+    with Installation.open(Home.at(home)):
+        pass  # a home in use before the server starts
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(home)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        for _ in range(2):
+            done = subprocess.run(
+                _cli("hub", "readmit", "--home", str(home), "--json"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout) == {"records": 0, "rows": 0}
+        with Installation.open(Home.at(home)) as parties:  # and in this process too
+            assert parties.pseudonymiser.pseudonyms_to_erase(["9434765919"])[0]
+        assert holder.poll() is None  # the server kept running throughout
+    finally:
+        holder.kill()
+        holder.wait()

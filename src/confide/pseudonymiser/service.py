@@ -9,10 +9,13 @@ number lives in ``confide.pseudonymiser.linkage``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -64,13 +67,20 @@ def public_key(home: Home) -> bytes:
 class Pseudonymiser:
     def __init__(self, home: Home) -> None:
         self._folder = home.party("pseudonymiser")
-        self._index = PersonIndex(self._folder / "index.duckdb")
+        # The index (and linkage's tables beside it) is one DuckDB file, which one process at a
+        # time may open. It is opened only while a call works on it (:meth:`_working`), under a
+        # lock file, so a CLI command and a running server take turns instead of failing.
+        self._index: PersonIndex | None = None
+        self._depth = 0
+        self._lock_file: IO[str] | None = None
         # Probabilistic linkage, on the index's database (pending records live there too).
-        self.linkage = Linkage(self._index.con, self._folder)
+        self.linkage = Linkage(None, self._folder)
         self.linkage.shares_nothing = self._shares_nothing
-        # The index is one DuckDB connection: one caller at a time (ingests may run in threads).
-        # Re-entrant: type 1 codes announced mid-pseudonymisation can lead back here (erasure).
+        # One caller at a time in this process (ingests may run in threads). Re-entrant: type 1
+        # codes announced mid-pseudonymisation can lead back here (erasure).
         self._lock = threading.RLock()
+        with self._working():  # create the tables now: a broken store fails here, not later
+            pass
         self.type1_listeners: list[Callable[[list[Type1Change]], None]] = []
         # Who has chosen to share nothing (the choices registry, in the embedded wiring):
         # given valid NHS numbers, a boolean per number. Their rows never reach the hub.
@@ -86,7 +96,41 @@ class Pseudonymiser:
         return cls(home)
 
     def close(self) -> None:
-        self._index.close()
+        with self._lock:
+            if self._index is not None:  # only if closed from inside a call
+                self._index.close()
+                self._index = None
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[PersonIndex]:
+        """The open index for the length of one call (re-entrant): the outermost call takes
+        the lock file, opens the database and binds linkage to it; it closes them at the end."""
+        with self._lock:
+            if self._depth == 0:
+                handle = (self._folder / ".index.lock").open("a")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    self._index = PersonIndex(self._folder / "index.duckdb")
+                    self.linkage.bind(self._index.con)
+                except BaseException:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    handle.close()
+                    raise
+                self._lock_file = handle
+            self._depth += 1
+            try:
+                assert self._index is not None
+                yield self._index
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    if self._index is not None:
+                        self._index.close()
+                        self._index = None
+                    if self._lock_file is not None:
+                        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                        self._lock_file.close()
+                        self._lock_file = None
 
     def public_key(self) -> bytes:
         return keys.box_public_key(self._folder)
@@ -100,8 +144,8 @@ class Pseudonymiser:
         cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
         values = cleaned.to_pylist()
         known = [values[i] for i in np.flatnonzero(valid)]
-        with self._lock:
-            found = self._index.pseudonyms(known, keys.load_ring(self._folder), create=False)
+        with self._working() as index:
+            found = index.pseudonyms(known, keys.load_ring(self._folder), create=False)
         out: list[str | None] = [None] * len(nhs_numbers)
         for i, p in zip(np.flatnonzero(valid), found, strict=True):
             out[int(i)] = p
@@ -114,8 +158,8 @@ class Pseudonymiser:
         cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
         values = cleaned.to_pylist()
         wanted = [values[i] for i in np.flatnonzero(valid)]
-        with self._lock:
-            found = self._index.pseudonyms(wanted, keys.load_ring(self._folder), create=True)
+        with self._working() as index:
+            found = index.pseudonyms(wanted, keys.load_ring(self._folder), create=True)
         out: list[str | None] = [None] * len(nhs_numbers)
         for i, p in zip(np.flatnonzero(valid), found, strict=True):
             out[int(i)] = p
@@ -132,7 +176,7 @@ class Pseudonymiser:
             if batches
             else IDENTITY_SCHEMA.empty_table()
         )
-        with self._lock:
+        with self._working():
             return self._pseudonymise(source, submission_id, identities)
 
     def _pseudonymise(self, source: str, submission_id: str, ids: pa.Table) -> pa.Table:
@@ -152,6 +196,7 @@ class Pseudonymiser:
             objector[positions[chosen]] = True
         linkable = linkable & ~objector
         rows = np.flatnonzero(linkable)
+        assert self._index is not None  # inside _working()
         found = self._index.pseudonyms(
             [numbers[i] for i in rows], keys.load_ring(self._folder), create=True
         )
@@ -191,7 +236,7 @@ class Pseudonymiser:
         """Records linked after their submission (by a later record or a reviewer), with a
         sequence number above ``after``: the hub adds their rows. ``status`` is ``objector``
         for anyone who has since chosen to share nothing."""
-        with self._lock:
+        with self._working():
             found = self.linkage.pending.resolutions(after)
             choosers = self.linkage.choosers(found.column("pseudonym").to_pylist())
         status = [
@@ -206,21 +251,21 @@ class Pseudonymiser:
 
     def linkage_quality(self) -> list[dict]:
         """Per source: linkage rate and estimated false-match rate (counts only)."""
-        with self._lock:
+        with self._working():
             return self.linkage.quality.report()
 
     def review_items(self, limit: int = 50) -> list[dict]:
         """The clerical review queue, with identifiers: for the pseudonymiser's reviewers."""
-        with self._lock:
+        with self._working():
             return self.linkage.review.items(limit)
 
     def decide_review(self, item_id: int, match: bool, reviewer: str) -> dict:
         """A reviewer's decision; a match shows up in ``resolutions`` for the hub."""
-        with self._lock:
+        with self._working():
             return self.linkage.decide_review(item_id, match, reviewer)
 
     def pending_linkage_count(self) -> int:
-        with self._lock:
+        with self._working():
             return self.linkage.pending.count()
 
     def _announce_type1(
