@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -68,11 +69,13 @@ class Pseudonymiser:
     def __init__(self, home: Home) -> None:
         self._folder = home.party("pseudonymiser")
         # The index (and linkage's tables beside it) is one DuckDB file, which one process at a
-        # time may open. It is opened only while a call works on it (:meth:`_working`), under a
+        # time may open. It is held only while calls work on it (:meth:`_working`), under a
         # lock file, so a CLI command and a running server take turns instead of failing.
         self._index: PersonIndex | None = None
         self._depth = 0
         self._lock_file: IO[str] | None = None
+        self._opened_at = 0.0
+        self._idle_timer: threading.Timer | None = None
         # Probabilistic linkage, on the index's database (pending records live there too).
         self.linkage = Linkage(None, self._folder)
         self.linkage.shares_nothing = self._shares_nothing
@@ -97,40 +100,66 @@ class Pseudonymiser:
 
     def close(self) -> None:
         with self._lock:
-            if self._index is not None:  # only if closed from inside a call
-                self._index.close()
-                self._index = None
+            self._release()
+
+    # Opening the index costs a DuckDB open (its key index is read in): a busy process keeps
+    # it between calls, for at most HOLD seconds at a stretch, and lets it go after IDLE
+    # seconds without a call, so another process waits at most about HOLD for its turn.
+    HOLD = 1.0
+    IDLE = 0.2
 
     @contextlib.contextmanager
     def _working(self) -> Iterator[PersonIndex]:
-        """The open index for the length of one call (re-entrant): the outermost call takes
-        the lock file, opens the database and binds linkage to it; it closes them at the end."""
+        """The open index for the length of a call (re-entrant). The first call takes the lock
+        file, opens the database and binds linkage to it; it is given up soon after the last
+        call (:data:`IDLE`), or at the end of a call once held for :data:`HOLD`."""
         with self._lock:
-            if self._depth == 0:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            if self._index is None:
                 handle = (self._folder / ".index.lock").open("a")
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     self._index = PersonIndex(self._folder / "index.duckdb")
                     self.linkage.bind(self._index.con)
                 except BaseException:
+                    self._index = None
                     fcntl.flock(handle, fcntl.LOCK_UN)
                     handle.close()
                     raise
                 self._lock_file = handle
+                self._opened_at = time.monotonic()
             self._depth += 1
             try:
-                assert self._index is not None
                 yield self._index
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    if self._index is not None:
-                        self._index.close()
-                        self._index = None
-                    if self._lock_file is not None:
-                        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-                        self._lock_file.close()
-                        self._lock_file = None
+                    if time.monotonic() - self._opened_at >= self.HOLD:
+                        self._release()
+                    else:
+                        self._idle_timer = threading.Timer(self.IDLE, self._release_if_idle)
+                        self._idle_timer.daemon = True
+                        self._idle_timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._release()
+
+    def _release(self) -> None:
+        """Close the index and give up the lock file (call holding ``_lock``, outside a call)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
 
     def public_key(self) -> bytes:
         return keys.box_public_key(self._folder)
