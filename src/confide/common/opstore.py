@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +26,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 
+from confide.common import settings
+
 
 def database_url(party: str, folder: Path) -> str:
     """The URL a party's store lives at (SQLite in its folder unless configured otherwise)."""
-    url = os.environ.get("CONFIDE_DATABASE_URL")
+    url = settings.value(settings.DATABASE_URL.name)
     if url:
         return url
     return f"sqlite:///{folder / f'{party}.db'}"
@@ -38,9 +39,9 @@ def database_url(party: str, folder: Path) -> str:
 
 def schema_for(party: str) -> str | None:
     """The PostgreSQL schema of a party's tables (None on SQLite)."""
-    if not os.environ.get("CONFIDE_DATABASE_URL"):
+    if not settings.value(settings.DATABASE_URL.name):
         return None
-    prefix = os.environ.get("CONFIDE_DATABASE_SCHEMA_PREFIX", "confide_")
+    prefix = settings.value(settings.DATABASE_SCHEMA_PREFIX.name)
     return f"{prefix}{party}"
 
 
@@ -55,7 +56,9 @@ def make_engine(party: str, folder: Path) -> Engine:
         with engine.begin() as conn:
             # Two processes creating the same schema at once collide even with IF NOT EXISTS;
             # the transaction-scoped lock makes the second wait and then find it there.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(f"schema:{schema}")}
+            )
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         engine = engine.execution_options(schema_translate_map={None: schema})
     return engine
@@ -85,7 +88,7 @@ def sqlite_engine(url: str) -> Engine:
 _MIGRATING = threading.Lock()
 
 
-def migrate(engine: Engine, party: str) -> None:
+def migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
     """Bring a party's store up to its latest migration (safe to call every time, from any
     number of processes at once).
 
@@ -93,9 +96,10 @@ def migrate(engine: Engine, party: str) -> None:
     machinery is not thread-safe), and one process at a time per store: a lock file beside a
     SQLite database, a session advisory lock on PostgreSQL. Whoever waits finds the store
     already at head, and Alembic's version table makes that a no-op.
+    ``scripts``: a migrations folder other than ``confide/<party>/migrations``.
     """
     with _MIGRATING, _store_lock(engine, party):
-        _migrate(engine, party)
+        _migrate(engine, party, scripts)
 
 
 @contextlib.contextmanager
@@ -126,8 +130,8 @@ def _store_lock(engine: Engine, party: str) -> Iterator[None]:
             conn.commit()
 
 
-def _migrate(engine: Engine, party: str) -> None:
-    script_location = Path(__file__).resolve().parent.parent / party / "migrations"
+def _migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
+    script_location = scripts or Path(__file__).resolve().parent.parent / party / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["engine"] = engine
