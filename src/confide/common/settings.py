@@ -50,13 +50,6 @@ WITNESS_NAME = Setting(
     "A witness's name in its cosignatures, read once, when the witness is first set up. "
     "Unset: a unique name made up then.",
 )
-HUB_MAX_SHRINK = Setting(
-    "CONFIDE_HUB_MAX_SHRINK",
-    "0.2",
-    "The largest share (0 to 1) of a source's patients or rows that one submission may remove "
-    "without confirmation; a larger drop is held back as a possible wipe (`hub ingest "
-    "--max-shrink` overrides it).",
-)
 GP_TOKEN = Setting(
     "CONFIDE_GP_TOKEN",
     None,
@@ -100,7 +93,6 @@ SETTINGS: tuple[Setting, ...] = (
     DATABASE_SCHEMA_PREFIX,
     LEDGER_ORIGIN,
     WITNESS_NAME,
-    HUB_MAX_SHRINK,
     GP_TOKEN,
     ACCESS_TOKEN,
     CLIENT_ID,
