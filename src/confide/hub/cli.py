@@ -117,9 +117,12 @@ def ingest_cmd(
             err_console.print(
                 f"[red]Rejected[/] {escape(item['submission'])}: {escape(item['error'])}",
                 highlight=False,
+                soft_wrap=True,
             )
             hint = item.get("hint") or REJECTED_HINT
-            err_console.print(f"  [yellow]What to do:[/] {escape(hint)}", highlight=False)
+            err_console.print(
+                f"  [yellow]What to do:[/] {escape(hint)}", highlight=False, soft_wrap=True
+            )
 
     report({"ingested": results, "rejected": failures}, as_json, human)
     if failures:
