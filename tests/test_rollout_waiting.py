@@ -163,3 +163,25 @@ def test_no_row_reaches_the_hub_before_the_persons_waiting_period_ends(
     assert result.counts["held_back"] == sum(
         1 for i, n in enumerate(numbers) if i not in dissent and n not in expected
     )
+
+
+def test_who_was_held_back_is_known_only_at_the_practice(world, tmp_path) -> None:
+    """After notices, returns and an extraction that holds people back, no NHS number is in
+    any byte the hub, the roll-out party or the ledger holds; the practice's register has
+    them (it must)."""
+    from identifier_scan import leaks
+
+    numbers = nhs_numbers(8)
+    export = write_export(tmp_path / "export", numbers)
+    with NoticeRegister(world.home) as register:
+        register.sent(ODS, numbers[:6], Channel.LETTER, DAY0)
+        register.status(ODS, numbers[0], NoticeStatus.UNDELIVERABLE, DAY0 + timedelta(days=3))
+        world.rollout.publish_notices(ODS, register.weekly_counts(ODS))
+    result = world.extract(export, today=DAY0 + timedelta(weeks=3))
+    assert result.counts["held_back"] == 8
+    world.hub.ingest(result.path)
+    every = set(numbers)
+    for party in ("hub", "rollout", "ledger"):
+        assert leaks(world.home.party(party), every) == [], party
+    if not world.rollout.store.engine.url.drivername.startswith("postgresql"):
+        assert leaks(world.home.party("practice"), every) != []  # the scan can find them
