@@ -157,7 +157,8 @@ class ReviewQueue:
                 os.replace(pending, self.store.releases / pending.name)
         sketches = self.store.pending / f"{release_id}.{SKETCH_SUFFIX}"
         if sketches.exists():  # later outputs are checked against this one too
-            target = SketchStore(self.store.sketches).path(record.project_id, release_id)
+            store = SketchStore(self.store.sketches)
+            target = store.path(record.organisation_id, record.project_id, release_id)
             os.replace(sketches, target)
         votes = _vote_entries(record, self.store.votes(record.id))
         self.ledger.append_many([*votes, _checked(record, "passed"), ("release", body)])

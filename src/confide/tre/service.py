@@ -436,7 +436,7 @@ class QueryService:
         sketches = released_sketches(
             prepared.definition, prepared.population, prepared.plan, output, computed.sketches
         )
-        earlier = self.sketches.load(grant.project_id)
+        earlier = self.sketches.load(record.organisation_id)
         overlaps = find_overlaps(sketches, earlier, rules.threshold)
         result = output.as_dict()
         if overlaps:
@@ -464,7 +464,9 @@ class QueryService:
             )
             return self._outcome(stored, None)
         checked = checked_entry(record, "passed", f"sdc_{rules.name}", output.suppressed)
-        self.sketches.save(grant.project_id, release_id, new_sketches(sketches, earlier))
+        self.sketches.save(
+            record.organisation_id, grant.project_id, release_id, new_sketches(sketches, earlier)
+        )
         return self._release(record, result, facts, computed.files, [checked])
 
     def _release_dp(
