@@ -56,6 +56,9 @@ def test_held_people_never_reach_the_hub_and_the_agent_says_how_many(world, tmp_
         2,
         2,
     )
+    held_rows = "held back: not yet told, or waiting"
+    assert counts["by_table"]["patients"][held_rows] == 6  # every input still accounted for
+    assert counts["by_table"]["events"][held_rows] == 12
     world.hub.ingest(result.path)
     assert world.people_at_hub(numbers) == set(numbers[2:8])
     # The manifest the hub keeps says how many, never who.
