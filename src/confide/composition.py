@@ -43,11 +43,13 @@ from confide.events.types import (
     SubmissionIngested,
     Type1ObjectionSeen,
 )
+from confide.hub.erasure import RELEASES, TRE_CACHE
 
 if TYPE_CHECKING:
     from confide.access.service import Access
     from confide.choices.identity import IdentityService
     from confide.choices.registry import ChoicesRegistry
+    from confide.hub.erasure import ErasureRegister
     from confide.hub.ingest import Hub
     from confide.hub.records import RecordStore
     from confide.ledger.log import Ledger
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from confide.usage.salts import SaltStore
 
 
+# Stores outside the hub that must confirm an erasure before it is complete.
+TRE_STORES = (TRE_CACHE, RELEASES)
 T = TypeVar("T")
 _MISSING = object()
 
@@ -187,7 +191,20 @@ class Composition:
         with self._building:
             hub = self._opened(Hub(self.home, self.pseudonymiser))
             hub.listeners.append(lambda _result: self.deliver())
+            self.__dict__["hub"] = hub
+            self.complete_erasures()  # a crash may have left one half done: finish it first
             return cast("Hub", hub)
+
+    def erasure_register(self) -> ErasureRegister:
+        """The hub's erasure register, for operators (opens the hub's store only)."""
+        from confide.hub.erasure import ErasureRegister
+        from confide.hub.opstore import HubOpStore
+
+        with self._building:
+            ops = self.__dict__.get("_hub_ops")
+            if ops is None:
+                ops = self.__dict__["_hub_ops"] = self._opened(HubOpStore(self.home))
+        return ErasureRegister(ops.engine)
 
     def records_to_read(self) -> RecordStore | None:
         """The record store for commands that only read it (None for a hub never used: no
@@ -323,28 +340,50 @@ class Composition:
         self.log.append_once(entries)
 
     def _erase(self, events: Sequence[ErasureRequested]) -> None:
-        """One erasure pass for a run of requests: the hub first, then the ledger (an erasure
-        the hub could not confirm stays pending and is tried again)."""
+        """One erasure for a run of requests: tombstoned at the hub first, then every store,
+        each confirming to the hub's erasure register, then the ledger (an erasure the hub
+        could not confirm stays pending and is tried again)."""
+        from confide.hub.erasure import HUB_STORES
         from confide.usage.choices import erasure_body
 
         numbers = sorted({e.nhs_number for e in events})
-        pseudonyms = [p for p in self.pseudonymiser.pseudonyms_for(numbers) if p is not None]
-        rows = self.hub.erase(pseudonyms) if pseudonyms else 0
-        if rows:
-            self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
+        # Minted for people not seen yet, so the tombstone also stops a later first upload.
+        pseudonyms = [p for p in self.pseudonymiser.pseudonyms_to_erase(numbers) if p is not None]
+        done = self.hub.erase_everywhere(pseudonyms, also=TRE_STORES)
+        rows = done.rows
         secrets = self.salts.secrets_for(e.nhs_number for e in events)
+        stores = [*HUB_STORES, *TRE_STORES]
         indices = self.log.append_once(
-            (
-                e.event_id,
-                "erasure",
-                erasure_body(secrets[e.nhs_number], e.change_id, ["hub.records"]),
-            )
+            (e.event_id, "erasure", erasure_body(secrets[e.nhs_number], e.change_id, stores))
             for e in events
         )
         notices = self._deletion_notices(
             pseudonyms, indices[0] if indices else None, events[0].event_id
         )
+        self._erase_from_tre(done.erasure_id, pseudonyms, derived=bool(rows))
         self.erasures.append({"people": len(numbers), "rows": rows, "notices": notices})
+
+    def _erase_from_tre(self, erasure_id: str, pseudonyms: list[str], *, derived: bool) -> None:
+        """The TRE's stores: cohorts derived from the record store, and release membership
+        files (after the deletion notices that needed them); each confirmed to the hub."""
+        from confide.tre.membership_erasure import forget
+
+        if derived:
+            self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
+        self.hub.erasures.confirm(erasure_id, TRE_CACHE)
+        forget([self.tre_store.releases, self.tre_store.pending], pseudonyms)
+        self.hub.erasures.confirm(erasure_id, RELEASES)
+
+    def complete_erasures(self) -> int:
+        """Finish every erasure a crash left pending (the hub's steps, then the TRE's)."""
+        redone = self.hub.complete_erasures()
+        waiting = sorted(
+            set(self.hub.erasures.waiting(TRE_CACHE)) | set(self.hub.erasures.waiting(RELEASES))
+        )
+        for erasure_id in waiting:
+            people = sorted(self.hub.erasures.pseudonyms_of([erasure_id]))
+            self._erase_from_tre(erasure_id, people, derived=True)
+        return redone + len(waiting)
 
     def _deletion_notices(self, pseudonyms: list[str], erasure_index: int | None, key: str) -> int:
         """Tell the recipients of earlier releases that included any of these people: one

@@ -1,15 +1,15 @@
-"""The hub party's outbox: events for other parties, written with the change they describe.
+"""The choices party's outbox: events for other parties, written with the change they describe.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 """
 
 from alembic import op
 
 from confide.events.outbox import create_outbox
 
-revision = "0002"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,4 @@
-"""The choices party's outbox: events for other parties, written with the change they describe.
+"""The hub party's outbox: events for other parties, written with the change they describe.
 
 Revision ID: 0003
 Revises: 0002
