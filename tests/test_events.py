@@ -62,13 +62,13 @@ def test_a_hub_failure_during_erasure_leaves_it_pending_and_it_is_retried(partie
     pseudonym = parties.pseudonymiser.pseudonyms_for([leaving])[0]
     assert pseudonym in pseudonyms_in_hub(parties.hub.folder)
 
-    real_erase, calls = parties.hub.erase, []
+    real_erase, calls = parties.hub.erase_everywhere, []
 
-    def failing_erase(pseudonyms):
+    def failing_erase(pseudonyms, **options):
         calls.append(len(pseudonyms))
         raise OSError("the record store's disk went away")
 
-    parties.hub.erase = failing_erase
+    parties.hub.erase_everywhere = failing_erase
     parties.choices.set(leaving, {Choice.SHARE_NOTHING: True}, Channel.ONLINE)
     assert calls == [1]
     assert pseudonym in pseudonyms_in_hub(parties.hub.folder)  # not erased yet ...
@@ -78,7 +78,7 @@ def test_a_hub_failure_during_erasure_leaves_it_pending_and_it_is_retried(partie
     assert "erasure" not in ledger_kinds(parties.ledger)
     assert parties.deliver().delivered == 0  # backing off: not due yet
 
-    parties.hub.erase = real_erase
+    parties.hub.erase_everywhere = real_erase
     parties.close()  # a restart: the next process finds the request and completes it
     done = confide("relay", "run", "--home", str(tmp_path), "--json", "--timeout", "30")
     assert done.returncode == 0, done.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from confide.common.home import Home
 from confide.composition import Composition, witnessed
@@ -23,4 +24,21 @@ def embedded_tre(home: Home, *, engine: str = "duckdb") -> Iterator[Composition]
         yield parties
 
 
-__all__ = ["Installation", "embedded_tre", "witnessed"]
+def open_hub(home: Home) -> Any:
+    """The hub of a composition of ``home`` (wired like every other); close with
+    :func:`close_hub`."""
+    parties = Composition.open(home)
+    hub = parties.hub
+    _OPEN[id(hub)] = parties
+    return hub
+
+
+def close_hub(hub: Any) -> None:
+    parties = _OPEN.pop(id(hub), None)
+    if parties is not None:
+        parties.close()
+
+
+_OPEN: dict[int, Composition] = {}
+
+__all__ = ["Installation", "close_hub", "embedded_tre", "open_hub", "witnessed"]

@@ -154,14 +154,8 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
             + (" (confide hub erasures)" if e["pending_erasures"] else "")
         )
 
-    from confide.hub.erasure import ErasureRegister
-    from confide.hub.opstore import HubOpStore
-
-    ops = HubOpStore(Home.at(home))
-    try:
-        erasures = ErasureRegister(ops.engine).counts()
-    finally:
-        ops.close()
+    with compose(Home.at(home)) as parties:
+        erasures = parties.erasure_register().counts()
     report({"tables": counts, "sources": sources, "erasures": erasures}, as_json, human)
 
 
