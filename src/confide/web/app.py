@@ -35,7 +35,7 @@ from confide.ledger.api import make_router as ledger_router
 from confide.ledger.log import Ledger
 from confide.web.context import WebState
 from confide.web.forms import BodyTooLarge
-from confide.web.notices import ChangeNotices, OutboxNotices
+from confide.web.notices import ChangeNotices, OutboxNotices, tell_person
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
 from confide.web.pages import usage as usage_pages
@@ -181,7 +181,13 @@ def create_app(
     )
     app.state.confide = state
     app.include_router(ledger_router(ledger), prefix="/api/ledger")
-    app.include_router(choices_router(registry, identity, gp_token=gp_token), prefix="/api/choices")
+
+    def notify(number: str, event: Any) -> None:
+        tell_person(state.identity, state.notices, number, event)
+
+    app.include_router(
+        choices_router(registry, identity, notify=notify, gp_token=gp_token), prefix="/api/choices"
+    )
     app.include_router(access_router(access))
     if queries is not None and review is not None:
         from confide.tre.api import make_router as tre_router

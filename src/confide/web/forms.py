@@ -112,3 +112,18 @@ def error_summary(
     to the field's first input, e.g. a date's day box)."""
     anchors = anchors or {}
     return [{"text": m, "href": f"#{anchors.get(f, f)}"} for f, m in errors.items()]
+
+
+async def posted_form(request: Request) -> Form:
+    """The form as a dependency: read here, on the event loop, so the handler can be a plain
+    ``def`` that FastAPI runs in its worker pool (a slow database or query then blocks one
+    worker, never every page)."""
+    return await read_form(request)
+
+
+LONG_FORM_FIELDS = 80  # the application form has one box per column of data
+
+
+async def posted_long_form(request: Request) -> Form:
+    """``posted_form`` for the long application form."""
+    return await read_form(request, max_fields=LONG_FORM_FIELDS)
