@@ -53,6 +53,7 @@ from confide.access.model import (
     parse_role,
 )
 from confide.access.protection import DEFAULT_PROTECTION, OutputProtection, protection_from
+from confide.access.public_text import public_text
 from confide.common import opstore
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
@@ -104,15 +105,13 @@ def _new_id() -> str:
 
 
 def _checked_reason(reason: str) -> str:
-    text = " ".join(str(reason or "").split())
+    text = public_text(str(reason or ""), what="The reason", limit=REASON_MAX, multiline=True)
     if not text:
         raise InvalidInput(
             "A reason is required for every decision.",
             hint="Say briefly why; the reason is published with the decision, so do not "
             "name anyone.",
         )
-    if len(text) > REASON_MAX:
-        raise InvalidInput(f"The reason must be at most {REASON_MAX} characters long.")
     return text
 
 

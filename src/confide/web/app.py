@@ -8,16 +8,13 @@ which never repeat what was typed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -35,6 +32,13 @@ from confide.ledger.api import make_router as ledger_router
 from confide.ledger.log import Ledger
 from confide.web.context import WebState
 from confide.web.forms import BodyTooLarge
+from confide.web.hardening import (
+    TOO_LARGE,
+    BodyLimit,
+    PrivateByDefault,
+    TrustedProxies,
+    quiet_errors,
+)
 from confide.web.notices import ChangeNotices, OutboxNotices, tell_person
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
@@ -100,7 +104,7 @@ def _install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         if request.url.path.startswith(API):
-            return await request_validation_exception_handler(request, exc)
+            return JSONResponse({"detail": quiet_errors(exc.errors())}, status_code=422)
         return _problem(request, 422, "What was sent could not be read. Nothing was changed.")
 
     @app.exception_handler(ConfideError)
@@ -126,6 +130,8 @@ def create_app(
     review: Any = None,
     usage: usage_pages.UsageSource | None = None,
     linkage_quality: Callable[[], list[dict[str, Any]]] | None = None,
+    trusted_proxies: Iterable[str] = (),
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """The Confide web app over ``home``; parties not given are opened (and closed) by it.
 
@@ -134,6 +140,9 @@ def create_app(
     choices and pseudonymiser side (``confide.web.cli.installation_usage``); without it the
     usage page says the report is not available here.
     ``secure_cookies=False`` is only for plain-HTTP use away from localhost.
+    ``trusted_proxies`` are the addresses (or networks) of the reverse proxies whose
+    ``X-Forwarded-For`` is believed; from anywhere else it is ignored. ``body_limits`` raise
+    or lower the body limit for path prefixes (``confide.web.hardening``).
     ``linkage_quality`` gives the pseudonymiser's linkage rates per source (counts only) for
     the transparency page.
     """
@@ -212,7 +221,11 @@ def create_app(
             "message": "Try again later. Nothing you sent was changed.",
         },
     ).encode()
+    too_large_page = render_text(
+        "problem.html", {"title": _TITLES[413], "message": TOO_LARGE}
+    ).encode()
     # Added innermost first: headers wrap everything, including the 500 page.
+    app.add_middleware(BodyLimit, page=lambda: too_large_page, limits=body_limits)
     app.add_middleware(SafeErrors, page=lambda: error_page)
     app.add_middleware(
         SessionMiddleware,
@@ -223,4 +236,6 @@ def create_app(
         https_only=secure_cookies,
     )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PrivateByDefault)
+    app.add_middleware(TrustedProxies, proxies=trusted_proxies)
     return app

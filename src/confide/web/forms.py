@@ -7,8 +7,6 @@ value a person typed ever appears in a message (it may be an NHS number).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qsl
@@ -16,12 +14,12 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from confide.common.errors import InvalidInput
+from confide.common.text import clean_text as clean_text  # the pages import it from here
 from confide.web.security import CSRF_FIELD, check_csrf
 
 MAX_BODY = 16 * 1024
 MAX_FIELDS = 40
 FORM_TYPE = "application/x-www-form-urlencoded"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class BodyTooLarge(InvalidInput):
@@ -71,20 +69,6 @@ async def read_form(request: Request, *, csrf: bool = True, max_fields: int = MA
     if csrf:
         check_csrf(request, form.get(CSRF_FIELD))
     return form
-
-
-def clean_text(raw: str, *, limit: int, multiline: bool = False) -> str:
-    """Trimmed, NFC text without control characters; InvalidInput when over ``limit``."""
-    text = unicodedata.normalize("NFC", raw)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not multiline:
-        text = " ".join(text.split())
-    else:
-        text = "\n".join(" ".join(line.split()) for line in text.split("\n")).strip()
-    text = _CONTROL.sub("", text)
-    if len(text) > limit:
-        raise InvalidInput(f"This must be {limit} characters or fewer.")
-    return text
 
 
 def parse_date_parts(day: str, month: str, year: str, *, today: date) -> date:

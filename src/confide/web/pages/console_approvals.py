@@ -16,10 +16,10 @@ from fastapi.responses import Response
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Project, Role
 from confide.access.protection import OutputProtection, protection_from
+from confide.access.public_text import public_text
 from confide.common.errors import InvalidInput
 from confide.web.forms import Form, error_summary, posted_form
 from confide.web.labels import PURPOSES
-from confide.web.pages.console_application_form import public_text
 from confide.web.pages.console_words import (
     PROJECT_STATUS,
     history_rows,
