@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from confide.cli.operator import LookupReason, OperatorEmail, OperatorOrg, logged_lookup
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.home import Home
 
@@ -27,16 +28,21 @@ def report_cmd(
     nhs_number: Annotated[
         str, typer.Option("--nhs-number", help="The person's 10-digit NHS number.")
     ],
+    operator: OperatorEmail,
+    organisation: OperatorOrg,
+    reason: LookupReason,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every release that used the person's data, and those their choices kept them out of."""
+    """Every release that used the person's data, and those their choices kept them out of.
+    Operators only; the look-up is recorded in the log (without the NHS number)."""
     from confide.choices.registry import ChoicesRegistry
     from confide.ledger.log import Ledger
     from confide.pseudonymiser import Pseudonymiser
     from confide.usage.report import usage_report
     from confide.usage.salts import SaltStore
 
+    logged_lookup(home, what="usage_report", email=operator, org=organisation, reason=reason)
     where = Home.at(home)
     releases = where.party("tre") / RELEASES_FOLDER
     with (

@@ -24,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from confide.access.api import make_router as access_router
 from confide.access.service import Access
 from confide.choices.api import make_router as choices_router
-from confide.choices.identity import IdentityService, TooManyAttempts
+from confide.choices.identity import IdentityService, OutboxNotifier, TooManyAttempts
 from confide.choices.registry import ChoicesRegistry
 from confide.common.errors import ConfideError
 from confide.common.home import Home
@@ -40,6 +40,7 @@ from confide.web.hardening import (
     quiet_errors,
 )
 from confide.web.notices import ChangeNotices, OutboxNotices, tell_person
+from confide.web.notify import NotifyMessenger, NotifySettings, WithheldOutbox
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
 from confide.web.pages import usage as usage_pages
@@ -115,6 +116,21 @@ def _install_error_pages(app: FastAPI) -> None:
         return _problem(request, status, exc.message, exc.hint)
 
 
+def _messenger(
+    demo: bool, outbox: Path, opened: list[Callable[[], Any]]
+) -> NotifyMessenger | WithheldOutbox | None:
+    """How codes and notices leave a served app: the demo outbox (None here), GOV.UK Notify
+    when configured, otherwise withheld (a code is never written in plain text)."""
+    if demo:
+        return None
+    settings = NotifySettings.from_env()
+    if settings is None:
+        return WithheldOutbox(outbox)
+    client = settings.client()
+    opened.append(client.close)
+    return NotifyMessenger(client, settings)
+
+
 def create_app(
     home: Home,
     *,
@@ -150,20 +166,23 @@ def create_app(
     if registry is None:
         registry = ChoicesRegistry.open(home)
         opened.append(registry.close)
+    outbox = home.root / "outbox"
+    messenger = _messenger(demo, outbox, opened)
     if identity is None:
-        identity = IdentityService.open(registry, home.root)
+        identity = IdentityService.open(
+            registry, home.root, notifier=messenger or OutboxNotifier(outbox)
+        )
     if ledger is None:
         ledger = Ledger.open(home)
         opened.append(ledger.close)
     if access is None:
         access = Access.open(home)
         opened.append(access.close)
-    outbox = home.root / "outbox"
     state = WebState(
         registry=registry,
         identity=identity,
         ledger=ledger,
-        notices=notices or OutboxNotices(outbox),
+        notices=notices or messenger or OutboxNotices(outbox),
         outbox=outbox,
         demo=demo,
     )
