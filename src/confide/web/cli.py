@@ -92,6 +92,8 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
     from confide.web.app import create_app
 
     options.setdefault("usage", installation_usage(parties))
+    options.setdefault("queries", parties.service)
+    options.setdefault("review", parties.review)
     options.setdefault("linkage_quality", parties.pseudonymiser.linkage_quality)
     return create_app(
         parties.home,
@@ -99,8 +101,6 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
         ledger=parties.ledger,
         access=parties.access,
         demo=demo,
-        queries=parties.service,
-        review=parties.review,
         **options,
     )
 
