@@ -231,7 +231,7 @@ class OneTimeCodes:
                 )
             )
             result: T | None = None
-            if ok:
+            if ok and row is not None:
                 spent = conn.execute(
                     update(ch)
                     .where(ch.c.challenge_id == row.challenge_id, ch.c.used_at.is_(None))
