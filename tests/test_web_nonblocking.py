@@ -165,3 +165,47 @@ def test_held_identity_checks_do_not_hold_anyone_else(world, base_url) -> None:
     assert max(held) > 1.0  # the checks on one busy person were held
     assert len(times) >= 6 and max(times) < QUICK, sorted(times)[-3:]
     assert statistics.median(times) < TYPICAL
+
+
+def _endpoints(routes) -> list:  # type: ignore[no-untyped-def]
+    found = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            found += _endpoints(inner.routes)
+        elif getattr(route, "endpoint", None) is not None:
+            found.append(route.endpoint)
+    return found
+
+
+# The only handlers that run on the event loop: each sends its database work to the worker
+# pool (``run_in_threadpool``) and waits for its deliberate delay on a timer.
+REVIEWED_ASYNC = {
+    "confide.web.pages.patient.identity_submit",
+    "confide.web.pages.patient.code_submit",
+    "confide.web.pages.staff.sign_in",
+    "confide.web.pages.staff.code_submit",
+    "confide.choices.api.start",
+    "confide.choices.api.verify",
+}
+
+
+def test_only_reviewed_handlers_run_on_the_event_loop(world) -> None:
+    import ast
+    import inspect
+    import textwrap
+
+    app = world.app()
+    coroutines = {
+        f"{e.__module__}.{e.__name__}": e
+        for e in _endpoints(app.routes)
+        if inspect.iscoroutinefunction(e) and e.__module__.startswith("confide.")
+    }
+    assert set(coroutines) == REVIEWED_ASYNC
+    for name, endpoint in coroutines.items():
+        tree = ast.parse(textwrap.dedent(inspect.getsource(endpoint)))
+        calls = {
+            getattr(n.func, "id", getattr(n.func, "attr", "")) for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+        }  # fmt: skip
+        assert {"run_in_threadpool", "settle_async"} <= calls, name
