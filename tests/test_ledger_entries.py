@@ -88,6 +88,7 @@ EXAMPLES = {
         "operator": "a1b2c3d4e5f6",
         "reason": "subject access request",
     },
+    "rollout": {"action": "notices", "subject": "A81001", "week": "2025-02-03", "sent": 120},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,9 +21,31 @@ def _reference_valid(number: str) -> bool:
     return (0 if remainder == 11 else remainder) == int(number[9])
 
 
+def _reference_refused(number: str) -> bool:
+    return len(set(number)) == 1 or int(number) < 101_000_000
+
+
 @given(digits)
 def test_validity_matches_the_rule(number: str) -> None:
-    assert nhs_number.is_valid(number) == _reference_valid(number)
+    expected = _reference_valid(number) and not _reference_refused(number)
+    assert nhs_number.is_valid(number) == expected
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_same_digit_placeholders_pass_the_check_but_are_refused(digit: int) -> None:
+    number = str(digit) * 10
+    assert _reference_valid(number)  # why the list is needed at all
+    assert not nhs_number.is_valid(number)
+    assert "placeholder" in (nhs_number.why_invalid(number) or "")
+    assert not nhs_number.valid_mask(np.array([number], dtype="S10"))[0]
+
+
+@given(st.integers(0, 100_999_999))
+def test_never_issued_numbers_are_refused(value: int) -> None:
+    number = f"{value:010d}"
+    assert not nhs_number.is_valid(number)
+    if _reference_valid(number) and len(set(number)) > 1:
+        assert nhs_number.why_invalid(number) == "NHS number is from a range that was never issued"
 
 
 @given(st.lists(digits, min_size=1, max_size=50))

@@ -172,7 +172,7 @@ def test_events_fall_within_each_life_and_type1_withdrawals_follow_dissent(csv_a
         for r in read_csv(folder / "events.csv"):
             person = people[r["patient_id"]]
             assert person["birth_date"] <= r["date"] <= (person["date_of_death"] or EXTRACT)
-            assert r["kind"] in ("condition", "observation", "procedure")
+            assert r["kind"] in ("condition", "observation", "procedure", "allergy", "immunisation")
             if r["code"] == DISSENT:
                 dissent += 1
                 seen_dissent[r["patient_id"]] = r["date"]

@@ -15,7 +15,7 @@ from confide.synth import generate
 
 FHIR = "{http://hl7.org/fhir}"
 GP_TYPES = {"Patient", "EpisodeOfCare", "Condition", "Observation", "MedicationStatement",
-            "Procedure"}  # fmt: skip
+            "Procedure", "AllergyIntolerance", "Immunization"}  # fmt: skip
 TRUST_TYPES = {"Patient", "Encounter", "Condition", "Procedure"}
 
 
@@ -79,7 +79,16 @@ def test_ndjson_carries_exactly_the_csv_content(areas) -> None:
         twin = csv_area / source.name
         assert len(files["Patient"]) == csv_rows(twin, "patients")
         if (twin / "events.csv").exists():
-            events = len(files["Observation"]) + len(files["Condition"]) + len(files["Procedure"])
+            events = sum(
+                len(files[t])
+                for t in (
+                    "Observation",
+                    "Condition",
+                    "Procedure",
+                    "AllergyIntolerance",
+                    "Immunization",
+                )
+            )
             assert events == csv_rows(twin, "events")
             assert len(files["MedicationStatement"]) == csv_rows(twin, "medications")
             assert len(files["EpisodeOfCare"]) == csv_rows(twin, "registrations")

@@ -33,8 +33,8 @@ from sqlalchemy.engine import Row
 from confide.choices import store
 from confide.choices.model import utc
 from confide.choices.registry import ChoicesRegistry
+from confide.common import exit_codes, postcode
 from confide.common import nhs_number as nhs
-from confide.common import postcode
 from confide.common.errors import ConfideError, InvalidInput
 from confide.common.onetime import CodeRules, OneTimeCodes, Paced, paced
 from confide.common.secrets import load_or_create, write_secret
@@ -49,14 +49,14 @@ GENERIC_START = (
 class TooManyAttempts(ConfideError):
     """Locked out for a while: the same answer for everyone, known or not."""
 
-    exit_code = 4
+    exit_code = exit_codes.LOCKED_OUT
     retry_after: int = 0
 
 
 class NotVerified(ConfideError):
     """A code or session that does not open (wrong, expired, used or unknown: not said which)."""
 
-    exit_code = 5
+    exit_code = exit_codes.NOT_SIGNED_IN
 
 
 def _too_many(retry_after: float) -> TooManyAttempts:

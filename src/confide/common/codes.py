@@ -49,6 +49,24 @@ TYPE1_DISSENT = {("snomed", "827241000000103"), ("read2", "9Nu0")}
 TYPE1_WITHDRAWN = {("snomed", "827261000000102"), ("read2", "9Nu1")}
 TYPE2_RETIRED = {("snomed", "881561000000100")}
 
+# dm+d concepts carry SNOMED CT identifiers in the NHS dm+d namespace: the prescription service
+# and GP systems send them under the SNOMED CT system URI. A long-format SCTID ends in a
+# 7-digit namespace, a 2-digit partition ("10": a concept in an extension) and a check digit.
+DMD_NAMESPACES = frozenset({"1000001"})
+
+
+def is_dmd_concept(code: str | None) -> bool:
+    """True when ``code``, sent as a medication under the SNOMED CT system, is a dm+d concept:
+    an id in a dm+d namespace (UK drug extension), or an international core concept id
+    (partition "00": dm+d's older VTMs and VMPs, such as 322237000, kept their core ids). An
+    id from any other extension (the UK clinical extension, say) is not a medicine."""
+    if not code or not code.isdigit() or len(code) < 6:
+        return False
+    if code[-3:-1] == "00":
+        return True
+    return len(code) >= 11 and code[-3:-1] == "10" and code[-10:-3] in DMD_NAMESPACES
+
+
 # --- code format checks -------------------------------------------------------------------
 
 _VERHOEFF_D = (

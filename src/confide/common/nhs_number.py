@@ -13,6 +13,17 @@ _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 TEST_RANGE_START = 9_990_000_000
 TEST_RANGE_END = 9_999_999_999
 
+# Numbers no person holds though they pass the modulus 11 check, refused wherever a number is
+# read (docs/practices.md, "NHS numbers that are refused"):
+# - placeholders: the ten same-digit numbers (0000000000 … 9999999999 all pass the check, and
+#   systems use them for "unknown"); two people sharing one would be merged into one pseudonym;
+# - never issued: 000 000 0000 - 010 099 9999, below every allocated range (NHS England and
+#   the Isle of Man: 300-799 million blocks; Scotland's CHI numbers start with a date of birth,
+#   DDMMYY, so from 010 100 0000; Northern Ireland 320 000 001 - 399 999 999; NHS Data
+#   Dictionary, "NHS NUMBER", and NHS England's NHS number guidance).
+PLACEHOLDERS = frozenset(str(d) * 10 for d in range(10))
+NEVER_ISSUED = ((0, 100_999_999),)
+
 
 def check_digit(first_nine: str) -> int | None:
     """The check digit for nine digits, or None when no valid number can end them."""
@@ -34,12 +45,21 @@ def normalise(raw: str | None) -> str | None:
 
 
 def is_valid(raw: str | None) -> bool:
-    """True when ``raw`` (after normalising) is 10 digits with a correct check digit."""
+    """True when ``raw`` (after normalising) is 10 digits with a correct check digit, and not
+    a placeholder or a never-issued number."""
     number = normalise(raw)
     if number is None or len(number) != 10 or not number.isascii() or not number.isdigit():
         return False
     expected = check_digit(number[:9])
-    return expected is not None and expected == int(number[9])
+    return expected is not None and expected == int(number[9]) and not is_refused(number)
+
+
+def is_refused(number: str) -> bool:
+    """A well-formed number no person holds: a placeholder or from a never-issued range."""
+    if number in PLACEHOLDERS:
+        return True
+    value = int(number)
+    return any(low <= value <= high for low, high in NEVER_ISSUED)
 
 
 def why_invalid(raw: str | None) -> str | None:
@@ -51,8 +71,13 @@ def why_invalid(raw: str | None) -> str | None:
         return "NHS number must contain only digits"
     if len(number) != 10:
         return f"NHS number must have 10 digits (this one has {len(number)})"
-    if not is_valid(number):
+    expected = check_digit(number[:9])
+    if expected is None or expected != int(number[9]):
         return "NHS number fails the modulus 11 check (a digit is probably mistyped)"
+    if number in PLACEHOLDERS:
+        return "NHS number is a placeholder (one digit repeated), not a person's number"
+    if is_refused(number):
+        return "NHS number is from a range that was never issued"
     return None
 
 
@@ -69,7 +94,13 @@ def valid_mask(numbers: np.ndarray) -> np.ndarray:
     total = (raw[:, :9] * np.array(_WEIGHTS, dtype=np.int16)).sum(axis=1)
     check = 11 - (total % 11)
     check = np.where(check == 11, 0, check)
-    return digits_ok & lengths_ok & (check != 10) & (check == raw[:, 9])
+    well_formed = digits_ok & lengths_ok & (check != 10) & (check == raw[:, 9])
+    same_digit = (raw == raw[:, :1]).all(axis=1)
+    value = (raw.astype(np.int64) * (10 ** np.arange(9, -1, -1, dtype=np.int64))).sum(axis=1)
+    never = np.zeros(len(arr), dtype=bool)
+    for low, high in NEVER_ISSUED:
+        never |= (value >= low) & (value <= high)
+    return well_formed & ~same_digit & ~never
 
 
 def _valid_in_block(first_three: int) -> np.ndarray:

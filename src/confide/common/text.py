@@ -7,7 +7,7 @@ import unicodedata
 
 from confide.common.errors import InvalidInput
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def clean_text(raw: str, *, limit: int, multiline: bool = False) -> str:
@@ -18,7 +18,7 @@ def clean_text(raw: str, *, limit: int, multiline: bool = False) -> str:
         text = " ".join(text.split())
     else:
         text = "\n".join(" ".join(line.split()) for line in text.split("\n")).strip()
-    text = _CONTROL.sub("", text)
+    text = CONTROL_CHARS.sub("", text)
     if len(text) > limit:
         raise InvalidInput(f"This must be {limit} characters or fewer.")
     return text

@@ -6,12 +6,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
+from confide.cli.accounts import print_accounts
+from confide.cli.output import (
+    HomeOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    progress,
+    report,
+)
+from confide.common import exit_codes
 from confide.common.errors import InvalidInput, SubmissionRejected
 from confide.common.home import Home
 from confide.embedded import close_hub, open_hub
+
+REJECTED_HINT = (
+    "Nothing of this submission was stored; the original is kept with the reason under the "
+    "hub's rejected folder. Ask the source to send a fresh extract."
+)
 
 hub_app = typer.Typer(help="The hub: record store and trusted research environment.")
 
@@ -50,20 +66,41 @@ def enrol_cmd(
 @handle_errors
 def ingest_cmd(
     submissions: Annotated[list[Path], typer.Argument(help="Submission folders to ingest.")],
+    confirm_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-shrink",
+            help="An operator's explicit yes to submissions that remove more of a source's "
+            "record than --max-shrink allows (recorded).",
+        ),
+    ] = False,
+    max_shrink: Annotated[
+        float | None,
+        typer.Option(
+            "--max-shrink",
+            help="Largest share (0-1) of a source's patients or rows one submission may "
+            "remove unconfirmed (default 0.2, or CONFIDE_HUB_MAX_SHRINK).",
+        ),
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Authenticate, check and ingest submissions (idempotent; safe to repeat)."""
     hub = open_hub(Home.at(home))
+    if max_shrink is not None:
+        from confide.hub.shrink import check_share
+
+        hub.max_shrink = check_share(max_shrink)
     results, failures = [], []
     try:
         with progress() as bar:
             task = bar.add_task("Ingesting", total=len(submissions))
             for folder in submissions:
                 try:
-                    results.append(hub.ingest(folder).as_dict())
+                    done = hub.ingest(folder, confirm_shrink=confirm_shrink)
+                    results.append(done.as_dict())
                 except SubmissionRejected as exc:
-                    failures.append({"submission": folder.name, **exc.as_dict()})
+                    failures.append({"submission": str(folder.resolve()), **exc.as_dict()})
                 bar.advance(task)
     finally:
         close_hub(hub)
@@ -75,14 +112,18 @@ def ingest_cmd(
                 f"{item.get('patients', 0)} patients, {item.get('events', 0)} events, "
                 f"{item.get('quarantined', 0)} quarantined"
             )
+            print_accounts(item)
         for item in r["rejected"]:
-            console.print(f"[red]rejected[/] {item['submission']}: {item['error']}")
-            if item.get("hint"):
-                console.print(f"  What to do: {item['hint']}")
+            err_console.print(
+                f"[red]Rejected[/] {escape(item['submission'])}: {escape(item['error'])}",
+                highlight=False,
+            )
+            hint = item.get("hint") or REJECTED_HINT
+            err_console.print(f"  [yellow]What to do:[/] {escape(hint)}", highlight=False)
 
     report({"ingested": results, "rejected": failures}, as_json, human)
     if failures:
-        raise typer.Exit(1)
+        raise typer.Exit(exit_codes.PARTLY_DONE)
 
 
 @hub_app.command("status")
@@ -91,13 +132,17 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Rows held per table and the live snapshot of each source."""
     from confide.hub.records import TABLES, RecordStore
 
-    store = RecordStore(Home.at(home).party("hub") / "records")
-    con = store.connect()
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    sources = {
-        ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
-        for ods, e in store.catalog()["sources"].items()
-    }
+    folder = Home.existing(home).root / "hub" / "records"
+    counts = dict.fromkeys(TABLES, 0)
+    sources: dict[str, dict] = {}
+    if folder.is_dir():  # a status only reads: nothing is created for a hub never used
+        store = RecordStore(folder)
+        con = store.connect()
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        sources = {
+            ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
+            for ods, e in store.catalog()["sources"].items()
+        }
 
     def human(r: dict) -> None:
         table = Table("table", "rows")

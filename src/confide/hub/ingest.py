@@ -30,10 +30,12 @@ from confide.common.submission import (
     verify_files,
     verify_signature,
 )
-from confide.hub import validate
+from confide.hub import shrink, validate
 from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
+from confide.rollout import gate as rollout_gate
+from confide.rollout.model import Point
 
 # The columns each submitted table must carry (by name; types are cast and checked).
 SUBMITTED_COLUMNS = {
@@ -51,6 +53,10 @@ SUBMITTED_COLUMNS = {
     ),
     "deaths": ("ref", "date_of_death"),
 }
+# Columns added since: a submission from an older agent lacks them, read as null.
+OPTIONAL_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "events": {"comparator": pa.string(), "value_system": pa.string(), "value_code": pa.string()},
+}
 
 
 @dataclass
@@ -62,6 +68,9 @@ class IngestResult:
     seconds: dict[str, float] = field(default_factory=dict)
     # Records of earlier submissions linked meanwhile, whose rows were added (``readmit``).
     readmitted: dict[str, int] = field(default_factory=dict)
+    # Where every row went (``at_hub``), the practice's accounting (``by_resource``) and an
+    # operator's confirmation of a large shrinkage (``shrink_confirmed``).
+    details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +78,7 @@ class IngestResult:
             "source": self.source,
             "status": self.status,
             **self.counts,
+            **self.details,
             "seconds": self.seconds,
             **({"readmitted": self.readmitted} if self.readmitted else {}),
         }
@@ -83,11 +93,33 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
+def _hub_accounts(checked: validate.Checked, people: pa.Table) -> dict[str, dict[str, int]]:
+    """Rows per table: accepted into the store, quarantined, or left out by choice."""
+    quarantined = checked.quarantine.column("table").to_pylist()
+    out: dict[str, dict[str, int]] = {}
+    for name in sorted(set(checked.tables) | set(quarantined)):
+        accepted = checked.tables[name].num_rows if name in checked.tables else 0
+        held = quarantined.count(name)
+        out[name] = {k: v for k, v in (("accepted", accepted), ("quarantined", held)) if v}
+    objectors = people.column("status").to_pylist().count("objector")
+    if objectors:
+        out.setdefault("identities", {})["left out by choice"] = objectors
+    return {k: v for k, v in out.items() if v}
+
+
 class Hub:
     """The hub's ingest side: one record store, one operational store, one pseudonym port."""
 
-    def __init__(self, home: Home, pseudonymiser: PseudonymService) -> None:
+    def __init__(
+        self, home: Home, pseudonymiser: PseudonymService, *, max_shrink: float | None = None
+    ) -> None:
+        self.home = home
         self.folder = home.party("hub")
+        # The largest share of a source's patients or rows one submission may remove without
+        # an operator's confirmation (see ``confide.hub.shrink``).
+        self.max_shrink = (
+            shrink.max_shrink_from_env() if max_shrink is None else shrink.check_share(max_shrink)
+        )
         self.records = RecordStore(self.folder / "records")
         self.ops = HubOpStore(home)
         self.pseudonymiser = pseudonymiser
@@ -114,18 +146,29 @@ class Hub:
             return self.records.rewrite(without)
 
     # -- ingest ---------------------------------------------------------------------------
-    def ingest(self, folder: Path, *, crash_hook: Callable[[str], None] | None = None):
-        """Ingest the submission in ``folder``; raises ``SubmissionRejected`` with a reason."""
+    def ingest(
+        self,
+        folder: Path,
+        *,
+        crash_hook: Callable[[str], None] | None = None,
+        confirm_shrink: bool = False,
+    ):
+        """Ingest the submission in ``folder``; raises ``SubmissionRejected`` with a reason.
+
+        ``confirm_shrink``: an operator's explicit yes to a submission that removes more of
+        the source's record than ``max_shrink`` allows (refused otherwise)."""
         folder = Path(folder)
         manifest: dict[str, Any] | None = None
         try:
             manifest = read_manifest(folder)
-            return self._ingest(folder, manifest, crash_hook)
+            return self._ingest(folder, manifest, crash_hook, confirm_shrink)
         except SubmissionRejected as exc:
             self._keep_rejected(folder, manifest, exc.message)
             raise
 
-    def _ingest(self, folder: Path, manifest: dict[str, Any], crash_hook) -> IngestResult:
+    def _ingest(
+        self, folder: Path, manifest: dict[str, Any], crash_hook, confirm_shrink: bool = False
+    ) -> IngestResult:
         t0 = time.perf_counter()
         submission_id = str(manifest["submission_id"])
         source = manifest.get("source") or {}
@@ -137,6 +180,7 @@ class Hub:
                 f"Source {ods} is enrolled as a {enrolled_kind} but the submission says "
                 f"{source.get('kind')!r}."
             )
+        rollout_gate.check(self.home, Point.INGEST, ods, manifest=manifest)  # pauses, waiting
         if submission_id in self.records.catalog()["ingested"]:
             return IngestResult(submission_id, ods, "duplicate")
         self._refuse_stale(ods, manifest)
@@ -158,25 +202,38 @@ class Hub:
         timings["validate"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        counts = {name: t.num_rows for name, t in checked.tables.items()}
+        counts: dict[str, int] = {name: t.num_rows for name, t in checked.tables.items()}
         counts["quarantined"] = checked.quarantine.num_rows
         statuses = people.column("status").to_pylist()
         counts["unlinked"] = statuses.count("unlinked")
         counts["excluded_by_choice"] = statuses.count("objector")
         counts["submitted_patients"] = people.num_rows
+        details: dict[str, Any] = {
+            "at_hub": _hub_accounts(checked, people),
+            "by_resource": (manifest.get("counts") or {}).get("by_resource") or {},
+        }
         for key_name in ("type1_excluded", "type1_withdrawn"):
             counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
         with self.records.writing():
             if submission_id in self.records.catalog()["ingested"]:
                 return IngestResult(submission_id, ods, "duplicate")
             self._refuse_stale(ods, manifest)
+            confirmed = shrink.guard(
+                ods,
+                submission_id,
+                shrink.measure(self._live_summary(ods), counts),
+                self.max_shrink,
+                confirm_shrink,
+            )
+            if confirmed is not None:
+                details["shrink_confirmed"] = confirmed
             self._keep_original(folder, submission_id, checked.quarantine)
             self.records.replace_source(
                 ods,
                 submission_id,
                 manifest["created_at"],
                 checked.tables,
-                {"source": ods, "created_at": manifest["created_at"], **counts},
+                {"source": ods, "created_at": manifest["created_at"], **counts, **details},
                 before_commit=crash_hook,
             )
         timings["store"] = time.perf_counter() - t3
@@ -185,10 +242,15 @@ class Hub:
             source=ods,
             created_at=manifest["created_at"],
             status="ingested",
-            summary=counts,
+            summary={**counts, **details},
         )
         result = IngestResult(
-            submission_id, ods, "ingested", counts, {k: round(v, 3) for k, v in timings.items()}
+            submission_id,
+            ods,
+            "ingested",
+            counts,
+            {k: round(v, 3) for k, v in timings.items()},
+            details=details,
         )
         for listener in self.listeners:
             listener(result)
@@ -202,6 +264,14 @@ class Hub:
 
         return readmit(self)
 
+    def _live_summary(self, ods: str) -> dict[str, Any] | None:
+        """The counts of the source's live snapshot (None before its first submission)."""
+        catalog = self.records.catalog()
+        live = catalog["sources"].get(ods)
+        if not live:
+            return None
+        return catalog["ingested"].get(live["submission_id"])
+
     def _refuse_stale(self, ods: str, manifest: dict[str, Any]) -> None:
         current = self.records.catalog()["sources"].get(ods)
         if current and str(current["created_at"]) >= str(manifest["created_at"]):
@@ -213,8 +283,11 @@ class Hub:
 
     def read_table(self, folder: Path, name: str) -> pa.Table:
         path = folder / f"{name}.parquet"
+        optional = OPTIONAL_COLUMNS.get(name, {})
         if not path.exists():
-            return pa.table({c: pa.array([], pa.null()) for c in SUBMITTED_COLUMNS[name]})
+            return pa.table(
+                {c: pa.array([], pa.null()) for c in (*SUBMITTED_COLUMNS[name], *optional)}
+            )
         try:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError):
@@ -225,7 +298,10 @@ class Hub:
                 f"{name}.parquet lacks the column(s) {', '.join(missing)}.",
                 hint="The practice agent that made it may be out of date; update it.",
             )
-        return table.select(list(SUBMITTED_COLUMNS[name]))
+        for column, kind in optional.items():
+            if column not in table.column_names:
+                table = table.append_column(column, pa.nulls(table.num_rows, kind))
+        return table.select([*SUBMITTED_COLUMNS[name], *optional])
 
     def _keep_original(self, folder: Path, submission_id: str, quarantine: pa.Table) -> None:
         kept = self.folder / "submissions" / submission_id

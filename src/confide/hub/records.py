@@ -66,6 +66,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("date", pa.date32()),
             ("value", pa.float64()),
             ("unit", pa.string()),
+            # "<", "<=", ">=", ">" when the value is a bound; a coded answer's system and code
+            ("comparator", pa.string()),
+            ("value_system", pa.string()),
+            ("value_code", pa.string()),
         ]
     ),
     "medications": pa.schema(

@@ -63,19 +63,32 @@ def check(source: str, kind: str, people: pa.Table, tables: dict[str, pa.Table])
     rules: dict[str, tuple[str, str, str]] = {}
 
     _code_reasons(con, "SELECT system, code FROM in_events", "event_codes")
+    _code_reasons(
+        con,
+        "SELECT value_system AS system, value_code AS code FROM in_events "
+        "WHERE value_code IS NOT NULL",
+        "answer_codes",
+    )
     rules["events"] = (
         "in_events t LEFT JOIN event_codes c ON c.system IS NOT DISTINCT FROM t.system "
-        "AND c.code IS NOT DISTINCT FROM t.code",
+        "AND c.code IS NOT DISTINCT FROM t.code "
+        "LEFT JOIN answer_codes a ON t.value_code IS NOT NULL "
+        "AND a.system IS NOT DISTINCT FROM t.value_system AND a.code = t.value_code",
         f"""coalesce({person_reason},
             CASE WHEN t.system IS NULL THEN 'the coding system is not one Confide accepts'
-                 WHEN t.kind NOT IN ('condition', 'observation', 'procedure')
+                 WHEN t.kind NOT IN ('condition', 'observation', 'procedure', 'allergy',
+                                     'immunisation')
                       THEN 'unknown event kind ' || coalesce(t.kind, '(missing)')
                  WHEN c.reason IS NOT NULL THEN c.reason
                  WHEN t.date IS NULL THEN 'the event has no date'
                  WHEN NOT (t.date {dates_ok}) THEN 'the event date is outside 1900 to today'
                  WHEN isnan(t.value) OR isinf(t.value) THEN 'the value is not a number'
+                 WHEN t.comparator NOT IN ('<', '<=', '>=', '>')
+                      THEN 'the comparator is not one of <, <=, >= or >'
+                 WHEN a.reason IS NOT NULL THEN 'coded answer: ' || a.reason
             END)""",
-        "t.kind, t.system, t.code, t.date, t.value, left(t.unit, 20) AS unit",
+        "t.kind, t.system, t.code, t.date, t.value, left(t.unit, 20) AS unit, "
+        "t.comparator, t.value_system, t.value_code",
     )
     _code_reasons(con, "SELECT system, code FROM in_medications", "med_codes")
     rules["medications"] = (

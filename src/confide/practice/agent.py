@@ -9,18 +9,21 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from confide.common.errors import InvalidInput
 from confide.common.home import Home
 from confide.practice import keys
 from confide.practice.minimise import minimise
-from confide.practice.model import Rejection
+from confide.practice.model import Extract, Rejection
 from confide.practice.readers import read_export
 from confide.practice.type1 import type1_states
 from confide.practice.writer import write_submission
+from confide.rollout.at_practice import admit
 
 
 @dataclass
@@ -59,12 +62,31 @@ def _keep_rejections(home: Home, ods: str, submission_id: str, rows: list[Reject
                         "file": r.file,
                         "location": r.location,
                         "reason": r.reason,
+                        "outcome": r.outcome,
+                        "resource_type": r.resource_type,
                         "original_base64": base64.b64encode(r.original).decode(),
                     }
                 )
                 + b"\n"
             )
     return path
+
+
+def _refuse_unreadable(home: Home, ods: str, data: Extract) -> None:
+    """An export from which no patient could be read is refused, never submitted: its
+    submission would replace the source's whole record at the hub with nothing. What could not
+    be read is kept, with reasons, as for any other extract."""
+    if data.table("patients").num_rows > 0:
+        return
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = _keep_rejections(home, ods, f"refused-{stamp}", data.rejected)
+    unusable = len(data.rejected)
+    why = f" ({unusable:,} pieces of it could not be used; reasons in {kept.name})"
+    raise InvalidInput(
+        f"No patient could be read from this export, so nothing was submitted{why}.",
+        hint="Check that the folder holds the clinical system's FHIR or CSV export, complete "
+        "and undamaged; then run the extract again.",
+    )
 
 
 def extract(
@@ -75,18 +97,22 @@ def extract(
     source: str | None = None,
     kind: str | None = None,
     out: Path | None = None,
+    today: date | None = None,
 ) -> ExtractResult:
-    """Turn one source's export into a submission sealed to ``pseudonymiser_key``."""
+    """Turn one source's export into a submission sealed to ``pseudonymiser_key``.
+    ``today`` is the day the roll-out's waiting period is judged on (default: today)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data = read_export(Path(export), source=source, kind=kind)
     ods = keys.check_ods(data.source)
     timings["read"] = time.perf_counter() - t0
+    _refuse_unreadable(home, ods, data)
 
     t1 = time.perf_counter()
     events = data.table("events")
     states = type1_states(events)
     result = minimise(data, states)
+    result, held = admit(home, ods, result, today)  # the roll-out: gate and waiting period
     timings["minimise"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -95,6 +121,11 @@ def extract(
         "type1_excluded": result.type1_excluded,
         "type1_withdrawn": result.type1_withdrawn,
         **{name: table.num_rows for name, table in result.tables.items()},
+        # Where every input went: per resource type (FHIR) or file (CSV) as read, then per
+        # table at minimisation (docs/practices.md, "Every input accounted for").
+        "by_resource": data.accounts,
+        "by_table": result.accounts,
+        **held,
     }
     submission_id, path = write_submission(
         out or home.party("practice") / ods / "outbox",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from confide.cli.accounts import print_accounts
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
@@ -54,9 +55,11 @@ def extract_cmd(
             f"{r['medications']:,} medications, {r['episodes']:,} hospital episodes"
         )
         console.print(f"  {r['type1_excluded']:,} patients with a type 1 objection were left out")
+        print_accounts(r)
         if r["rejected"]:
             console.print(
-                f"  [yellow]{r['rejected']:,} pieces of the export could not be used[/]; "
+                f"  [yellow]{r['rejected']:,} {'piece' if r['rejected'] == 1 else 'pieces'} of "
+                "the export could not be used[/]; "
                 f"reasons and originals kept in {r['rejected_file']}"
             )
 

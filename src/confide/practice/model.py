@@ -37,6 +37,11 @@ EVENTS = pa.schema(
         ("date", pa.date32()),
         ("value", pa.float64()),
         ("unit", pa.string()),
+        # "<", "<=", ">=" or ">" when the value is a bound ("eGFR >90"), else null
+        ("comparator", pa.string()),
+        # a coded answer (smoking status, say): its system and code
+        ("value_system", pa.string()),
+        ("value_code", pa.string()),
     ]
 )
 MEDICATIONS = pa.schema(
@@ -69,6 +74,17 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in order, missing ones null (older shapes)."""
+    columns = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.table(columns, schema=schema)
+
+
 @dataclass
 class Rejection:
     """A piece of input that could not be used, kept with the reason (never with identifiers
@@ -79,6 +95,10 @@ class Rejection:
     location: str
     reason: str
     original: bytes
+    # rejected (cannot be used), dropped (entered in error) or "not an event" (status rules),
+    # ignored (a resource type Confide does not read)
+    outcome: str = "rejected"
+    resource_type: str | None = None
 
 
 @dataclass
@@ -89,6 +109,8 @@ class Extract:
     kind: str  # "practice" or "trust"
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
+    # Where every input went, by resource type (FHIR) or file (CSV): {type: {outcome: n}}
+    accounts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def table(self, name: str) -> pa.Table:
         """A table by name; an empty one with the right schema when the export had none."""

@@ -16,7 +16,7 @@ from confide.synth import codelists as cl
 from confide.synth.area import EXTRACT_DAY
 from confide.synth.population import DAYS_PER_YEAR, Population
 
-KINDS = ("condition", "observation", "procedure")
+KINDS = ("condition", "observation", "procedure", "allergy", "immunisation")
 _SNOMED_DISSENT = next(code for system, code in TYPE1_DISSENT if system == "snomed")
 _SNOMED_WITHDRAWN = next(code for system, code in TYPE1_WITHDRAWN if system == "snomed")
 
@@ -67,6 +67,9 @@ def _concepts() -> tuple[Concept, ...]:
             "Dissent withdrawn for secondary use of GP patient identifiable data",
         )
     )
+    # Last, so the indices of everything above (and the draws that use them) never move.
+    out += [Concept("allergy", code, term) for code, term, _ in cl.ALLERGIES]
+    out += [Concept("immunisation", code, term) for code, term, _ in cl.IMMUNISATIONS]
     return tuple(out)
 
 
@@ -344,6 +347,17 @@ def _type1(rng, pop: Population, rows: _Rows) -> tuple[int, int]:
     return len(who), int(ok.sum())
 
 
+def _allergies_and_immunisations(rng, pop: Population, rows: _Rows) -> None:
+    """Each allergy and immunisation at most once per person, on a day in their record.
+    Drawn after everything else, so earlier draws (and the records they make) are unchanged."""
+    n = len(pop)
+    everyone = np.arange(n, dtype=np.int32)
+    for code, _term, share in (*cl.ALLERGIES, *cl.IMMUNISATIONS):
+        p = everyone[(rng.random(n) < share) & (pop.record_end > pop.record_start + 1)]
+        days = _uniform_days(rng, pop.record_start[p], pop.record_end[p] - 1)
+        rows.add(rng, p, days, _INDEX[code])
+
+
 def make_clinical(rng: np.random.Generator, pop: Population) -> Clinical:
     """Every GP-recorded event and prescription for the population."""
     rows, meds = _Rows(), _Rows()
@@ -355,4 +369,5 @@ def make_clinical(rng: np.random.Generator, pop: Population) -> Clinical:
     on_repeats[med_cols["patient"]] = True
     _procedures(rng, pop, has, rows, on_repeats)
     dissent, withdrawn = _type1(rng, pop, rows)
+    _allergies_and_immunisations(rng, pop, rows)
     return Clinical(rows.build(), med_cols, has, dissent, withdrawn)

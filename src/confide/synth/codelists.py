@@ -234,6 +234,23 @@ FLU_VACCINE = (
     "Administration of vaccine product containing only Influenza virus antigen",
 )
 MED_REVIEW = ("394720003", "Medication review")
+
+# Allergies (AllergyIntolerance.code) and immunisations (Immunization.vaccineCode), with the
+# share of people who have one: both are in UK Core and in every GP extraction. A vaccine
+# product is a dm+d concept (sent under dm+d or, by its namespace, under SNOMED CT).
+ALLERGIES = (
+    ("91936005", "Allergy to penicillin", 0.06),
+    ("91935009", "Allergy to peanut", 0.02),
+    ("300913006", "Shellfish allergy", 0.01),
+)
+IMMUNISATIONS = (
+    (
+        "11278411000001109",
+        "Influenza vaccine (split virion, inactivated) suspension for injection 0.5ml "
+        "pre-filled syringes",
+        0.25,
+    ),
+)
 SMEAR = ("171149006", "Cervical smear screening test")
 
 # Short notes a clinician types; the practice agent must drop them.
@@ -295,4 +312,5 @@ def all_snomed_codes() -> set[str]:
     codes = {c.code for c in CHRONIC} | {a.code for a in ACUTE}
     codes |= {m.code for m in (BMI, WEIGHT, HEIGHT, SYSTOLIC, DIASTOLIC, HBA1C, CHOLESTEROL, EGFR)}
     codes |= {s[0] for s in SMOKING} | {FLU_VACCINE[0], MED_REVIEW[0], SMEAR[0]}
+    codes |= {a[0] for a in ALLERGIES} | {i[0] for i in IMMUNISATIONS}
     return codes | drugs

@@ -24,6 +24,7 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ADMISSION_METHOD_SYSTEM = "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdmissionMethodEngland"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 XHTML = "http://www.w3.org/1999/xhtml"
 _SYSTEM_URI = {"snomed": PREFERRED_URI["snomed"], "dmd": PREFERRED_URI["dmd"]}
 
@@ -167,7 +168,7 @@ def _coding(system: str, code: str, display: str | None) -> dict:
 
 
 def events(ctx: SourceContext, table: pa.Table, patient_ids: pa.Array) -> Iterator[Item]:
-    """Condition, Observation or Procedure per GP event."""
+    """Condition, Observation, Procedure, AllergyIntolerance or Immunization per GP event."""
     rows = _row_index(patient_ids, table)
     names = ("date", "kind", "system", "code", "term", "value", "unit", "note")
     date, kind, system, code, term, value, unit, note = (_column(table, c) for c in names)
@@ -203,6 +204,24 @@ def events(ctx: SourceContext, table: pa.Table, patient_ids: pa.Array) -> Iterat
                     "system": PREFERRED_URI["ucum"],
                     "code": unit[j],
                 }
+        elif kind[j] == "allergy":
+            res = {
+                "resourceType": "AllergyIntolerance",
+                "id": rid,
+                "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+                "code": concept,
+                "patient": subject,
+                "recordedDate": date[j],
+            }
+        elif kind[j] == "immunisation":
+            res = {
+                "resourceType": "Immunization",
+                "id": rid,
+                "status": "completed",
+                "vaccineCode": concept,
+                "patient": subject,
+                "occurrenceDateTime": date[j],
+            }
         else:
             res = {
                 "resourceType": "Procedure",

@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from confide.access.api import make_router as access_router
 from confide.access.service import Access
 from confide.choices.api import make_router as choices_router
+from confide.choices.batch import MAX_BYTES as IMPORT_MAX_BYTES
 from confide.choices.identity import IdentityService, OutboxNotifier, TooManyAttempts
 from confide.choices.registry import ChoicesRegistry
 from confide.common.errors import ConfideError
@@ -44,6 +45,7 @@ from confide.web.notify import NotifyMessenger, NotifySettings, WithheldOutbox
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
 from confide.web.pages import usage as usage_pages
+from confide.web.pages.rollout import include_rollout
 from confide.web.rendering import render, render_text
 from confide.web.security import (
     SESSION_COOKIE,
@@ -226,6 +228,7 @@ def create_app(
             app, state, access, queries, review,
             access_folder=home.party("access"), sender=identity.notifier,
         )  # fmt: skip
+    include_rollout(app, home, ledger, access)  # the roll-out's API, public and pause pages
     for pages in (patient, letter, public, register, usage_pages):
         app.include_router(pages.router)
     if demo:
@@ -244,7 +247,8 @@ def create_app(
         "problem.html", {"title": _TITLES[413], "message": TOO_LARGE}
     ).encode()
     # Added innermost first: headers wrap everything, including the 500 page.
-    app.add_middleware(BodyLimit, page=lambda: too_large_page, limits=body_limits)
+    limits = {"/api/choices/import": IMPORT_MAX_BYTES, **(body_limits or {})}
+    app.add_middleware(BodyLimit, page=lambda: too_large_page, limits=limits)
     app.add_middleware(SafeErrors, page=lambda: error_page)
     app.add_middleware(
         SessionMiddleware,

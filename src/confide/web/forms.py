@@ -7,6 +7,7 @@ value a person typed ever appears in a message (it may be an NHS number).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qsl
@@ -14,6 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from confide.common.errors import InvalidInput
+from confide.common.text import CONTROL_CHARS as _CONTROL
 from confide.common.text import clean_text as clean_text  # the pages import it from here
 from confide.web.security import CSRF_FIELD, check_csrf
 
@@ -69,6 +71,17 @@ async def read_form(request: Request, *, csrf: bool = True, max_fields: int = MA
     if csrf:
         check_csrf(request, form.get(CSRF_FIELD))
     return form
+
+
+def kept(form: Form, names: dict[str, int]) -> dict[str, str]:
+    """What was typed, to show again when the form comes back with an error (nobody should
+    retype the fields that were right). Cut to each field's limit, without control characters;
+    the template escapes it like any other text."""
+    out: dict[str, str] = {}
+    for name, limit in names.items():
+        text = unicodedata.normalize("NFC", form.get(name)).replace("\r\n", "\n")
+        out[name] = _CONTROL.sub("", text)[:limit]
+    return out
 
 
 def parse_date_parts(day: str, month: str, year: str, *, today: date) -> date:

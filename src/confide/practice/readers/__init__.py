@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confide.practice.model import Extract
-from confide.practice.readers.csv_reader import read_csv_export
+from confide.practice.readers.csv_reader import SPECS, read_csv_export
 from confide.practice.readers.detect import SourceInfo, data_files, detect
 from confide.practice.readers.fhir_json import read_json_file, read_ndjson_file
 from confide.practice.readers.fhir_resources import FhirCollector
@@ -39,6 +39,7 @@ def read_source(folder: Path, source: str | None = None, kind: str | None = None
     extract = Extract(source=info.ods, kind=info.kind)
     if info.format == "csv":
         extract.tables, extract.rejected = read_csv_export(folder)
+        extract.accounts = _csv_accounts(extract)
         return ReadResult(extract, info.format)
     collector = FhirCollector()
     read_file = _FHIR_READERS[info.format]
@@ -46,7 +47,22 @@ def read_source(folder: Path, source: str | None = None, kind: str | None = None
         read_file(path, collector)
     collected = collector.finish()
     extract.tables, extract.rejected = collected.tables, collected.rejected
+    extract.accounts = collected.accounts
     return ReadResult(extract, info.format, collected.ignored)
+
+
+def _csv_accounts(extract: Extract) -> dict[str, dict[str, int]]:
+    """Rows kept and rejected per CSV file (every data line is one or the other)."""
+    accounts: dict[str, dict[str, int]] = {}
+    for spec in SPECS:
+        kept = extract.tables[spec.table].num_rows if spec.table in extract.tables else 0
+        rejected = sum(1 for r in extract.rejected if r.file == spec.file)
+        if kept or rejected:
+            accounts[spec.file] = {
+                **({"kept": kept} if kept else {}),
+                **({"rejected": rejected} if rejected else {}),
+            }
+    return accounts
 
 
 def read_export(folder: Path, source: str | None = None, kind: str | None = None) -> Extract:

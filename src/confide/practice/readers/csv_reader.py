@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from confide.common.errors import InvalidInput
-from confide.practice.model import SCHEMAS, Rejection
+from confide.practice.model import SCHEMAS, Rejection, conform
 from confide.practice.readers.csv_lines import find_records
 
 # DuckDB's structural error types, in words a practice manager can act on.
@@ -156,11 +156,11 @@ def read_header(path: Path) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="", errors="replace") as fh:
         header = next(csv.reader(fh), None)
     if not header:
-        raise InvalidInput(f"{path.name} is empty: expected a header row and data rows")
+        raise InvalidInput(f"{path.resolve()} is empty: expected a header row and data rows")
     names = [h.strip() for h in header]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InvalidInput(f"{path.name} has the column(s) {', '.join(dupes)} more than once")
+        raise InvalidInput(f"{path.resolve()} has the column(s) {', '.join(dupes)} more than once")
     return names
 
 
@@ -195,7 +195,7 @@ def read_csv_table(
     missing = [c for c in spec.required if c not in header]
     if missing:
         raise InvalidInput(
-            f"{path.name} is missing the column(s) {', '.join(missing)}",
+            f"{path.resolve()} is missing the column(s) {', '.join(missing)}",
             hint="see the CSV section of docs/formats.md for the expected header",
         )
     con.execute("DROP TABLE IF EXISTS rej")
@@ -207,13 +207,15 @@ def read_csv_table(
             "GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.Error as exc:
-        raise InvalidInput(f"{path.name} could not be read as CSV: {type(exc).__name__}") from None
+        raise InvalidInput(
+            f"{path.resolve()} could not be read as CSV: {type(exc).__name__}"
+        ) from None
     reasons = table.column("_reason")
     bad = np.flatnonzero(pc.is_valid(reasons).to_numpy(zero_copy_only=False))
     good = table.drop_columns(["_reason"])
     if bad.size:
         good = good.filter(pc.is_null(reasons))
-    good = good.cast(SCHEMAS[spec.table])
+    good = conform(good, SCHEMAS[spec.table])
 
     structural_reasons = {int(line): err for line, err in structural}
     by_number, by_ordinal = find_records(path, set(structural_reasons), set(bad.tolist()))

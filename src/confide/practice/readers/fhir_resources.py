@@ -23,8 +23,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from confide.common.codes import NHS_NUMBER_SYSTEM, system_name
+from confide.common.codes import NHS_NUMBER_SYSTEM, is_dmd_concept, system_name
 from confide.practice.model import SCHEMAS, Rejection
+from confide.practice.readers import status
 
 # v3 ActCode classes that mean an inpatient stay (IMP and its two specialisations).
 INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC"})
@@ -43,6 +44,20 @@ Original = Callable[[], bytes]
 
 class Unusable(Exception):
     """A resource Confide cannot map; the message is the rejection reason."""
+
+
+class NotUsed(Exception):
+    """A well-formed resource Confide has no use for (an outpatient Encounter, say); the
+    message is the reason, ``key`` the short name counted in ``ignored``."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key = key
+
+
+NO_CODE = "{where} has no coded value (text only): Confide keeps coded data only"
+REJECTED = "rejected"
+IGNORED = "not used"
 
 
 # --- typed access -------------------------------------------------------------------------
@@ -100,6 +115,30 @@ def day(parent: dict[str, Any], key: str, where: str) -> date | None:
         return date.fromisoformat(match.group(1))
     except ValueError:
         raise Unusable(f"{where}.{key} is not a real calendar date") from None
+
+
+def first_day(candidates: list[tuple[dict[str, Any], str, str]]) -> date | None:
+    """The first full date among ``(parent, key, where)`` in order. A partial date (a year, or a
+    year and month) falls back to the next candidate; when no candidate has a full date, the
+    first partial one is the rejection reason (Confide does not invent days)."""
+    partial: Unusable | None = None
+    for parent, key, where in candidates:
+        try:
+            found = day(parent, key, where)
+        except Unusable as exc:
+            raw = parent.get(key)
+            if isinstance(raw, str) and _PARTIAL_DATE.match(raw):
+                partial = partial or exc
+                continue
+            raise
+        if found is not None:
+            return found
+    if partial is not None:
+        raise partial
+    return None
+
+
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
 # --- references ---------------------------------------------------------------------------
@@ -172,6 +211,17 @@ def pick_code(
     return (None, first_code)
 
 
+def pick_medication_code(
+    concept: dict[str, Any] | None, where: str
+) -> tuple[str | None, str | None]:
+    """A medication's (system, code), dm+d preferred; a SNOMED CT coding whose concept id is
+    in the dm+d namespace is dm+d (the prescription service sends dm+d that way)."""
+    system, code = pick_code(concept, where, ("dmd",))
+    if system == "snomed" and is_dmd_concept(code):
+        return ("dmd", code)
+    return (system, code)
+
+
 def quantity(q: dict[str, Any] | None, where: str) -> tuple[float | None, str | None]:
     """(value, unit): the UCUM code when the quantity is UCUM-coded (short and machine
     readable), else the unit text."""
@@ -183,6 +233,16 @@ def quantity(q: dict[str, Any] | None, where: str) -> tuple[float | None, str | 
     if code is not None and text(q, "system", where) == UCUM:
         return (value, code)
     return (value, unit or code)
+
+
+def comparator(q: dict[str, Any] | None, where: str) -> str | None:
+    """A quantity's comparator (``>60``: the value is a bound, not a measurement)."""
+    if q is None:
+        return None
+    found = text(q, "comparator", where)
+    if found is not None and found not in COMPARATORS:
+        raise Unusable(f"{where}.comparator must be one of <, <=, >= or >")
+    return found
 
 
 # --- the collector ------------------------------------------------------------------------
@@ -222,16 +282,19 @@ class _PendingMedication:
     file: str
     location: str
     original: Original
+    resource_type: str
 
 
 @dataclass
 class Collected:
-    """What a FHIR read produced: canonical tables, rejections, and how many resources of each
-    type were skipped because Confide does not use them."""
+    """What a FHIR read produced: canonical tables, rejections, how many resources of each
+    type were skipped because Confide does not use them, and where every resource went
+    (``accounts[resource type][outcome]``: kept, or the outcome of its rejection)."""
 
     tables: dict[str, pa.Table]
     rejected: list[Rejection]
     ignored: dict[str, int]
+    accounts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -259,6 +322,7 @@ class FhirCollector:
         self._medications: dict[Key, tuple[str | None, str | None]] = {}
         self._pending_meds: list[_PendingMedication] = []
         self._order = 0
+        self.accounts: Counter[tuple[str, str]] = Counter()
 
     # -- entry points --
 
@@ -293,7 +357,8 @@ class FhirCollector:
             self.add(resource, sub)
 
     def add(self, resource: Any, ctx: Context) -> None:
-        """One resource (a nested Bundle is read as a bundle)."""
+        """One resource (a nested Bundle is read as a bundle). Every resource ends in exactly
+        one place: rows of the extract (kept) or the rejected list with its outcome."""
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             self.reject(ctx, "not a FHIR resource (no resourceType)")
             return
@@ -301,18 +366,33 @@ class FhirCollector:
         if rtype == "Bundle":
             self.add_bundle(resource, ctx, lambda _i: ctx.original())
             return
+        ctx.location = f"{ctx.location} ({rtype})" if ctx.location else rtype
         handler = _HANDLERS.get(rtype)
         if handler is None:
             self.ignored[rtype] += 1
+            self.reject(ctx, f"Confide does not read {rtype} resources", IGNORED, rtype)
             return
-        ctx.location = f"{ctx.location} ({rtype})" if ctx.location else rtype
+        found = status.verdict(resource)
+        if found is not None:
+            self.reject(ctx, found.reason, found.outcome, rtype)
+            return
         try:
             handler(self, resource, ctx)
         except Unusable as exc:
-            self.reject(ctx, str(exc))
+            self.reject(ctx, str(exc), REJECTED, rtype)
+        except NotUsed as exc:
+            self.ignored[f"{rtype} ({exc.key})"] += 1
+            self.reject(ctx, str(exc), IGNORED, rtype)
+        else:
+            self.accounts[(rtype, status.KEPT)] += 1
 
-    def reject(self, ctx: Context, reason: str) -> None:
-        self.rejected.append(Rejection(ctx.file, ctx.location, reason, ctx.original()))
+    def reject(
+        self, ctx: Context, reason: str, outcome: str = "rejected", rtype: str | None = None
+    ) -> None:
+        self.rejected.append(
+            Rejection(ctx.file, ctx.location, reason, ctx.original(), outcome, rtype)
+        )
+        self.accounts[(rtype or "(unreadable)", outcome)] += 1
 
     # -- helpers used by handlers --
 
@@ -393,15 +473,18 @@ class FhirCollector:
     def _condition(self, res: dict[str, Any], ctx: Context) -> None:
         local_id = self._patient_of(res, "subject", ctx)
         concept = obj(res, "code", "Condition")
-        when = day(res, "onsetDateTime", "Condition") or day(res, "recordedDate", "Condition")
+        when = first_day([(res, "onsetDateTime", "Condition"), (res, "recordedDate", "Condition")])
         self._coded(res, ctx, "condition", local_id, concept, when, "icd10")
 
     def _procedure(self, res: dict[str, Any], ctx: Context) -> None:
         local_id = self._patient_of(res, "subject", ctx)
         concept = obj(res, "code", "Procedure")
         period = obj(res, "performedPeriod", "Procedure") or {}
-        when = day(res, "performedDateTime", "Procedure") or day(
-            period, "start", "Procedure.performedPeriod"
+        when = first_day(
+            [
+                (res, "performedDateTime", "Procedure"),
+                (period, "start", "Procedure.performedPeriod"),
+            ]
         )
         self._coded(res, ctx, "procedure", local_id, concept, when, "opcs4")
 
@@ -417,6 +500,8 @@ class FhirCollector:
     ) -> None:
         rtype = res["resourceType"]
         code = pick_code(concept, f"{rtype}.code")
+        if code[1] is None:
+            raise Unusable(NO_CODE.format(where=f"{rtype}.code"))
         encounter = self._resolve(obj(res, "encounter", rtype), f"{rtype}.encounter", ctx)
         if encounter is None:
             self._append(
@@ -440,28 +525,29 @@ class FhirCollector:
     def _observation(self, res: dict[str, Any], ctx: Context) -> None:
         local_id = self._patient_of(res, "subject", ctx)
         period = obj(res, "effectivePeriod", "Observation") or {}
-        when = (
-            day(res, "effectiveDateTime", "Observation")
-            or day(period, "start", "Observation.effectivePeriod")
-            or day(res, "effectiveInstant", "Observation")
-            or day(res, "issued", "Observation")
+        when = first_day(
+            [
+                (res, "effectiveDateTime", "Observation"),
+                (period, "start", "Observation.effectivePeriod"),
+                (res, "effectiveInstant", "Observation"),
+                (res, "issued", "Observation"),
+            ]
         )
         system, code = pick_code(obj(res, "code", "Observation"), "Observation.code")
-        value, unit = quantity(
-            obj(res, "valueQuantity", "Observation"), "Observation.valueQuantity"
-        )
-        rows = [(system, code, value, unit)]
+        if code is None:
+            raise Unusable(NO_CODE.format(where="Observation.code"))
+        rows = [(system, code, *_observed_value(res, "Observation"))]
         for i, comp in enumerate(as_list(res.get("component"), "Observation.component")):
             where = f"Observation.component[{i}]"
             if not isinstance(comp, dict):
                 raise Unusable(f"{where} must be an object")
-            q = obj(comp, "valueQuantity", where)
-            if q is None:
+            if comp.get("valueQuantity") is None and comp.get("valueCodeableConcept") is None:
                 continue
             c_system, c_code = pick_code(obj(comp, "code", where), f"{where}.code")
-            c_value, c_unit = quantity(q, f"{where}.valueQuantity")
-            rows.append((c_system, c_code, c_value, c_unit))
-        for system, code, value, unit in rows:
+            if c_code is None:
+                raise Unusable(NO_CODE.format(where=f"{where}.code"))
+            rows.append((c_system, c_code, *_observed_value(comp, where)))
+        for system, code, value, unit, comp_op, value_system, value_code in rows:
             self._append(
                 "events",
                 local_id=local_id,
@@ -471,11 +557,43 @@ class FhirCollector:
                 date=when,
                 value=value,
                 unit=unit,
+                comparator=comp_op,
+                value_system=value_system,
+                value_code=value_code,
             )
+
+    def _allergy(self, res: dict[str, Any], ctx: Context) -> None:
+        local_id = self._patient_of(res, "patient", ctx)
+        when = first_day(
+            [
+                (res, "onsetDateTime", "AllergyIntolerance"),
+                (res, "recordedDate", "AllergyIntolerance"),
+            ]
+        )
+        self._simple_event(res, "allergy", local_id, "code", when)
+
+    def _immunization(self, res: dict[str, Any], ctx: Context) -> None:
+        local_id = self._patient_of(res, "patient", ctx)
+        when = first_day(
+            [
+                (res, "occurrenceDateTime", "Immunization"),
+                (res, "recorded", "Immunization"),
+            ]
+        )
+        self._simple_event(res, "immunisation", local_id, "vaccineCode", when)
+
+    def _simple_event(
+        self, res: dict[str, Any], kind: str, local_id: str, field_name: str, when: date | None
+    ) -> None:
+        rtype = res["resourceType"]
+        system, code = pick_code(obj(res, field_name, rtype), f"{rtype}.{field_name}")
+        if code is None:
+            raise Unusable(NO_CODE.format(where=f"{rtype}.{field_name}"))
+        self._append("events", local_id=local_id, kind=kind, system=system, code=code, date=when)
 
     def _medication(self, res: dict[str, Any], ctx: Context) -> None:
         key = entry_key(res, ctx.full_url)
-        code = pick_code(obj(res, "code", "Medication"), "Medication.code", ("dmd",))
+        code = pick_medication_code(obj(res, "code", "Medication"), "Medication.code")
         if key is not None:
             self._medications[key] = code
 
@@ -491,15 +609,17 @@ class FhirCollector:
             )
         else:
             period = obj(res, "effectivePeriod", rtype) or {}
-            when = (
-                day(res, "effectiveDateTime", rtype)
-                or day(period, "start", f"{rtype}.effectivePeriod")
-                or day(res, "dateAsserted", rtype)
+            when = first_day(
+                [
+                    (res, "effectiveDateTime", rtype),
+                    (period, "start", f"{rtype}.effectivePeriod"),
+                    (res, "dateAsserted", rtype),
+                ]
             )
             qty, unit = None, None
         concept = obj(res, "medicationCodeableConcept", rtype)
         if concept is not None:
-            system, code = pick_code(concept, f"{rtype}.medicationCodeableConcept", ("dmd",))
+            system, code = pick_medication_code(concept, f"{rtype}.medicationCodeableConcept")
         else:
             ref = obj(res, "medicationReference", rtype)
             raw = text(ref, "reference", f"{rtype}.medicationReference") if ref else None
@@ -513,10 +633,20 @@ class FhirCollector:
                     raise Unusable(f"{rtype}.medicationReference is not a reference Confide reads")
                 self._pending_meds.append(
                     _PendingMedication(
-                        local_id, target, when, qty, unit, ctx.file, ctx.location, ctx.original
+                        local_id,
+                        target,
+                        when,
+                        qty,
+                        unit,
+                        ctx.file,
+                        ctx.location,
+                        ctx.original,
+                        rtype,
                     )
                 )
                 return
+        if code is None:
+            raise Unusable(NO_CODE.format(where=f"{rtype}.medicationCodeableConcept"))
         self._append(
             "medications",
             local_id=local_id,
@@ -535,8 +665,10 @@ class FhirCollector:
             raise Unusable("Encounter.class must be an object")
         key = entry_key(res, ctx.full_url)
         if klass is None or text(klass, "code", "Encounter.class") not in INPATIENT_CLASSES:
-            self.ignored["Encounter (not inpatient)"] += 1
-            return
+            raise NotUsed(
+                "not inpatient",
+                "an Encounter that is not an inpatient stay: Confide reads hospital episodes only",
+            )
         if key is None:
             raise Unusable("an inpatient Encounter has no id")
         local_id = self._patient_of(res, "subject", ctx)
@@ -575,7 +707,11 @@ class FhirCollector:
             for name, cols in self._rows.items()
             if cols["local_id"]
         }
-        return Collected(tables, self.rejected, dict(self.ignored))
+        accounts: dict[str, dict[str, int]] = {}
+        for (rtype, outcome), n in sorted(self.accounts.items()):
+            if n:
+                accounts.setdefault(rtype, {})[outcome] = n
+        return Collected(tables, self.rejected, dict(self.ignored), accounts)
 
     def _place_linked(self) -> None:
         by_episode: dict[Key, list[_Linked]] = {}
@@ -617,15 +753,24 @@ class FhirCollector:
     def _place_medications(self) -> None:
         for med in self._pending_meds:
             found = _find(self._medications, med.target)
-            if found is None:
+            if found is None or self._medications[found][1] is None:
+                why = (
+                    "the Medication it refers to is not in the export"
+                    if found is None
+                    else NO_CODE.format(where="the Medication it refers to")
+                )
                 self.rejected.append(
                     Rejection(
                         med.file,
                         med.location,
-                        "the Medication it refers to is not in the export",
+                        why,
                         med.original(),
+                        REJECTED,
+                        med.resource_type,
                     )
                 )
+                self.accounts[(med.resource_type, status.KEPT)] -= 1
+                self.accounts[(med.resource_type, REJECTED)] += 1
                 continue
             system, code = self._medications[found]
             self._append(
@@ -637,6 +782,19 @@ class FhirCollector:
                 quantity=med.quantity,
                 quantity_unit=med.unit,
             )
+
+
+def _observed_value(
+    res: dict[str, Any], where: str
+) -> tuple[float | None, str | None, str | None, str | None, str | None]:
+    """(value, unit, comparator, value system, value code) of an Observation or component:
+    a quantity (with its comparator), or a coded answer."""
+    q = obj(res, "valueQuantity", where)
+    value, unit = quantity(q, f"{where}.valueQuantity")
+    op = comparator(q, f"{where}.valueQuantity")
+    answer = obj(res, "valueCodeableConcept", where)
+    value_system, value_code = pick_code(answer, f"{where}.valueCodeableConcept")
+    return value, unit, op, value_system, value_code
 
 
 def _find(mapping: dict[Key, Any], target: Key) -> Key | None:
@@ -689,7 +847,7 @@ def _contained_medication(
         if isinstance(item, dict) and item.get("id") == local:
             if item.get("resourceType") != "Medication":
                 raise Unusable(f"{rtype}.medicationReference points at a contained non-Medication")
-            return pick_code(obj(item, "code", "Medication"), "Medication.code", ("dmd",))
+            return pick_medication_code(obj(item, "code", "Medication"), "Medication.code")
     raise Unusable(f"{rtype}.medicationReference points at a contained Medication that is missing")
 
 
@@ -703,4 +861,6 @@ _HANDLERS: dict[str, Callable[[FhirCollector, dict[str, Any], Context], None]] =
     "MedicationStatement": FhirCollector._medication_use,
     "MedicationRequest": FhirCollector._medication_use,
     "Encounter": FhirCollector._encounter,
+    "AllergyIntolerance": FhirCollector._allergy,
+    "Immunization": FhirCollector._immunization,
 }

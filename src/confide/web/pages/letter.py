@@ -15,6 +15,7 @@ from confide.web.forms import (
     Form,
     clean_text,
     error_summary,
+    kept,
     parse_date_parts,
     posted_form,
 )
@@ -33,13 +34,28 @@ FIELDS = {
 MAX_LINES = 6
 
 
-def _page(request: Request, errors: dict[str, str] | None = None, status: int = 200) -> Response:
+TYPED = {
+    **{name: limit for name, _what, limit, _multi, _req in FIELDS.values()},
+    "nhs_number": 40,
+    "birth[day]": 4,
+    "birth[month]": 4,
+    "birth[year]": 4,
+}
+
+
+def _page(
+    request: Request,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    form: Form | None = None,
+) -> Response:
     anchors = {"birth-date": "birth-date-day"}
     summary = error_summary(errors or {}, anchors)
+    typed = kept(form, TYPED) if form is not None else {}
     return render(
         request,
         "gp-letter.html",
-        {"errors": summary, "field_errors": errors or {}},
+        {"errors": summary, "field_errors": errors or {}, "typed": typed},
         status_code=status,
     )
 
@@ -99,7 +115,7 @@ def letter_page(request: Request) -> Response:
 def letter_pdf(request: Request, form: Form = Depends(posted_form)) -> Response:
     details, errors = _details(form)
     if details is None:
-        return _page(request, errors, 422)
+        return _page(request, errors, 422, form)
     return Response(
         render_pdf(details, utc(None).date()),
         media_type="application/pdf",

@@ -24,6 +24,7 @@ from confide.web.forms import (
     Form,
     clean_text,
     error_summary,
+    kept,
     parse_date_parts,
     posted_form,
     read_form,
@@ -127,6 +128,15 @@ def _identity_errors(nhs_raw: str, birth: tuple[str, str, str], code_raw: str) -
     return {"errors": errors, **values}
 
 
+IDENTITY_FIELDS = {
+    "nhs_number": 40,
+    "birth[day]": 4,
+    "birth[month]": 4,
+    "birth[year]": 4,
+    "postcode": 20,
+}
+
+
 @router.post("/identity")
 async def identity_submit(request: Request) -> Response:
     """Check the details; the identity service answers the same whether they match or not."""
@@ -145,6 +155,7 @@ async def identity_submit(request: Request) -> Response:
                 "acting": request.session.get(ACTING),
                 "errors": _summary(errors),
                 "field_errors": errors,
+                "typed": kept(form, IDENTITY_FIELDS),
             },
             status_code=422,
         )
@@ -220,12 +231,12 @@ def your_choices(request: Request) -> Response:
     current = web_state(request).registry.current(number)
     rows = [
         {
-            "key": {"text": words.label},
+            "key": {"text": words.topic},
             "value": {
                 "text": words.when_on if getattr(current, words.choice.value) else words.when_off
             },
             "actions": {
-                "items": [{"href": "/change", "text": "Change", "visuallyHiddenText": words.label}]
+                "items": [{"href": "/change", "text": "Change", "visuallyHiddenText": words.topic}]
             },
         }
         for words in CHOICES
