@@ -90,8 +90,32 @@ def mutate(data: bytes, draw: Any) -> bytes:
     return b"\n".join(draw(st.permutations(lines)) if len(lines) < 200 else lines[::-1])
 
 
-def fuzz_readers(examples: int, crashes: Crashes) -> dict[str, int]:
+def _fuzz_source(
+    source: Path, originals: dict[Path, bytes], examples: int, crashes: Crashes
+) -> None:
     from confide.practice.readers import read_source
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def run(data: Any) -> None:
+        target = data.draw(st.sampled_from(sorted(originals)))
+        mutated = mutate(originals[target], data.draw)
+        target.write_bytes(mutated)
+        try:
+            what = f"reader:{target.suffix or target.name}"
+            crashes.call(what, lambda: read_source(source), (target.name, mutated[:300]))
+        finally:
+            target.write_bytes(originals[target])
+
+    run()
+
+
+def fuzz_readers(examples: int, crashes: Crashes) -> dict[str, int]:
     from confide.synth import generate
 
     done: dict[str, int] = {}
@@ -105,27 +129,7 @@ def fuzz_readers(examples: int, crashes: Crashes) -> dict[str, int]:
             originals = {p: p.read_bytes() for p in files}
             before = crashes.examples
 
-            @settings(
-                max_examples=examples // 4,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(data=st.data())
-            def run(data: Any, source: Path = source, originals: dict = originals) -> None:
-                target = data.draw(st.sampled_from(sorted(originals)))
-                mutated = mutate(originals[target], data.draw)
-                target.write_bytes(mutated)
-                try:
-                    crashes.call(
-                        f"reader:{target.suffix or target.name}",
-                        lambda: read_source(source),
-                        (target.name, mutated[:300]),
-                    )
-                finally:
-                    target.write_bytes(originals[target])
-
-            run()
+            _fuzz_source(source, originals, examples // 4, crashes)
             done[fmt] = crashes.examples - before
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -144,7 +144,8 @@ def phase(
         "p50_ms": round(pct(0.50), 1),
         "p95_ms": round(pct(0.95), 1),
         "p99_ms": round(pct(0.99), 1),
-        "server_errors_5xx": sum(1 for *_, s in requests if s >= 500),
+        "server_errors_5xx": sum(1 for *_, s in requests if 500 <= s < 599),
+        "connections_dropped": sum(1 for *_, s in requests if s == 599),
         "failures": sum(1 for *_, s in requests if s == 0 or s >= 400),
         "p95_by_page_ms": {
             k: round(sorted(v)[int(0.95 * len(v))], 1) for k, v in sorted(by_page.items())

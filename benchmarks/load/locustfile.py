@@ -89,9 +89,9 @@ class Patient(HttpUser):
             return
         mine = c.post("/code", name="code submit", data={"csrf_token": token, "code": code})
         token = csrf(mine.text)
-        c.get("/change", name="change page")
-        held = "no_commercial" in mine.text and "Not used by commercial" in mine.text
-        ticked = [] if held else ["no_commercial"]
+        change = c.get("/change", name="change page")
+        held = re.search(r'value="no_commercial"[^>]*\bchecked', change.text) is not None
+        ticked = [] if held else ["no_commercial"]  # always a change: tick or clear it
         c.post("/change", name="change submit", data={"csrf_token": token, "choices": ticked})
         c.get("/your-choices", name="your choices")
         c.post("/sign-out", name="sign out", data={"csrf_token": token})
