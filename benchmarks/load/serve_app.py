@@ -60,6 +60,9 @@ class HeavyQueries:
         con.close()
         return self._service.run(*args, **kwargs)
 
+    def __call__(self) -> HeavyQueries:
+        return self  # the TRE's API takes a service or a function giving one
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._service, name)
 
