@@ -53,6 +53,25 @@ def test_letter_pdf_holds_the_request():
         assert expected in text
 
 
+def test_letter_asks_for_every_choice_chosen():
+    from confide.choices.model import Choice
+
+    details = LetterDetails(
+        name="Ann Example",
+        address="1 High Street",
+        birth_date=date(1970, 2, 1),
+        practice="High Street Surgery",
+        choices=frozenset({Choice.NO_RESEARCH, Choice.NO_COMMERCIAL}),
+    )
+    text = pdf_text(render_pdf(details, date(2026, 3, 4)))
+    assert "Do not use my data for research" in text
+    assert "commercial companies" in text and "for planning" not in text
+    assert "827241000000103" not in text  # no type 1 code unless share nothing is chosen
+    everything = LetterDetails(**{**details.__dict__, "choices": frozenset(Choice)})
+    all_text = pdf_text(render_pdf(everything, date(2026, 3, 4)))
+    assert "827241000000103" in all_text and "for planning" in all_text
+
+
 def test_letter_refuses_what_it_cannot_print():
     with pytest.raises(InvalidInput, match="cannot print"):
         printable("Łukasz", "full name")

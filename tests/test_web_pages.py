@@ -178,6 +178,7 @@ def test_statistics_csv(http):
                 "nhs_number",
                 "practice",
                 "practice_address",
+                "choices",
             },
         ),
     ],

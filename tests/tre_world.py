@@ -60,7 +60,7 @@ def population_extract(source: str, patients: int, seed: int) -> tuple[Extract, 
     names = SCHEMAS["events"].names
     events = [r + (None,) * (len(names) - len(r)) for r in events]  # later columns: none
     ev = pa.Table.from_pylist(
-        [dict(zip(names, r, strict=True)) for r in events],
+        [dict(zip(SCHEMAS["events"].names, r, strict=False)) for r in events],
         schema=SCHEMAS["events"],
     )
     md = pa.Table.from_pylist(

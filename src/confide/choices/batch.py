@@ -89,9 +89,9 @@ def _named(parse: Any, raw: str, what: str, kind: Any, extra: tuple[str, ...] = 
         raise InvalidInput(f"the {what} must be one of: {allowed}") from None
 
 
-def _changes(raw: str) -> dict[Choice, bool]:
+def _changes(raw: str) -> dict[str | Choice, bool]:
     if raw.strip().lower().replace("-", "_") == ALLOW_ALL:
-        return {c: False for c in Choice}
+        return dict.fromkeys(Choice, False)
     return {_named(parse_choice, raw.strip(), "choice", Choice, (ALLOW_ALL,)): True}
 
 

@@ -1,7 +1,8 @@
 """Opt-out statistics as open data: how many people hold each choice, by month and place.
 
-For each month, a person counts towards a choice if the choice was on at the end of that month
-(so changes within a month show in that month). Places are the practice and the postcode
+For each month, a person counts towards a choice if the choice was in force at the end of that
+month (so changes within a month show in that month), read from every channel's facts by the
+channel rule table. Places are the practice and the postcode
 district from the demographics table ("unknown" when not enrolled).
 
 Published with the TRE's own disclosure rules (``confide.tre.rules``, the "opensafely" set, and
@@ -24,7 +25,8 @@ from typing import Any
 from sqlalchemy import select
 
 from confide.choices import store
-from confide.choices.model import Choice, utc
+from confide.choices.channels import in_force
+from confide.choices.model import Channel, Choice, utc
 from confide.choices.registry import ChoicesRegistry
 from confide.common.secrets import load_or_create
 from confide.tre.cellkey import cell_key, record_keys
@@ -83,23 +85,27 @@ def _cells(
     with registry.engine.connect() as conn:
         places = {p: g for p, g in conn.execute(select(dm.c.person_id, column))}
         rows = conn.execute(
-            select(ev.c.person_id, ev.c.choice, ev.c.value, ev.c.effective_at).order_by(
-                ev.c.person_id, ev.c.choice, ev.c.effective_at, ev.c.seq
-            )
+            select(
+                ev.c.person_id, ev.c.choice, ev.c.channel, ev.c.value, ev.c.effective_at
+            ).order_by(ev.c.person_id, ev.c.choice, ev.c.effective_at, ev.c.seq)
         ).all()
     last = _month_index(until or utc(None).date())
     diff: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(
         lambda: defaultdict(lambda: [0, 0])
     )
     first = last
-    for i, (person, choice, value, effective_at) in enumerate(rows):
-        if not value:
+    facts: dict[Channel, bool] = {}
+    for i, (person, choice, channel, value, effective_at) in enumerate(rows):
+        if i == 0 or rows[i - 1][:2] != (person, choice):
+            facts = {}
+        facts[Channel(channel)] = bool(value)  # the channel's latest fact so far
+        if not in_force(facts):
             continue
         start = _month_index(utc(effective_at))
         first = min(first, start)
         stop = last + 1
         if i + 1 < len(rows) and rows[i + 1][:2] == (person, choice):
-            stop = min(stop, _month_index(utc(rows[i + 1][3])))
+            stop = min(stop, _month_index(utc(rows[i + 1][4])))
         if start < stop:
             key = _record_key(secret, person)
             cell = diff[(places.get(person) or UNKNOWN, choice)]

@@ -228,9 +228,13 @@ def show(failure: Failure, as_json: bool) -> None:
 
     from confide.cli.output import err_console
 
-    err_console.print(f"[bold red]Error:[/] {escape(failure.message)}", highlight=False)
+    err_console.print(
+        f"[bold red]Error:[/] {escape(failure.message)}", highlight=False, soft_wrap=True
+    )
     if failure.hint:
-        err_console.print(f"[yellow]What to do:[/] {escape(failure.hint)}", highlight=False)
+        err_console.print(
+            f"[yellow]What to do:[/] {escape(failure.hint)}", highlight=False, soft_wrap=True
+        )
 
 
 def _debug(exc: BaseException) -> None:

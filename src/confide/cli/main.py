@@ -1,39 +1,25 @@
 """The ``confide`` command line: each party contributes its own sub-commands.
 
-Party commands are loaded only when used (:mod:`confide.cli.lazy`), and the whole command line
-runs inside the one error handler (:mod:`confide.cli.failures`): usage errors and anything a
-command did not anticipate get a message and an exit code, never a traceback.
+Party commands are loaded only when used (:mod:`confide.cli.lazy`), ``--help`` and
+``version`` are answered before Typer is even imported (:mod:`confide.cli.quick`), and the
+whole command line runs inside the one error handler (:mod:`confide.cli.failures`): usage
+errors and anything a command did not anticipate get a message and an exit code, never a
+traceback.
 """
 
 from __future__ import annotations
 
 import sys
-
-import typer
-
-from confide import __version__
-from confide.cli.lazy import LazyGroup
-from confide.cli.quick import ROOT_HELP
-
-app = typer.Typer(
-    name="confide",
-    cls=LazyGroup,
-    help=ROOT_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+from typing import Any
 
 
-@app.callback()
-def _root() -> None:
-    """Confide: GP and hospital records for NHS planning and research."""
+def __getattr__(name: str) -> Any:
+    """``confide.cli.main.app``, the command tree, built on first use (it imports Typer)."""
+    if name == "app":
+        from confide.cli.app import app
 
-
-@app.command("version")
-def version() -> None:
-    """Print Confide's version."""
-    typer.echo(__version__)
+        return app
+    raise AttributeError(name)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -43,7 +29,10 @@ def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if answer(args):  # --help and version, without building the command tree
         return
+    import typer
+
     from confide.cli import failures
+    from confide.cli.app import app
 
     try:
         result = typer.main.get_command(app).main(

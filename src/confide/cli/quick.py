@@ -33,7 +33,7 @@ def answer(args: list[str]) -> bool:
 
 def commands() -> dict[str, str]:
     """Every top-level command and its one-line help, in the order ``--help`` lists them."""
-    from confide.cli.lazy import PARTY_COMMANDS
+    from confide.cli.party_commands import PARTY_COMMANDS
 
     return {**EAGER_COMMANDS, **{name: p.help for name, p in PARTY_COMMANDS.items()}}
 

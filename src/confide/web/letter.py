@@ -12,6 +12,7 @@ from datetime import date
 
 from fpdf import FPDF
 
+from confide.choices.model import Choice
 from confide.common.codes import TYPE1_DISSENT
 from confide.common.errors import InvalidInput
 
@@ -29,6 +30,15 @@ class LetterDetails:
     practice: str
     nhs_number: str | None = None
     practice_address: str = ""
+    choices: frozenset[Choice] = frozenset({Choice.SHARE_NOTHING})
+
+
+# What the letter asks for each choice other than share nothing (which is the type 1 code).
+ASKS = {
+    Choice.NO_RESEARCH: "Do not use my data for research.",
+    Choice.NO_PLANNING: "Do not use my data for planning.",
+    Choice.NO_COMMERCIAL: "Do not let commercial companies use my data.",
+}
 
 
 def _code(system: str) -> str:
@@ -48,21 +58,39 @@ def printable(text: str, what: str) -> str:
     return text
 
 
+def letter_title(details: LetterDetails) -> str:
+    if Choice.SHARE_NOTHING in details.choices:
+        return "Request to record a type 1 opt-out"
+    return "Request to record my choices about my data"
+
+
 def letter_paragraphs(details: LetterDetails) -> list[str]:
-    """The body of the letter, one paragraph each."""
-    snomed, read2 = _code("snomed"), _code("read2")
-    return [
-        "Dear Practice Manager,",
-        "Please record that I object to my personal confidential information leaving this "
-        "practice for any purpose other than my direct care. This is known as a type 1 "
-        "opt-out.",
-        "Please add this code to my GP record: 'Dissent from secondary use of GP patient "
-        f"identifiable data' (SNOMED CT {snomed}; Read v2 {read2}).",
-        "I understand that this does not affect the care I receive, and that I can withdraw "
-        "this objection at any time by asking the practice.",
-        "Please confirm to me when the code has been added.",
+    """The body of the letter, one paragraph each: the type 1 code for share nothing, and
+    the other choices for the practice to record in Confide for the person."""
+    paragraphs = ["Dear Practice Manager,"]
+    if Choice.SHARE_NOTHING in details.choices:
+        snomed, read2 = _code("snomed"), _code("read2")
+        paragraphs += [
+            "Please record that I object to my personal confidential information leaving this "
+            "practice for any purpose other than my direct care. This is known as a type 1 "
+            "opt-out.",
+            "Please add this code to my GP record: 'Dissent from secondary use of GP patient "
+            f"identifiable data' (SNOMED CT {snomed}; Read v2 {read2}).",
+        ]
+    asks = [ASKS[c] for c in ASKS if c in details.choices]
+    if asks:
+        paragraphs.append(
+            "Please record these choices for me in Confide, the service that holds patients' "
+            "choices about research and planning (by letter, dated today):\n"
+            + "\n".join(f"- {ask}" for ask in asks)
+        )
+    paragraphs += [
+        "I understand that this does not affect the care I receive, and that I can change "
+        "these choices at any time by asking the practice.",
+        "Please confirm to me when this has been done.",
         "Yours faithfully,",
     ]
+    return paragraphs
 
 
 def _identity_lines(details: LetterDetails) -> list[str]:
@@ -76,7 +104,7 @@ def _identity_lines(details: LetterDetails) -> list[str]:
 def render_pdf(details: LetterDetails, today: date) -> bytes:
     """The letter as PDF bytes (A4, one page for any input the form accepts)."""
     pdf = FPDF(format="A4", unit="mm")
-    pdf.set_title("Type 1 opt-out request")
+    pdf.set_title(letter_title(details))
     pdf.set_creator("Confide")
     pdf.set_auto_page_break(auto=True, margin=MARGIN)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
@@ -94,7 +122,7 @@ def render_pdf(details: LetterDetails, today: date) -> bytes:
     if details.practice_address:
         recipient += "\n" + details.practice_address
     block(recipient, gap=8)
-    block("Request to record a type 1 opt-out", size=13, style="B")
+    block(letter_title(details), size=13, style="B")
     block("\n".join(_identity_lines(details)), style="B", gap=6)
     for paragraph in letter_paragraphs(details):
         block(paragraph)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from confide.choices.model import utc
+from confide.choices.model import Choice, utc
 from confide.common import nhs_number as nhs
 from confide.common.errors import InvalidInput
 from confide.web.forms import (
@@ -19,8 +19,9 @@ from confide.web.forms import (
     parse_date_parts,
     posted_form,
 )
-from confide.web.letter import LetterDetails, printable, render_pdf
+from confide.web.letter import ASKS, LetterDetails, printable, render_pdf
 from confide.web.rendering import render
+from confide.web.wording import BY_CHOICE
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,6 +33,7 @@ FIELDS = {
     "practice-address": ("practice_address", "GP practice address", 300, True, False),
 }
 MAX_LINES = 6
+LETTER_CHOICES = [BY_CHOICE[c] for c in (Choice.SHARE_NOTHING, *ASKS)]
 
 
 TYPED = {
@@ -49,13 +51,22 @@ def _page(
     status: int = 200,
     form: Form | None = None,
 ) -> Response:
-    anchors = {"birth-date": "birth-date-day"}
+    anchors = {"birth-date": "birth-date-day", "choices": "choices"}
     summary = error_summary(errors or {}, anchors)
     typed = kept(form, TYPED) if form is not None else {}
+    ticked = set(form.all("choices")) if form is not None else {Choice.SHARE_NOTHING.value}
+    items = [
+        {
+            "value": words.choice.value,
+            "text": words.label,
+            "checked": words.choice.value in ticked,
+        }
+        for words in LETTER_CHOICES
+    ]
     return render(
         request,
         "gp-letter.html",
-        {"errors": summary, "field_errors": errors or {}, "typed": typed},
+        {"errors": summary, "field_errors": errors or {}, "typed": typed, "choices": items},
         status_code=status,
     )
 
@@ -84,6 +95,9 @@ def _details(form: Form) -> tuple[LetterDetails | None, dict[str, str]]:
     except InvalidInput as exc:
         errors["birth-date"] = exc.message
         birth = None
+    # Nothing ticked: the letter's first purpose, a type 1 opt-out (also for older clients
+    # that send no choices at all).
+    chosen = {c for c in Choice if c.value in form.all("choices")} or {Choice.SHARE_NOTHING}
     raw_number = form.get("nhs_number")
     number = None
     if raw_number.strip():
@@ -101,6 +115,7 @@ def _details(form: Form) -> tuple[LetterDetails | None, dict[str, str]]:
             practice=values["practice"],
             nhs_number=number,
             practice_address=values.get("practice-address", ""),
+            choices=frozenset(chosen),
         ),
         errors,
     )
