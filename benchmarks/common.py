@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where figures are saved; the smoke runs in the test suite point it at a temporary folder.
+RESULTS = Path(
+    os.environ.get("CONFIDE_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)
 POSTGRES_URL = os.environ.get(
     "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -60,7 +63,7 @@ def median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str))
     return path

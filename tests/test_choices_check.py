@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from confide.choices.check import MALFORMED, check_file, clean, opted_out_for
@@ -15,6 +17,7 @@ from confide.choices.model import ChangeRequest, Choices
 from confide.choices.policy import decide
 from confide.choices.registry import ChoicesRegistry
 from confide.cli.main import app
+from confide.common import exit_codes
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
 from confide.common.nhs_number import generate_test_numbers
@@ -145,13 +148,13 @@ def test_cli_check_stdout_and_stderr(populated, tmp_path: Path) -> None:
             "--json",
         ],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_codes.INVALID_LINES, result.output
     stdout = result.stdout
     # shares nothing (30-39) and no_research (40-59, except 45 who changed their mind) go.
     assert stdout == f"{numbers[45]},\n"
     assert "line 31: NHS number fails the modulus 11 check" in result.stderr
     assert "line 32: not in the check format" in result.stderr
-    summary = json.loads(result.stderr.strip().splitlines()[-1])
+    summary = next(json.loads(line) for line in result.stderr.splitlines() if line.startswith("{"))
     assert summary["included"] == 1 and summary["invalid"] == 1 and summary["malformed"] == 1
 
 
@@ -244,3 +247,79 @@ def test_cli_set_show_history_and_errors(opstore, tmp_path: Path) -> None:
     assert adult.exit_code == 2 and "13 or older" in " ".join(adult.stderr.split())
     show = runner.invoke(app, ["choices", "show", "--nhs-number", "9434765919", "--json", *home])
     assert json.loads(show.stdout)["choices"] == Choices(no_commercial=True).as_dict()
+
+
+def test_crlf_input_gives_crlf_output_and_spaces_are_tolerated() -> None:
+    good = generate_test_numbers(3, RNG)
+    text = f"{good[0]},\r\n {good[1]} , \r\n\t{good[2]},\r\n".encode()
+    out, summary, bad = _clean(text)
+    assert out == "".join(f"{n},\r\n" for n in good).encode()
+    assert not bad and summary.included == 3
+
+
+def test_crlf_fast_path_matches_the_slow_path() -> None:
+    numbers = list(generate_test_numbers(500, RNG))
+    crlf = "".join(f"{n},\r\n" for n in numbers).encode()
+    opted = [int(n) for n in numbers[::7]]
+    fast, _s, _b = _clean(crlf, opted)
+    slow, _s, _b = _clean(crlf + b"\r\n", opted)  # a trailing blank line: the slow path
+    assert fast == slow and fast.count(b"\r\n") == 500 - len(opted)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(list(generate_test_numbers(50, np.random.default_rng(3)))), max_size=30
+    ),
+    st.lists(st.sampled_from(["", " ", "\t", "  "]), min_size=3, max_size=3),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_spacing_and_endings_never_change_the_answer(numbers, pads, ending) -> None:
+    """Whatever the spacing and line ending, the clean list is the same numbers, in order,
+    in the input's line ending."""
+    before, middle, after = pads
+    text = "".join(f"{before}{n}{middle},{after}{ending}" for n in numbers).encode()
+    out, summary, bad = _clean(text)
+    assert out == "".join(f"{n},{ending}" for n in numbers).encode()
+    assert not bad and summary.included == len(numbers)
+
+
+def _check(home: Path, path: Path, *extra: str):
+    return CliRunner().invoke(
+        app,
+        ["choices", "check", str(path), "--purpose", "research", "--recipient", "academic",
+         "--home", str(home), *extra],
+    )  # fmt: skip
+
+
+def test_all_or_nothing_returns_no_list_when_any_line_is_invalid(populated, tmp_path) -> None:
+    _registry, numbers, home = populated
+    path = tmp_path / "list.txt"
+    path.write_text(f"{numbers[300]},\n9434765918,\n")
+    result = _check(home, path, "--all-or-nothing")
+    assert result.exit_code == exit_codes.INVALID_LINES
+    assert result.stdout == "" and "invalid NHS numbers" in " ".join(result.stderr.split())
+    assert "9434765918" not in result.stderr
+    out = tmp_path / "clean.txt"
+    to_file = _check(home, path, "--all-or-nothing", "--out", str(out))
+    assert to_file.exit_code == exit_codes.INVALID_LINES and not out.exists()
+    assert list(tmp_path.glob(".clean.txt*")) == []  # no partial file left behind
+    path.write_text(f"{numbers[300]},\r\n{numbers[301]},\r\n")
+    whole = _check(home, path, "--all-or-nothing", "--out", str(out))
+    assert whole.exit_code == 0, whole.output
+    assert out.read_bytes() == f"{numbers[300]},\r\n{numbers[301]},\r\n".encode()
+
+
+def test_without_all_or_nothing_the_valid_lines_come_back_with_the_exit_code(
+    populated, tmp_path
+) -> None:
+    _registry, numbers, home = populated
+    path = tmp_path / "list.txt"
+    path.write_text(f"{numbers[300]},\nnot a number\n")
+    result = _check(home, path)
+    assert result.exit_code == exit_codes.INVALID_LINES
+    assert result.stdout == f"{numbers[300]},\n"
+    assert "line 2: not in the check format" in result.stderr and "What to do:" in result.stderr
+    clean_file = tmp_path / "list.txt"
+    clean_file.write_text(f"{numbers[300]},\n")
+    assert _check(home, clean_file).exit_code == 0

@@ -82,6 +82,7 @@ EXAMPLES = {
         "erasure_index": 17,
     },
     "key_rotation": {"party": "pseudonymiser", "key_kind": "hmac", "key_id": "k-2025-02"},
+    "rollout": {"action": "notices", "subject": "A81001", "week": "2025-02-03", "sent": 120},
 }
 
 

@@ -85,14 +85,27 @@ def test_only_like_sets_are_compared() -> None:
     assert len(find_overlaps([count, sketch(set(range(1, 40)), identity="d")], [], 10)) == 1
 
 
-def test_sketches_are_kept_per_project_and_read_back(tmp_path: Path) -> None:
+def test_sketches_are_read_back_for_every_project_of_the_organisation(tmp_path: Path) -> None:
     store = SketchStore(tmp_path)
     kept = [sketch(set(range(30)), identity="x", kind="sum v", release="r9")]
-    store.save("project-1", "r9", kept)
-    back = store.load("project-1")
-    assert [(s.release, s.identity, s.kind, s.people) for s in back] == [("r9", "x", "sum v", 30)]
-    assert np.array_equal(back[0].ids, kept[0].ids)
-    assert store.load("project-2") == []
+    store.save("org-a", "project-1", "r9", kept)
+    store.save("org-a", "project-2", "r10", [sketch(set(range(29)), identity="x", release="r10")])
+    back = store.load("org-a")
+    assert sorted((s.release, s.people) for s in back) == [("r10", 29), ("r9", 30)]
+    assert np.array_equal(next(s for s in back if s.release == "r9").ids, kept[0].ids)
+    assert store.load("org-b") == []
+
+
+def test_a_second_project_of_the_organisation_cannot_difference_the_first(
+    tmp_path: Path,
+) -> None:
+    """Project 1 released a cell of 30 people; project 2 of the same organisation asks the same
+    cell without one of them: the overlap is found across the two projects."""
+    store = SketchStore(tmp_path)
+    store.save("org-a", "project-1", "r1", [sketch(set(range(30)), identity="x", release="r1")])
+    asked = [sketch(set(range(1, 30)), identity="y")]
+    assert len(find_overlaps(asked, store.load("org-a"), 10)) == 1
+    assert find_overlaps(asked, store.load("org-b"), 10) == []
 
 
 def test_a_cell_asked_again_is_kept_once() -> None:

@@ -297,3 +297,44 @@ def test_a_failure_inside_the_tre_is_one_generic_refusal_with_the_detail_kept(
     assert run.kind == "query_run" and refusal.kind == "refusal"
     assert "LS2" not in str(refusal.body)
     assert set(tre.store.releases.iterdir()) == before
+
+
+def _second_project(tre: TreWorld, slug: str) -> None:
+    """Another approved research project of the researcher's organisation (acro rules)."""
+    from confide.access.model import ProjectApplication
+    from confide.access.seed import PEOPLE, PROTECTIONS, WINDOW_START
+
+    researcher = tre.principal("researcher")
+    today = tre.access.clock().date()
+    tre.access.apply(
+        researcher,
+        ProjectApplication(
+            slug=slug,
+            title="A second study of the same organisation",
+            purpose="research",
+            legal_basis="public_task",
+            datasets={"patients": ["birth_year", "sex", "area"]},
+            window_start=WINDOW_START,
+            window_end=today,
+            expires_on=today + timedelta(days=30),
+            summary="Counts of people by sex, asked again from another project.",
+        ),
+    )
+    tre.access.submit(researcher, slug)
+    org, _, email, _ = PEOPLE["approver"]
+    approver = tre.access.principal_for(org, email)
+    tre.access.approve(approver, slug, "approved", PROTECTIONS["demo-research"])
+
+
+def test_a_second_project_of_the_organisation_cannot_difference_the_first(tre: TreWorld) -> None:
+    """demo-research releases counts by sex; after one person leaves research, a second project
+    of the same organisation asks the same table: its cells differ from the first release by
+    that one person, so it is held, not released."""
+    _second_project(tre, "second-study")
+    researcher = tre.principal("researcher")
+    first = tre.service.run(researcher, "demo-research", BY_SEX)
+    assert first.status == "released"
+    tre.registry.set(tre.numbers[5], {"no_research": True}, "online")
+    second = tre.service.run(researcher, "second-study", BY_SEX)
+    assert second.status == "held_for_review", second.reason
+    assert second.result is None

@@ -337,3 +337,31 @@ def test_dp_bounds_reach_the_query(app, world):
         data = http.get(f"/staff/queries/{query_id}/output.json").json()
         low, high = data["result"]["intervals"][0]["mean_value"]
         assert 0 <= low <= high <= 200  # clamped to the bounds given in the form
+
+
+def test_a_refused_query_can_be_changed_from_its_own_sql(app, world):
+    """The outcome page links back to the console with the query's SQL in the box."""
+    sql = "SELECT * FROM read_csv('/etc/passwd')"
+    with client(app) as http:
+        token = sign_in(http, world, email_of("researcher"))
+        ran = http.post(
+            "/staff/projects/demo-research/console", data={"csrf_token": token, "sql": sql}
+        )
+        query_id = str(ran.url).rsplit("/", 1)[1]
+        link = f"/staff/projects/demo-research/console?change={query_id}"
+        assert link in ran.text
+        again = assert_page(http.get(link))
+        box = again.find(".//textarea[@name='sql']")
+        assert box is not None and (box.text or "").strip() == sql
+        other = assert_page(http.get("/staff/projects/demo-research/console?change=nope"))
+        assert not (other.find(".//textarea[@name='sql']").text or "").strip()
+
+
+def test_the_console_lists_tables_as_a_list_not_as_markup(app, world):
+    with client(app) as http:
+        sign_in(http, world, email_of("researcher"))
+        page = http.get("/staff/projects/demo-research/console")
+        assert "&lt;li&gt;" not in page.text and "&lt;code&gt;" not in page.text
+        doc = assert_page(page)
+        items = ["".join(li.itertext()) for li in doc.iter("li")]
+        assert any(item.startswith("patients: patient_id") for item in items), items

@@ -198,3 +198,18 @@ def test_confirmation_page_links_to_the_report(world):
         assert f'href="{PAGE}"' in done.text
         page = http.get(PAGE).text
     assert "Not used for planning" in cards(page, "Your changes of choice in the log")
+
+
+JARGON = ("RFC", "Merkle", "leaf hash", "root hash", "tree size", "checkpoint", "hash it")
+
+
+def test_the_page_speaks_plain_english_outside_the_proofs(world, story):
+    """Technical words stay inside the collapsed proofs; the page itself has none."""
+    with TestClient(world.app(), base_url="https://testserver") as http:
+        sign_in(http, world, story["person"])
+        page = http.get(PAGE)
+    main = parse(page.text).find(".//main")
+    for details in main.iter("details"):
+        details.clear()
+    text = " ".join(" ".join(main.itertext()).split())
+    assert [word for word in JARGON if word.lower() in text.lower()] == []

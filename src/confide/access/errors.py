@@ -7,19 +7,20 @@ tenants.
 
 from __future__ import annotations
 
+from confide.common import exit_codes
 from confide.common.errors import ConfideError, InvalidInput, NotFound
 
 
 class Unauthenticated(ConfideError):
     """No valid credentials: the same message whether the client exists or not."""
 
-    exit_code = 4
+    exit_code = exit_codes.NOT_SIGNED_IN
 
 
 class Forbidden(ConfideError):
     """The caller is known and may see the thing, but may not do this to it."""
 
-    exit_code = 5
+    exit_code = exit_codes.FORBIDDEN
 
 
 class Conflict(InvalidInput):

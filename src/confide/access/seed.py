@@ -37,6 +37,7 @@ PEOPLE: dict[str, tuple[str, str, str, tuple[Role, ...]]] = {
         (Role.OUTPUT_CHECKER,),
     ),
     "administrator": ("demo-dac", "Demo Administrator", "admin@dac.example", (Role.ADMINISTRATOR,)),
+    "operator": ("demo-dac", "Demo Operator", "operator@dac.example", (Role.OPERATOR,)),
     "researcher": (
         "demo-university",
         "Demo Researcher",

@@ -35,6 +35,7 @@ from confide.access.errors import Unauthenticated
 from confide.access.model import Organisation, Principal, Role
 from confide.access.service import Access
 from confide.access.signin_store import staff_attempts, staff_challenges, staff_sessions
+from confide.common import exit_codes
 from confide.common.errors import ConfideError, InvalidInput
 from confide.common.secrets import load_or_create
 
@@ -49,7 +50,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # the access party's own tes
 class TooManySignIns(ConfideError):
     """Locked out for a while: the same answer for every email, known or not."""
 
-    exit_code = 4
+    exit_code = exit_codes.LOCKED_OUT
 
 
 class NotSignedIn(Unauthenticated):

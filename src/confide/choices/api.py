@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from confide.choices.identity import IdentityService, NotVerified, TooManyAttempts
@@ -79,6 +80,24 @@ class Type1In(BaseModel):
 class Type1Out(BaseModel):
     recorded: bool = Field(description="false when the same code had been recorded already.")
     event: EventOut | None = None
+
+
+class ImportOut(BaseModel):
+    lines: int
+    recorded: int
+
+
+class RejectedLine(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportRejectedOut(BaseModel):
+    error: str
+    hint: str | None = None
+    lines: int
+    recorded: int
+    rejected: list[RejectedLine]
 
 
 _STATUS = {TooManyAttempts: 429, NotVerified: 401, InvalidInput: 422}
@@ -201,5 +220,47 @@ def make_router(
         except ConfideError as exc:
             raise _fail(exc) from None
         return Type1Out(recorded=event is not None, event=_event_out(event) if event else None)
+
+    @router.post(
+        "/import",
+        response_model=ImportOut,
+        responses={
+            **_ERRORS,
+            422: {"model": ImportRejectedOut, "description": "Lines rejected: none recorded."},
+            503: {"model": ErrorOut, "description": "Not enabled."},
+        },
+        summary="Practices, proxies and the national service: record many choices from a CSV "
+        "file (all or nothing)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def import_csv(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> ImportOut:
+        """Rows ``nhs_number,choice,channel,date`` (see docs/choices.md): every row is recorded,
+        or none is and every rejected line is listed with its reason."""
+        from confide.choices.batch import MAX_BYTES, ImportRejected, import_choices
+
+        if not gp_token:
+            raise HTTPException(503, detail={"error": "The import endpoint is not enabled."})
+        given = (authorization or "").partition(" ")[2].strip()
+        if not hmac.compare_digest(given.encode(), gp_token.encode()):
+            raise HTTPException(401, detail={"error": "Import credentials are not valid."})
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_BYTES:
+                raise HTTPException(413, detail={"error": "The file is too large."})
+        try:
+            done = await run_in_threadpool(import_choices, registry, bytes(data))
+        except ImportRejected as exc:
+            raise HTTPException(422, detail=exc.as_dict()) from None
+        except ConfideError as exc:
+            raise _fail(exc) from None
+        return ImportOut(lines=done.lines, recorded=done.recorded)
 
     return router

@@ -1,9 +1,11 @@
 """Clean a list of NHS numbers in the national "Check for National Data Opt-outs" format.
 
-The format is one NHS number per line, each followed by a comma (``9434765919,``). The output
-is the same format, holding only the people who may be included for the stated use. Invalid
-NHS numbers and malformed lines go to standard error with their line numbers (never echoed) and
-are never returned as clean.
+The format is one NHS number per line, each followed by a comma (``9434765919,``); spaces or
+tabs around the number or the comma are tolerated. The output is the same format, with the
+input's line endings (CRLF stays CRLF), holding only the people who may be included for the
+stated use. Invalid NHS numbers and malformed lines go to standard error with their line numbers
+(never echoed) and are never returned as clean; with ``all_or_nothing`` (as the national
+service does) one invalid line means no list at all.
 
 Everything is vectorised with numpy over the file's bytes (memory-mapped): line boundaries,
 the modulus 11 check and set membership against the sorted opted-out numbers, a million lines
@@ -12,20 +14,26 @@ at a time, so ten million numbers take seconds.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
 from confide.choices import policy
 from confide.choices.registry import ChoicesRegistry
+from confide.common import exit_codes
 from confide.common import nhs_number as nhs
-from confide.common.errors import InvalidInput
+from confide.common.errors import ConfideError, FileProblem, InvalidInput
 
 _NL, _CR, _COMMA, _ZERO = 10, 13, 44, 48
+_SPACED = re.compile(rb"[ \t]*([0-9]{10})[ \t]*,[ \t]*")
 _BLOCK = 1_000_000
 MALFORMED = "not in the check format (expected 10 digits followed by a comma)"
 
@@ -45,6 +53,17 @@ class CheckSummary:
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+    @property
+    def problems(self) -> int:
+        """Lines that were not valid check lines (blank lines are not problems)."""
+        return self.invalid + self.malformed
+
+
+class InvalidLines(ConfideError):
+    """Some lines of a list were invalid: each is reported with its line number."""
+
+    exit_code = exit_codes.INVALID_LINES
 
 
 def opted_out_for(
@@ -84,10 +103,14 @@ def _scan(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (line numbers, k×10 digit matrix) for lines shaped ``dddddddddd,``."""
     size = len(buf)
-    if size and size % 12 == 0 and buf[-1] == _NL:
-        # Fast path: every line is exactly "NNNNNNNNNN,\n" (the usual case) - a reshape.
-        grid = buf.reshape(-1, 12)
-        if (grid[:, 10] == _COMMA).all() and (grid[:, 11] == _NL).all():
+    for width, ending in ((12, (_NL,)), (13, (_CR, _NL))):
+        if not (size and size % width == 0 and buf[-1] == _NL):
+            continue
+        # Fast path: every line is exactly "NNNNNNNNNN,\n" (or CRLF, the usual case): a reshape.
+        grid = buf.reshape(-1, width)
+        if (grid[:, 10] == _COMMA).all() and all(
+            (grid[:, 11 + i] == byte).all() for i, byte in enumerate(ending)
+        ):
             summary.lines = len(grid)
             for start in range(0, len(grid), _BLOCK):
                 part = grid[start : start + _BLOCK, :10]
@@ -98,15 +121,26 @@ def _scan(
     length = ends - starts
     blank = length == 0
     shaped = (length == 11) & (buf[np.maximum(ends - 1, 0)] == _COMMA)
-    summary.blank = int(blank.sum())
+    digits_at = starts.copy()
     for line in np.flatnonzero(~blank & ~shaped):
-        bad.append((int(line) + 1, MALFORMED))
+        # Rare: tolerate spaces or tabs around the number and the comma; else malformed.
+        text = buf[starts[line] : ends[line]].tobytes()
+        found = _SPACED.fullmatch(text)
+        if found is None:
+            if not text.strip(b" \t"):
+                blank[line] = True
+                continue
+            bad.append((int(line) + 1, MALFORMED))
+            continue
+        shaped[line] = True
+        digits_at[line] = starts[line] + found.start(1)
+    summary.blank = int(blank.sum())
     summary.malformed = len(bad)
     lines = np.flatnonzero(shaped)
     offsets = np.arange(10)
     for start in range(0, len(lines), _BLOCK):
         part = lines[start : start + _BLOCK]
-        yield part + 1, buf[starts[part][:, None] + offsets]
+        yield part + 1, buf[digits_at[part][:, None] + offsets]
 
 
 def _digits_to_int(grid: np.ndarray) -> np.ndarray:
@@ -119,13 +153,22 @@ def _digits_to_int(grid: np.ndarray) -> np.ndarray:
     return value
 
 
+def line_ending(buf: np.ndarray) -> bytes:
+    """The file's line ending, from its first line (CRLF or LF)."""
+    first = np.flatnonzero(buf[: 1 << 16] == _NL)
+    return b"\r\n" if len(first) and first[0] > 0 and buf[first[0] - 1] == _CR else b"\n"
+
+
 def clean(
     buf: np.ndarray, opted_out: np.ndarray, out: BinaryIO
 ) -> tuple[CheckSummary, list[tuple[int, str]]]:
     """Write the lines of ``buf`` that may be included to ``out``; return counts and problems.
 
-    ``opted_out`` is a sorted int64 array. Problems are (line number, reason) pairs.
+    ``opted_out`` is a sorted int64 array. Problems are (line number, reason) pairs. Lines are
+    written with the input's line ending.
     """
+    ending = np.frombuffer(line_ending(buf), dtype=np.uint8)
+    width = 11 + len(ending)
     summary = CheckSummary()
     bad: list[tuple[int, str]] = []
     for line_numbers, grid in _scan(buf, summary, bad):
@@ -146,10 +189,10 @@ def clean(
         summary.excluded += int((~keep).sum())
         kept = grid[keep]
         summary.included += len(kept)
-        lines = np.empty((len(kept), 12), dtype=np.uint8)
+        lines = np.empty((len(kept), width), dtype=np.uint8)
         lines[:, :10] = kept
         lines[:, 10] = _COMMA
-        lines[:, 11] = _NL
+        lines[:, 11:] = ending
         out.write(lines.tobytes())
     bad.sort()
     return summary, bad
@@ -157,22 +200,91 @@ def clean(
 
 def read_buffer(path: Path) -> np.ndarray:
     """The file's bytes as a read-only uint8 array (memory-mapped when non-empty)."""
+    where = path.resolve()
+    if path.is_dir():
+        raise FileProblem(f"{where} is a folder; the check list is a file.", hint="Give a file.")
     try:
         size = path.stat().st_size
-    except OSError:
-        raise InvalidInput("The check file cannot be read.", hint="Check the file path.") from None
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise FileProblem(f"{where} does not exist.", hint="Check the file path.") from None
+    except OSError as exc:
+        raise FileProblem(
+            f"{where} cannot be read ({exc.strerror or type(exc).__name__}).",
+            hint="Check the file path and its permissions.",
+        ) from None
     if size == 0:
         return np.empty(0, dtype=np.uint8)
     return np.memmap(path, dtype=np.uint8, mode="r")
 
 
 def check_file(
-    path: Path, opted_out: np.ndarray, out: BinaryIO, err: TextIO | None
+    path: Path,
+    opted_out: np.ndarray,
+    out: BinaryIO,
+    err: TextIO | None,
+    *,
+    all_or_nothing: bool = False,
 ) -> CheckSummary:
-    """Clean ``path`` to ``out``; write one line per problem to ``err``."""
+    """Clean ``path`` to ``out``; write one line per problem to ``err``.
+
+    With ``all_or_nothing``, nothing reaches ``out`` when any line is invalid (the cleaned list
+    is held in a temporary file until the whole input has been checked).
+    """
     started = time.perf_counter()
-    summary, bad = clean(read_buffer(path), opted_out, out)
+    buf = read_buffer(path)
+    if all_or_nothing:
+        with tempfile.TemporaryFile() as held:
+            summary, bad = clean(buf, opted_out, held)
+            if not bad:
+                held.seek(0)
+                shutil.copyfileobj(held, out)
+    else:
+        summary, bad = clean(buf, opted_out, out)
     if err is not None and bad:
         err.write("".join(f"line {n}: {reason}\n" for n, reason in bad))
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
+
+
+def invalid_lines(summary: CheckSummary, all_or_nothing: bool) -> InvalidLines:
+    """The error for a list with invalid lines (the national service's wording when whole)."""
+    count = f"{summary.problems:,} {'line was' if summary.problems == 1 else 'lines were'}"
+    if all_or_nothing:
+        return InvalidLines(
+            f"The file contains one or more invalid NHS numbers or lines ({count} invalid), "
+            "so no list was returned.",
+            hint="Correct the lines reported above and send the whole file again.",
+        )
+    return InvalidLines(
+        f"{count} invalid and left out of the list (reported above with line numbers).",
+        hint="Correct those lines and check them again; --all-or-nothing returns no list "
+        "at all when any line is invalid.",
+    )
+
+
+def write_atomically(
+    path: Path, fill: Callable[[BinaryIO], Any], keep: Callable[[Any], bool]
+) -> Any:
+    """Write ``path`` through a temporary file beside it: readers never see half a list, and
+    a check that fails (or whose result ``keep`` refuses) leaves no file behind."""
+    target = path.resolve()
+    if target.is_dir():
+        raise FileProblem(f"{target} is a folder; --out takes a file name.", hint="Give a file.")
+    if not target.parent.is_dir():
+        raise FileProblem(
+            f"{target.parent} does not exist.", hint="Create the folder first, or give another."
+        )
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            result = fill(sink)
+        if keep(result):
+            os.replace(tmp, target)
+        else:
+            Path(tmp).unlink()
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return result

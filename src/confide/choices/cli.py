@@ -1,4 +1,4 @@
-"""Commands of the choices registry: set, show, history, check, stats, record-lpa."""
+"""Commands of the choices registry: set, show, history, check, import, stats, record-lpa."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
+from confide.cli.failures import describe, show
 from confide.cli.output import HomeOption, JsonOption, console, err_console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
@@ -21,10 +23,11 @@ choices_app = typer.Typer(
 NhsOption = Annotated[str, typer.Option("--nhs-number", help="The person's 10-digit NHS number.")]
 
 
-def _registry(home: Path | None):
+def _registry(home: Path | None, *, reading: bool = False):
+    """The registry; commands that only read refuse a missing home rather than create it."""
     from confide.choices.registry import ChoicesRegistry
 
-    return ChoicesRegistry.open(Home.at(home))
+    return ChoicesRegistry.open(Home.existing(home) if reading else Home.at(home))
 
 
 def _print_choices(r: dict) -> None:
@@ -114,7 +117,7 @@ def set_cmd(
 @handle_errors
 def show_cmd(nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Show a person's current choices."""
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         result = {"choices": registry.current(nhs_number).as_dict()}
     report(result, as_json, _print_choices)
 
@@ -125,7 +128,7 @@ def history_cmd(
     nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False
 ) -> None:
     """Show every change to a person's choices, oldest first."""
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         result = {"history": [e.as_dict() for e in registry.history(nhs_number)]}
 
     def human(r: dict) -> None:
@@ -156,43 +159,125 @@ def check_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the cleaned list here (default: stdout).")
     ] = None,
+    all_or_nothing: Annotated[
+        bool,
+        typer.Option(
+            "--all-or-nothing",
+            help="Return no list at all if any line is invalid, as the national service does.",
+        ),
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print the cleaned list (those who may be included) in the same format.
 
-    Invalid NHS numbers and malformed lines are reported on standard error with line numbers.
+    Invalid NHS numbers and malformed lines are reported on standard error with line numbers,
+    and the command then exits with its own code (10, see docs/errors.md); with
+    --all-or-nothing no list is returned when any line is invalid. Line endings are kept
+    (CRLF stays CRLF); spaces around the number and the comma are tolerated.
     """
-    from confide.choices.check import check_file, opted_out_for
+    from confide.choices.check import (
+        check_file,
+        invalid_lines,
+        opted_out_for,
+        read_buffer,
+        write_atomically,
+    )
 
-    with _registry(home) as registry:
+    read_buffer(file)  # a missing or unreadable list is reported before anything else
+    with _registry(home, reading=True) as registry:
         opted_out, terms = opted_out_for(
             registry, purpose, recipient, legal_basis, output_form, preset
         )
+
+    def fill(sink):
+        return check_file(file, opted_out, sink, sys.stderr, all_or_nothing=all_or_nothing)
+
     if out is not None:
-        with out.open("wb") as sink:
-            summary = check_file(file, opted_out, sink, sys.stderr)
+        summary = write_atomically(out, fill, keep=lambda s: not (all_or_nothing and s.problems))
     else:
-        summary = check_file(file, opted_out, sys.stdout.buffer, sys.stderr)
+        summary = fill(sys.stdout.buffer)
         sys.stdout.flush()
     result = {
         **summary.as_dict(),
         "opt_outs_applied": terms.opt_outs_applied,
         "exemption": terms.exemption,
+        "all_or_nothing": all_or_nothing,
+        "returned": not (all_or_nothing and summary.problems),
     }
+    problem = invalid_lines(summary, all_or_nothing) if summary.problems else None
+    if problem is not None:
+        result.update({"exit_code": problem.exit_code, **problem.as_dict()})
     text = (
-        f"Checked {result['lines']:,} lines: {result['included']:,} may be included, "
+        f"Checked {result['lines']:,} {'line' if result['lines'] == 1 else 'lines'}: "
+        f"{result['included']:,} may be included, "
         f"{result['excluded']:,} excluded by their choices, {result['invalid']:,} invalid NHS "
         f"numbers, {result['malformed']:,} malformed lines."
     )
     if out is not None:
-        report(result, as_json, lambda r: console.print(text))
+        report(result, as_json, lambda r: err_console.print(text, highlight=False))
     elif as_json:
         import orjson
 
         sys.stderr.write(orjson.dumps(result).decode() + "\n")
     else:
         err_console.print(text, highlight=False)
+    if problem is not None:
+        # Standard output holds the list (or the JSON summary): the error goes to stderr only.
+        show(describe(problem), as_json=False)
+        raise typer.Exit(problem.exit_code)
+
+
+@choices_app.command("import")
+@handle_errors
+def import_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: nhs_number,choice,channel,date (see docs/choices.md).")
+    ],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record many people's choices from a CSV file: every line, or none.
+
+    Each rejected line is reported on standard error with its number and reason, and then
+    nothing is recorded (exit code 10, see docs/errors.md).
+    """
+    from confide.choices.batch import ImportRejected, import_choices
+
+    data = _read_file(file)
+    try:
+        with _registry(home) as registry:
+            done = import_choices(registry, data)
+    except ImportRejected as exc:
+        for line, reason in exc.report.rejected:
+            err_console.print(f"line {line}: {escape(reason)}", highlight=False)
+        report(exc.as_dict() | {"exit_code": exc.exit_code}, as_json, lambda r: None)
+        show(describe(exc), as_json=False)
+        raise typer.Exit(exc.exit_code) from None
+    report(
+        done.as_dict(),
+        as_json,
+        lambda r: console.print(
+            f"[green]Recorded[/] {r['recorded']:,} changes from {r['lines']:,} lines."
+        ),
+    )
+
+
+def _read_file(path: Path) -> bytes:
+    from confide.common.errors import FileProblem
+
+    where = path.resolve()
+    if path.is_dir():
+        raise FileProblem(f"{where} is a folder; give the CSV file.", hint="Give a file.")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FileProblem(f"{where} does not exist.", hint="Check the file path.") from None
+    except OSError as exc:
+        raise FileProblem(
+            f"{where} cannot be read ({exc.strerror or type(exc).__name__}).",
+            hint="Check the file path and its permissions.",
+        ) from None
 
 
 @choices_app.command("stats")
@@ -207,7 +292,7 @@ def stats_cmd(
 
     if by not in GROUPINGS:
         raise InvalidInput("--by must be practice or area.")
-    with _registry(home) as registry:
+    with _registry(home, reading=True) as registry:
         rows = publishable(registry, by)
 
     def human(r: dict) -> None:

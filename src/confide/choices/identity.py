@@ -33,8 +33,8 @@ from sqlalchemy import delete, func, insert, select, update
 from confide.choices import store
 from confide.choices.model import utc
 from confide.choices.registry import ChoicesRegistry
+from confide.common import exit_codes, postcode
 from confide.common import nhs_number as nhs
-from confide.common import postcode
 from confide.common.errors import ConfideError, InvalidInput
 from confide.common.secrets import load_or_create, write_secret
 
@@ -47,13 +47,13 @@ GENERIC_START = (
 class TooManyAttempts(ConfideError):
     """Locked out for a while: the same answer for everyone, known or not."""
 
-    exit_code = 4
+    exit_code = exit_codes.LOCKED_OUT
 
 
 class NotVerified(ConfideError):
     """A code or session that does not open (wrong, expired, used or unknown: not said which)."""
 
-    exit_code = 5
+    exit_code = exit_codes.NOT_SIGNED_IN
 
 
 @dataclass(frozen=True)

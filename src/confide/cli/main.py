@@ -1,15 +1,24 @@
-"""The ``confide`` command line: each party contributes its own sub-commands."""
+"""The ``confide`` command line: each party contributes its own sub-commands.
+
+Party commands are loaded only when used (:mod:`confide.cli.lazy`), and the whole command line
+runs inside the one error handler (:mod:`confide.cli.failures`): usage errors and anything a
+command did not anticipate get a message and an exit code, never a traceback.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
 from confide import __version__
+from confide.cli.lazy import LazyGroup
+from confide.cli.quick import ROOT_HELP
 
 app = typer.Typer(
     name="confide",
-    help="Confide: GP and hospital records for NHS planning and research, "
-    "with every patient's choice honoured.",
+    cls=LazyGroup,
+    help=ROOT_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -21,43 +30,31 @@ def _root() -> None:
     """Confide: GP and hospital records for NHS planning and research."""
 
 
-def _register() -> None:
-    """Attach every party's commands (imported here so ``--help`` lists them all)."""
-    from confide.access import cli as access_cli
-    from confide.choices import cli as choices_cli
-    from confide.demo import cli as demo_cli
-    from confide.hub import cli as hub_cli
-    from confide.ledger import cli as ledger_cli
-    from confide.practice import cli as practice_cli
-    from confide.pseudonymiser import cli as pseudonymiser_cli
-    from confide.synth import cli as synth_cli
-    from confide.tre import cli as tre_cli
-    from confide.usage import cli as usage_cli
-    from confide.web import cli as web_cli
-    from confide.witness import cli as witness_cli
-
-    synth_cli.register(app)
-    practice_cli.register(app)
-    pseudonymiser_cli.register(app)
-    hub_cli.register(app)
-    choices_cli.register(app)
-    access_cli.register(app)
-    tre_cli.register(app)
-    ledger_cli.register(app)
-    witness_cli.register(app)
-    usage_cli.register(app)
-    web_cli.register(app)
-    demo_cli.register(app)
-
-
 @app.command("version")
 def version() -> None:
     """Print Confide's version."""
     typer.echo(__version__)
 
 
-_register()
+def run(argv: list[str] | None = None) -> None:
+    """The entry point: run the command line, turning every failure into a message and code."""
+    from confide.cli.quick import answer
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    if answer(args):  # --help and version, without building the command tree
+        return
+    from confide.cli import failures
 
-def run() -> None:
-    app()
+    try:
+        result = typer.main.get_command(app).main(
+            args=args, prog_name="confide", standalone_mode=False
+        )
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the one handler decides for every class
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as usual
+            typer.echo(exc.ctx.get_help())  # type: ignore[attr-defined]
+            sys.exit(failures.exit_codes.BAD_REQUEST)
+        failures.fail(exc, failures.wants_json(args))
+    code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+    sys.exit(code)

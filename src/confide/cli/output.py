@@ -1,8 +1,9 @@
 """How every command reports: Rich for people, ``--json`` for programs, errors that say why.
 
 Commands return a plain dict; :func:`report` prints it as JSON or hands it to a human renderer.
-:func:`handle_errors` turns a ``ConfideError`` into a message on standard error (or a JSON
-object with ``error``) and a non-zero exit code, never a traceback.
+:func:`handle_errors` hands any exception to :mod:`confide.cli.failures`, the one handler: a
+message on standard error (and a JSON object with ``error`` under ``--json``) and the exit code
+of its class, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-
-from confide.common.errors import ConfideError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -45,19 +44,18 @@ def report(result: dict[str, Any], as_json: bool, human: Callable[[dict], None])
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Decorator for commands: ``ConfideError`` → clear message and its exit code."""
+    """Decorator for commands: any exception → clear message and the exit code of its class."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ConfideError as exc:
-            if kwargs.get("as_json"):
-                sys.stdout.write(orjson.dumps(exc.as_dict()).decode() + "\n")
-            err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False)
-            if exc.hint:
-                err_console.print(f"[yellow]What to do:[/] {exc.hint}", highlight=False)
-            raise typer.Exit(exc.exit_code) from None
+        except (SystemExit, typer.Exit):
+            raise
+        except BaseException as exc:  # the one handler decides for every class
+            from confide.cli.failures import fail
+
+            fail(exc, bool(kwargs.get("as_json")))
 
     return wrapper
 

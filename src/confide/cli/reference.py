@@ -12,11 +12,13 @@ import typer.main
 from confide.cli.main import app
 
 
-def _walk(command: Any, path: list[str]):
+def _walk(command: Any, path: list[str], parent: Any = None):
+    """Every command, loading lazily registered ones (``list_commands``/``get_command``)."""
     yield path, command
-    if hasattr(command, "commands"):
-        for name in sorted(command.commands):
-            yield from _walk(command.commands[name], [*path, name])
+    if hasattr(command, "list_commands"):
+        ctx = typer.Context(command, info_name=path[-1], parent=parent)
+        for name in sorted(command.list_commands(ctx)):
+            yield from _walk(command.get_command(ctx, name), [*path, name], ctx)
 
 
 def _option_line(param: Any) -> str:
@@ -50,7 +52,7 @@ def render() -> str:
             out.append(command.help.strip().split("\n\n")[0].replace("\n", " "))
             out.append("")
         params = [p for p in command.params if p.name != "help"]
-        if params and not hasattr(command, "commands"):
+        if params and not hasattr(command, "list_commands"):
             out.append("| name | kind | meaning |")
             out.append("|---|---|---|")
             out.extend(_option_line(p) for p in params)

@@ -7,11 +7,13 @@ carry an identifier (NHS number, name, date of birth, postcode).
 
 from __future__ import annotations
 
+from confide.common import exit_codes
+
 
 class ConfideError(Exception):
     """A problem the user can fix; the CLI prints it and exits non-zero."""
 
-    exit_code = 2
+    exit_code = exit_codes.BAD_REQUEST
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -36,11 +38,19 @@ class SubmissionRejected(ConfideError):
 class NotFound(ConfideError):
     """Something asked for does not exist (or the asker may not know that it does)."""
 
-    exit_code = 3
+    exit_code = exit_codes.NOT_FOUND
+
+
+class FileProblem(ConfideError):
+    """A file or folder that cannot be read or written (the message gives its full path)."""
+
+    exit_code = exit_codes.FILES
 
 
 class InUse(ConfideError):
     """State that another Confide process holds open (the embedded stores are single-process)."""
+
+    exit_code = exit_codes.IN_USE
 
 
 def in_use(what: str) -> InUse:

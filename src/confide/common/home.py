@@ -6,7 +6,6 @@ the folders apart is what lets a test scan "every byte the hub holds" for identi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ PARTIES = (
     "ledger",
     "web",
     "witness",
+    "rollout",
 )
 
 
@@ -28,8 +28,9 @@ def resolve_home(home: Path | str | None) -> Path:
     """The ``--home`` given, else ``$CONFIDE_HOME``, else ``./.confide``."""
     if home is not None:
         return Path(home)
-    env = os.environ.get("CONFIDE_HOME")
-    return Path(env) if env else DEFAULT_HOME
+    from confide.common import settings
+
+    return Path(settings.value(settings.HOME.name) or DEFAULT_HOME)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,23 @@ class Home:
     def at(cls, home: Path | str | None = None) -> Home:
         root = resolve_home(home)
         root.mkdir(parents=True, exist_ok=True)
+        return cls(root.resolve())
+
+    @classmethod
+    def existing(cls, home: Path | str | None = None) -> Home:
+        """The home folder for commands that only read: a missing one is an error, not made."""
+        from confide.common.errors import NotFound
+
+        root = resolve_home(home)
+        if not root.is_dir():
+            where = root.resolve()
+            what = "is a file, not a Confide home folder" if root.exists() else "does not exist"
+            raise NotFound(
+                f"{where} {what}: there is nothing to show.",
+                hint="Give --home of an existing Confide installation (or set CONFIDE_HOME), "
+                "or create one with `confide demo` or `confide synth` and `confide practice "
+                "extract`.",
+            )
         return cls(root.resolve())
 
     def party(self, name: str) -> Path:

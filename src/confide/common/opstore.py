@@ -15,7 +15,6 @@ its own version table), applied by :func:`migrate` when the party opens its stor
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -23,10 +22,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 
+from confide.common import settings
+
 
 def database_url(party: str, folder: Path) -> str:
     """The URL a party's store lives at (SQLite in its folder unless configured otherwise)."""
-    url = os.environ.get("CONFIDE_DATABASE_URL")
+    url = settings.value(settings.DATABASE_URL.name)
     if url:
         return url
     return f"sqlite:///{folder / f'{party}.db'}"
@@ -34,9 +35,9 @@ def database_url(party: str, folder: Path) -> str:
 
 def schema_for(party: str) -> str | None:
     """The PostgreSQL schema of a party's tables (None on SQLite)."""
-    if not os.environ.get("CONFIDE_DATABASE_URL"):
+    if not settings.value(settings.DATABASE_URL.name):
         return None
-    prefix = os.environ.get("CONFIDE_DATABASE_SCHEMA_PREFIX", "confide_")
+    prefix = settings.value(settings.DATABASE_SCHEMA_PREFIX.name)
     return f"{prefix}{party}"
 
 
@@ -72,18 +73,19 @@ def sqlite_engine(url: str) -> Engine:
 _MIGRATING = threading.Lock()
 
 
-def migrate(engine: Engine, party: str) -> None:
+def migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
     """Bring a party's store up to its latest migration (safe to call every time).
 
     Alembic's command machinery is not thread-safe, so migrations in one process run one at
     a time; across processes the database's own locking (and Alembic's version table) decide.
+    ``scripts``: a migrations folder other than ``confide/<party>/migrations``.
     """
     with _MIGRATING:
-        _migrate(engine, party)
+        _migrate(engine, party, scripts)
 
 
-def _migrate(engine: Engine, party: str) -> None:
-    script_location = Path(__file__).resolve().parent.parent / party / "migrations"
+def _migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
+    script_location = scripts or Path(__file__).resolve().parent.parent / party / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["engine"] = engine

@@ -61,10 +61,13 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     """Parse and shape-check a manifest; anything wrong rejects the submission with a reason."""
     path = folder / MANIFEST
     if not folder.is_dir():
-        raise SubmissionRejected(f"{folder.name} is not a submission folder.")
+        raise SubmissionRejected(
+            f"{folder.resolve()} is not a submission folder.",
+            hint="Give the folders `confide practice extract` wrote (under practice/*/outbox).",
+        )
     if not path.exists():
         raise SubmissionRejected(
-            f"{folder.name} has no manifest.json: the upload is incomplete.",
+            f"{folder.resolve()} has no manifest.json: the upload is incomplete.",
             hint="Upload the whole submission folder again; the manifest is written last.",
         )
     try:

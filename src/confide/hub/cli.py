@@ -6,13 +6,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from confide.cli.accounts import print_accounts
-from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
+from confide.cli.output import (
+    HomeOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    progress,
+    report,
+)
+from confide.common import exit_codes
 from confide.common.errors import InvalidInput, SubmissionRejected
 from confide.common.home import Home
 from confide.embedded import close_hub, open_hub
+
+REJECTED_HINT = (
+    "Nothing of this submission was stored; the original is kept with the reason under the "
+    "hub's rejected folder. Ask the source to send a fresh extract."
+)
 
 hub_app = typer.Typer(help="The hub: record store and trusted research environment.")
 
@@ -85,7 +100,7 @@ def ingest_cmd(
                     done = hub.ingest(folder, confirm_shrink=confirm_shrink)
                     results.append(done.as_dict())
                 except SubmissionRejected as exc:
-                    failures.append({"submission": folder.name, **exc.as_dict()})
+                    failures.append({"submission": str(folder.resolve()), **exc.as_dict()})
                 bar.advance(task)
     finally:
         close_hub(hub)
@@ -99,13 +114,16 @@ def ingest_cmd(
             )
             print_accounts(item)
         for item in r["rejected"]:
-            console.print(f"[red]rejected[/] {item['submission']}: {item['error']}")
-            if item.get("hint"):
-                console.print(f"  What to do: {item['hint']}")
+            err_console.print(
+                f"[red]Rejected[/] {escape(item['submission'])}: {escape(item['error'])}",
+                highlight=False,
+            )
+            hint = item.get("hint") or REJECTED_HINT
+            err_console.print(f"  [yellow]What to do:[/] {escape(hint)}", highlight=False)
 
     report({"ingested": results, "rejected": failures}, as_json, human)
     if failures:
-        raise typer.Exit(1)
+        raise typer.Exit(exit_codes.PARTLY_DONE)
 
 
 @hub_app.command("status")
@@ -114,13 +132,17 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Rows held per table and the live snapshot of each source."""
     from confide.hub.records import TABLES, RecordStore
 
-    store = RecordStore(Home.at(home).party("hub") / "records")
-    con = store.connect()
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    sources = {
-        ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
-        for ods, e in store.catalog()["sources"].items()
-    }
+    folder = Home.existing(home).root / "hub" / "records"
+    counts = dict.fromkeys(TABLES, 0)
+    sources: dict[str, dict] = {}
+    if folder.is_dir():  # a status only reads: nothing is created for a hub never used
+        store = RecordStore(folder)
+        con = store.connect()
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        sources = {
+            ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
+            for ods, e in store.catalog()["sources"].items()
+        }
 
     def human(r: dict) -> None:
         table = Table("table", "rows")

@@ -34,6 +34,8 @@ from confide.hub import shrink, validate
 from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
+from confide.rollout import gate as rollout_gate
+from confide.rollout.model import Point
 
 # The columns each submitted table must carry (by name; types are cast and checked).
 SUBMITTED_COLUMNS = {
@@ -111,6 +113,7 @@ class Hub:
     def __init__(
         self, home: Home, pseudonymiser: PseudonymService, *, max_shrink: float | None = None
     ) -> None:
+        self.home = home
         self.folder = home.party("hub")
         # The largest share of a source's patients or rows one submission may remove without
         # an operator's confirmation (see ``confide.hub.shrink``).
@@ -177,6 +180,7 @@ class Hub:
                 f"Source {ods} is enrolled as a {enrolled_kind} but the submission says "
                 f"{source.get('kind')!r}."
             )
+        rollout_gate.check(self.home, Point.INGEST, ods, manifest=manifest)  # pauses, waiting
         if submission_id in self.records.catalog()["ingested"]:
             return IngestResult(submission_id, ods, "duplicate")
         self._refuse_stale(ods, manifest)

@@ -11,6 +11,7 @@ and the checkpoint carries the cosignatures of the witnesses that have checked i
 # No "from __future__ import annotations": FastAPI reads the annotations at runtime.
 
 import base64
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
@@ -86,7 +87,7 @@ class PublicKeyOut(BaseModel):
     verifier_key: str = Field(description="Signed-note verifier key: name+hash+base64(0x01||key).")
 
 
-_ERRORS = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+_ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 
 
 def _hex(value: str, what: str) -> bytes:

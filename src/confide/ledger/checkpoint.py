@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import ClassVar, Self
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from confide.common import settings
 from confide.common.errors import InvalidInput
 from confide.common.secrets import load_or_create, write_secret
 
@@ -211,7 +211,7 @@ def load_signer(folder: Path) -> Signer:
     if origin_path.exists():
         origin = origin_path.read_text().strip()
     else:
-        origin = os.environ.get("CONFIDE_LEDGER_ORIGIN") or (
+        origin = settings.value(settings.LEDGER_ORIGIN.name) or (
             f"confide.local/ledger/{secrets.token_hex(4)}"
         )
         check_name(origin)

@@ -116,6 +116,19 @@ def _f(check: Callable[[Any], bool], kind: str, required: bool = True) -> Field:
 
 
 _FORMS = ("aggregate", "dp", "extract")
+_ROLLOUT_ACTIONS = (
+    "started",
+    "waiting_period",
+    "area_wave",
+    "area_paused",
+    "area_resumed",
+    "practice_joined",
+    "practice_declined",
+    "practice_paused",
+    "national_paused",
+    "national_resumed",
+    "notices",
+)
 
 # kind → field → Field. Adding or changing a field means a new version of that kind.
 SCHEMAS: dict[str, dict[str, Field]] = {
@@ -209,6 +222,21 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "key_kind": _f(_token, "token"),
         "key_id": _f(_token, "token (fingerprint)"),
         "previous_key_id": _f(_token, "token", False),
+    },
+    # The roll-out's switches, and notice figures per practice and week (never per person).
+    "rollout": {
+        "action": _f(_one_of(*_ROLLOUT_ACTIONS), " | ".join(_ROLLOUT_ACTIONS)),
+        "subject": _f(_token, "token (national, area or ODS code)"),
+        "reason": _f(_text, "text", False),
+        "role": _f(_token, "token (role)", False),
+        "start_date": _f(_date, "date", False),
+        "wave": _f(_count, "count", False),
+        "weeks": _f(_count, "count", False),
+        "week": _f(_date, "date (Monday)", False),
+        "sent": _f(_count, "count", False),
+        "delivered": _f(_count, "count", False),
+        "returned": _f(_count, "count", False),
+        "undeliverable": _f(_count, "count", False),
     },
 }
 KINDS = tuple(SCHEMAS)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confide.common import exit_codes
 from confide.common.errors import ConfideError, InvalidInput
 from confide.ledger import checkpoint as cp
 from confide.ledger import merkle
@@ -37,7 +38,7 @@ SAMPLED_PROOFS = 8
 class TamperDetected(ConfideError):
     """The log does not match its own signed checkpoints or an earlier one."""
 
-    exit_code = 4
+    exit_code = exit_codes.LOG_TAMPERED
 
 
 @dataclass(frozen=True)

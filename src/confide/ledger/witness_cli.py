@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
+from confide.common import exit_codes
 from confide.common.home import Home
 
 
@@ -96,9 +97,9 @@ def cosign_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
     report(result, as_json, human)
     if any(outcome.startswith("ALARM") for outcome in outcomes.values()):
-        raise typer.Exit(4)  # a witness has seen another version of this log
+        raise typer.Exit(exit_codes.LOG_TAMPERED)  # a witness saw another version of the log
     if any(outcome != "cosigned" for outcome in outcomes.values()):
-        raise typer.Exit(2)
+        raise typer.Exit(exit_codes.PARTLY_DONE)
 
 
 def add_commands(ledger_app: typer.Typer) -> None:

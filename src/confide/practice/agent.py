@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from confide.practice.model import Extract, Rejection
 from confide.practice.readers import read_export
 from confide.practice.type1 import type1_states
 from confide.practice.writer import write_submission
+from confide.rollout.at_practice import admit
 
 
 @dataclass
@@ -96,8 +97,10 @@ def extract(
     source: str | None = None,
     kind: str | None = None,
     out: Path | None = None,
+    today: date | None = None,
 ) -> ExtractResult:
-    """Turn one source's export into a submission sealed to ``pseudonymiser_key``."""
+    """Turn one source's export into a submission sealed to ``pseudonymiser_key``.
+    ``today`` is the day the roll-out's waiting period is judged on (default: today)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data = read_export(Path(export), source=source, kind=kind)
@@ -109,6 +112,7 @@ def extract(
     events = data.table("events")
     states = type1_states(events)
     result = minimise(data, states)
+    result, held = admit(home, ods, result, today)  # the roll-out: gate and waiting period
     timings["minimise"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -121,6 +125,7 @@ def extract(
         # table at minimisation (docs/practices.md, "Every input accounted for").
         "by_resource": data.accounts,
         "by_table": result.accounts,
+        **held,
     }
     submission_id, path = write_submission(
         out or home.party("practice") / ods / "outbox",

@@ -58,7 +58,8 @@ def extract_cmd(
         print_accounts(r)
         if r["rejected"]:
             console.print(
-                f"  [yellow]{r['rejected']:,} pieces of the export could not be used[/]; "
+                f"  [yellow]{r['rejected']:,} {'piece' if r['rejected'] == 1 else 'pieces'} of "
+                "the export could not be used[/]; "
                 f"reasons and originals kept in {r['rejected_file']}"
             )
 

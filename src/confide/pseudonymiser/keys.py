@@ -69,7 +69,7 @@ def rotate(folder: Path) -> KeyRing:
 def hmac_many(key: bytes, messages: list[bytes]) -> list[bytes]:
     """HMAC-SHA256 of each message, keying once and copying the keyed state per message."""
     keyed = crypto_hmac.HMAC(key, hashes.SHA256())
-    out = []
+    out: list[bytes] = []
     append = out.append
     for message in messages:
         h = keyed.copy()

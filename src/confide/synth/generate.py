@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from confide.common.errors import InvalidInput
+from confide.common.errors import FileProblem, InvalidInput
 from confide.synth import area as area_mod
 from confide.synth import fhir_resources as fr
 from confide.synth.clinical import make_clinical
@@ -84,8 +84,8 @@ def _prepare(out: Path) -> None:
     except InvalidInput:
         raise
     except (OSError, ValueError) as exc:
-        raise InvalidInput(
-            f"Cannot write to {out} ({exc.__class__.__name__}).",
+        raise FileProblem(
+            f"Cannot write to {out.resolve()} ({exc.__class__.__name__}).",
             hint="Choose a folder you can write to for --out.",
         ) from None
 
@@ -184,7 +184,7 @@ def generate(
     for k, org in enumerate(data.practices):
         tables = practice_tables(data, k)
         rng = np.random.default_rng([seed, 1, k])
-        gp_ods = [org.ods] * tables["patients"].num_rows
+        gp_ods: list[str | None] = [org.ods] * tables["patients"].num_rows
         written = _write_source(out / org.ods, org, tables, fmt, gp_ods, rng)
         truth.add(org, written, np.arange(*data.practice_slice(k)))
         counts["events"] += tables["events"].num_rows
@@ -196,7 +196,7 @@ def generate(
         person = data.trust_data[t].person
         registered = person < data.people.registered
         practice = data.pop.practice[np.where(registered, person, 0)]
-        gp = np.where(registered, codes[practice], None).tolist()
+        gp: list[str | None] = np.asarray(np.where(registered, codes[practice], None)).tolist()
         rng = np.random.default_rng([seed, 2, t])
         truth.add(org, _write_source(out / org.ods, org, tables, fmt, gp, rng), person)
         counts["episodes"] += tables["episodes"].num_rows

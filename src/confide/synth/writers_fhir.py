@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import orjson
 from lxml import etree
@@ -18,7 +19,7 @@ _FLUSH = 20_000
 def write_ndjson(folder: Path, streams: list[Iterator[Item]]) -> int:
     """One ``<ResourceType>.ndjson`` per type; returns how many resources were written."""
     buffers: dict[str, list[bytes]] = {}
-    handles = {}
+    handles: dict[str, IO[bytes]] = {}
     written = 0
     try:
         for stream in streams:

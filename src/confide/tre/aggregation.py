@@ -100,7 +100,7 @@ def plan_aggregation(
     )
 
 
-def _render(sql: str, dialect: str, stage_one: exp.Expression | None) -> str:
+def _render(sql: str, dialect: str, stage_one: exp.Expr | None) -> str:
     tree = sqlglot.parse_one(sql, read="duckdb")
     if stage_one is not None:
         for table in list(tree.find_all(exp.Table)):
@@ -196,12 +196,12 @@ def _keyed_sql(
         parts.append(part)
     cells = " UNION ALL ".join(parts)
     # The person's id is not kept: once joined to their keys, nothing needs it.
-    kept = ["c.__level", *(f"c.__d{i}" for i in range(len(dims)))]
-    kept += [f"c.{v.split(' AS ')[-1]}" for v in values]
-    kept += [f"k.{name}" for name in ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS)]
+    columns = ["c.__level", *(f"c.__d{i}" for i in range(len(dims)))]
+    columns += [f"c.{v.split(' AS ')[-1]}" for v in values]
+    columns += [f"k.{name}" for name in ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS)]
     return (
         f"WITH __base AS ({base}), __cells AS ({cells}) "
-        f"SELECT {', '.join(kept)} FROM __cells c JOIN {RECORD_KEYS} k ON k.patient_id = c.__pid"
+        f"SELECT {', '.join(columns)} FROM __cells c JOIN {RECORD_KEYS} k ON k.patient_id = c.__pid"
     )
 
 

@@ -87,14 +87,12 @@ def make_router(
 ) -> APIRouter:
     """The ``/api/tre`` router over a query service, review queue and access party."""
     get_service: Callable[[], QueryService] = (
-        (lambda: service) if isinstance(service, QueryService) else service  # type: ignore[assignment]
+        (lambda: service) if isinstance(service, QueryService) else service
     )
     get_review: Callable[[], ReviewQueue] = (
-        (lambda: review) if isinstance(review, ReviewQueue) else review  # type: ignore[assignment]
+        (lambda: review) if isinstance(review, ReviewQueue) else review
     )
-    get_access: Callable[[], Access] = (
-        (lambda: access) if isinstance(access, Access) else access  # type: ignore[assignment]
-    )
+    get_access: Callable[[], Access] = (lambda: access) if isinstance(access, Access) else access
     router = APIRouter(prefix=PREFIX, tags=["tre"])
     caller = Depends(principal_dependency(get_access, prefix=access_prefix))
 

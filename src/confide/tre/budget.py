@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from confide.common.errors import InvalidInput
@@ -150,6 +150,6 @@ class PrivacyBudgets:
         return self.status(project_id)
 
     @staticmethod
-    def _left(conn, project_id: str) -> float:  # type: ignore[no-untyped-def]
+    def _left(conn: Connection, project_id: str) -> float:
         row = conn.execute(select(budgets).where(budgets.c.project_id == project_id)).one()
         return max(0.0, row.total - row.spent)

@@ -188,27 +188,36 @@ def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
     """A cheap bound: each differing person touches one bucket of each sub-table, so more
     nonzero buckets in the difference than that many times T - 1 means at least T people
     differ."""
-    busy = np.count_nonzero((a.counts != b.counts) | (a.ids != b.ids))
+    busy = int(np.count_nonzero((a.counts != b.counts) | (a.ids != b.ids)))
     return busy > HASHES * (threshold - 1)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80]
 
 
 class SketchStore:
     """Released cells' sketches, one Parquet file per release under the TRE's private folder
-    (``<tre>/sketches/<project>/<release>.parquet``)."""
+    (``<tre>/sketches/<organisation>/<project>/<release>.parquet``).
+
+    A new output is checked against every release of its organisation, not only its own
+    project's: the people behind a cell are the same in every project (sketches are built from
+    the TRE's record keys, not from project pseudonyms), so two projects of one organisation
+    could otherwise difference each other's cells."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def _project(self, project_id: str) -> Path:
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in project_id)[:80]
-        return self.folder / safe
+    def _project(self, organisation_id: str, project_id: str) -> Path:
+        return self.folder / _safe(organisation_id) / _safe(project_id)
 
-    def load(self, project_id: str) -> list[CellSketch]:
-        folder = self._project(project_id)
+    def load(self, organisation_id: str) -> list[CellSketch]:
+        """Every released cell's sketch of the organisation's projects."""
+        folder = self.folder / _safe(organisation_id)
         if not folder.exists():
             return []
         out: list[CellSketch] = []
-        for path in sorted(folder.glob("*.parquet")):
+        for path in sorted(folder.glob("*/*.parquet")):
             table = pq.read_table(path)
             for row in table.to_pylist():
                 out.append(
@@ -225,15 +234,22 @@ class SketchStore:
                 )
         return out
 
-    def path(self, project_id: str, release_id: str) -> Path:
-        folder = self._project(project_id)
+    def path(self, organisation_id: str, project_id: str, release_id: str) -> Path:
+        folder = self._project(organisation_id, project_id)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return folder / f"{release_id}.parquet"
 
-    def save(self, project_id: str, release_id: str, sketches: Sequence[CellSketch]) -> None:
+    def save(
+        self,
+        organisation_id: str,
+        project_id: str,
+        release_id: str,
+        sketches: Sequence[CellSketch],
+    ) -> None:
         """Keep a release's sketches, so later outputs are checked against it."""
         if sketches:
-            self.write(self.path(project_id, release_id), release_id, sketches)
+            path = self.path(organisation_id, project_id, release_id)
+            self.write(path, release_id, sketches)
 
     @staticmethod
     def write(path: Path, release_id: str, sketches: Sequence[CellSketch]) -> None:

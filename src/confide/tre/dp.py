@@ -146,6 +146,8 @@ def release_dp(
     declared = [d.keys() for d in dims]
     delta = 0.0
     threshold = None
+    released: list[tuple[Any, ...]]
+    noisy_n: dict[tuple[Any, ...], float]
     if dims and all(k is not None for k in declared):
         released = [tuple(k) for k in product(*[k for k in declared if k is not None])]
         counts, n_scale = _laplace(
@@ -154,10 +156,10 @@ def release_dp(
         noisy_n = dict(zip(released, counts, strict=True))
     elif dims:
         text = {repr(k): k for k in by_key}
-        noisy, n_scale, delta, threshold = _threshold_counts(
+        kept, n_scale, delta, threshold = _threshold_counts(
             {repr(k): float(r["__n"]) for k, r in by_key.items()}, c, share, options.delta
         )
-        noisy_n = {text[k]: v for k, v in noisy.items()}
+        noisy_n = {text[k]: v for k, v in kept.items()}
         released = sorted(noisy_n, key=lambda k: [str(x) for x in k])
     else:
         total = float(cells[0]["__n"]) if cells else 0.0

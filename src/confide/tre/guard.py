@@ -115,7 +115,7 @@ _EXPLOSIVE_FUNCTIONS = ("generate_series", "generateseries", "range", "repeat", 
 _DYNAMIC_FUNCTIONS = ("query", "query_table", "querytable", "eval", "exec")
 
 # Node kinds allowed anywhere in a query (functions are checked separately by name).
-_ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+_ALLOWED_NODES: tuple[type[exp.Expr], ...] = (
     exp.Select, exp.Union, exp.Intersect, exp.Except, exp.With, exp.CTE, exp.TableAlias,
     exp.Subquery, exp.From, exp.Join, exp.Table, exp.Column, exp.Identifier, exp.Alias,
     exp.Star, exp.Literal, exp.Boolean, exp.Null, exp.Where, exp.Group, exp.Having,
@@ -130,7 +130,7 @@ _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
 )  # fmt: skip
 
 # Node kinds refused with a reason that says why (checked before the generic refusal).
-_REFUSED_NODES: dict[type[exp.Expression], str] = {
+_REFUSED_NODES: dict[type[exp.Expr], str] = {
     exp.Lambda: "lambda functions are not allowed",
     exp.Placeholder: "query parameters ('?', '$1') are not allowed; write the value in the query",
     exp.Parameter: "query parameters ('?', '$1') are not allowed; write the value in the query",
@@ -191,7 +191,7 @@ def transpile(sql: str, dialect: str) -> str:
     return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
 
 
-def _parse(sql: str, dialect: str) -> list[exp.Expression]:
+def _parse(sql: str, dialect: str) -> list[exp.Expr]:
     try:
         parsed = sqlglot.parse(sql, read=dialect, error_level=sqlglot.ErrorLevel.RAISE)
     except ParseError as error:
@@ -206,7 +206,7 @@ def _parse(sql: str, dialect: str) -> list[exp.Expression]:
     return [s for s in parsed if s is not None]
 
 
-def _check_statement_kind(tree: exp.Expression) -> None:
+def _check_statement_kind(tree: exp.Expr) -> None:
     if isinstance(tree, exp.Query):
         return
     if isinstance(tree, exp.Command):
@@ -237,7 +237,7 @@ def _function_refusal(name: str) -> str:
     return f"the function {name} is not on the list of allowed functions"
 
 
-def _check_nodes(tree: exp.Expression) -> None:
+def _check_nodes(tree: exp.Expr) -> None:
     # Specific refusals first, so the reason names the feature rather than a side effect.
     for node in tree.walk():
         for kind, why in _REFUSED_NODES.items():
@@ -262,7 +262,7 @@ def _check_nodes(tree: exp.Expression) -> None:
             raise QueryRefused(f"{_describe(node)} is not allowed in queries")
 
 
-def _describe(node: exp.Expression) -> str:
+def _describe(node: exp.Expr) -> str:
     text = node.sql(dialect="duckdb")
     snippet = text if len(text) <= 40 else text[:37] + "..."
     return f"{type(node).__name__} ({snippet})"
@@ -300,11 +300,11 @@ def _check_table_reference(node: exp.Table) -> None:
             raise QueryRefused(f"{key} clauses on tables are not allowed")
 
 
-def _cte_names(tree: exp.Expression) -> set[str]:
+def _cte_names(tree: exp.Expr) -> set[str]:
     return {str(cte.alias).lower() for cte in tree.find_all(exp.CTE)}
 
 
-def _check_table_names(tree: exp.Expression, allowed: Mapping[str, set[str]]) -> None:
+def _check_table_names(tree: exp.Expr, allowed: Mapping[str, set[str]]) -> None:
     ctes = _cte_names(tree)
     for table in tree.find_all(exp.Table):
         name = table.name.lower()
@@ -317,8 +317,10 @@ def _not_a_view(name: str, allowed: Mapping[str, set[str]]) -> str:
     return f"the query reads table {name!r}, which is not one of this project's views ({listing})"
 
 
-def _qualify(tree: exp.Expression, allowed: Mapping[str, set[str]], dialect: str) -> exp.Query:
-    schema = {t: dict.fromkeys(sorted(cols), "TEXT") for t, cols in allowed.items()}
+def _qualify(tree: exp.Expr, allowed: Mapping[str, set[str]], dialect: str) -> exp.Query:
+    schema: dict[str, object] = {
+        t: dict.fromkeys(sorted(cols), "TEXT") for t, cols in allowed.items()
+    }
     try:
         qualified = qualify(
             tree.copy(),

@@ -27,12 +27,15 @@ someone. The SQL that runs is regenerated from this tree for each engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, build_scope
 
 from confide.tre.guard import PATIENT_COLUMN, CheckedQuery, QueryRefused
 from confide.tre.totality import make_total, without_try
+
+_Node = TypeVar("_Node", bound=exp.Expr)
 
 MAX_DEPTH = 120
 
@@ -93,8 +96,8 @@ def check_person_level(checked: CheckedQuery) -> PersonLevelQuery:
 # -- shapes refused anywhere ------------------------------------------------------------------
 
 
-def _check_depth(tree: exp.Expression) -> None:
-    stack: list[tuple[exp.Expression, int]] = [(tree, 0)]
+def _check_depth(tree: exp.Expr) -> None:
+    stack: list[tuple[exp.Expr, int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
@@ -102,7 +105,7 @@ def _check_depth(tree: exp.Expression) -> None:
         stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
-def _refuse_shapes(tree: exp.Expression) -> None:
+def _refuse_shapes(tree: exp.Expr) -> None:
     for node in tree.walk():
         if isinstance(node, exp.TableColumn):
             raise NotPersonLevel(
@@ -303,7 +306,8 @@ class _Analyser:
                     self._correlated(sub, context)
                 else:
                     self.query(sub, fixed=False)
-                    names = [n.lower() for n in node.named_selects]
+                    selects = node.named_selects if isinstance(node, exp.Query) else []
+                    names = [n.lower() for n in selects]
                     if names != [PATIENT_COLUMN]:
                         raise NotPersonLevel(
                             "patient_id IN (SELECT ...) must select patient_id only"
@@ -362,7 +366,7 @@ class _Analyser:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _alias(node: exp.Expression) -> str:
+def _alias(node: exp.Expr) -> str:
     return str(node.alias_or_name)
 
 
@@ -392,7 +396,7 @@ def _unlinked(alias: str) -> NotPersonLevel:
     )
 
 
-def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
+def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
     node = condition
     while isinstance(node, exp.Paren):
         node = node.this
@@ -401,7 +405,7 @@ def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
     return [node]
 
 
-def _patient_pair(conjunct: exp.Expression) -> set[str] | None:
+def _patient_pair(conjunct: exp.Expr) -> set[str] | None:
     """The two table aliases of ``a.patient_id = b.patient_id``, else None."""
     if not isinstance(conjunct, exp.EQ):
         return None
@@ -415,7 +419,7 @@ def _patient_pair(conjunct: exp.Expression) -> set[str] | None:
     return {left.table, right.table}
 
 
-def _anchor_patient(node: exp.Expression, context: _Context) -> bool:
+def _anchor_patient(node: exp.Expr, context: _Context) -> bool:
     node = node.unalias() if isinstance(node, exp.Alias) else node
     return (
         isinstance(node, exp.Column)
@@ -424,7 +428,7 @@ def _anchor_patient(node: exp.Expression, context: _Context) -> bool:
     )
 
 
-def _own_nodes(root: exp.Expression, kind: type[exp.Expression]) -> list:  # type: ignore[type-arg]
+def _own_nodes(root: exp.Expr, kind: type[_Node]) -> list[_Node]:
     """Nodes of ``kind`` in ``root``'s own SELECT, not inside nested subqueries or CTEs."""
     found = []
     stack = list(root.iter_expressions())
@@ -438,7 +442,7 @@ def _own_nodes(root: exp.Expression, kind: type[exp.Expression]) -> list:  # typ
     return found
 
 
-def _holder(query: exp.Expression) -> exp.Expression | None:
+def _holder(query: exp.Expr) -> exp.Expr | None:
     """The expression a subquery stands in (IN, EXISTS, a scalar position)."""
     parent = query.parent
     while isinstance(parent, exp.Subquery | exp.Paren):
@@ -446,7 +450,7 @@ def _holder(query: exp.Expression) -> exp.Expression | None:
     return parent
 
 
-def _refuse_plain_scalar(query: exp.Expression) -> None:
+def _refuse_plain_scalar(query: exp.Expr) -> None:
     """A subquery used as a value must give one value per person on every engine: one
     aggregate (max, min, count ...) and no GROUP BY, never a row that may not be unique."""
     if not isinstance(query, exp.Select) or len(query.selects) != 1:

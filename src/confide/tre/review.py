@@ -42,8 +42,11 @@ class ReviewQueue:
         store: TreStore,
         ledger: LedgerPort,
         organisations_of: Callable[[str], frozenset[str]] | None = None,
+        *,
+        releases_stopped: Callable[[], str | None],
     ) -> None:
         self.store = store
+        self.releases_stopped = releases_stopped  # the roll-out's pause: why not, or None
         self.ledger = ledger
         # person id → every organisation they hold a role in (the access party's answer):
         # nobody checks an output of an organisation they belong to, whichever one they act for.
@@ -124,6 +127,8 @@ class ReviewQueue:
             raise InvalidInput("A reason is required with every vote.")
         if len(text) > 2000:
             raise InvalidInput("The reason must be at most 2000 characters long.")
+        if approve and (stopped := self.releases_stopped()):
+            raise Conflict(f"No output can be released now: {stopped}.", hint="Vote again later.")
         self.store.add_vote(record.id, principal.person_id, bool(approve), text)
         self._decide(record)
         return self.item(principal, record.id)
@@ -152,7 +157,8 @@ class ReviewQueue:
                 os.replace(pending, self.store.releases / pending.name)
         sketches = self.store.pending / f"{release_id}.{SKETCH_SUFFIX}"
         if sketches.exists():  # later outputs are checked against this one too
-            target = SketchStore(self.store.sketches).path(record.project_id, release_id)
+            store = SketchStore(self.store.sketches)
+            target = store.path(record.organisation_id, record.project_id, release_id)
             os.replace(sketches, target)
         votes = _vote_entries(record, self.store.votes(record.id))
         self.ledger.append_many([*votes, _checked(record, "passed"), ("release", body)])

@@ -65,6 +65,7 @@ from confide.access.service import ProjectNotActive
 from confide.common import canonical
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
+from confide.rollout.gate import release_stopped
 from confide.tre import views as project_views
 from confide.tre.aggregation import AggregationPlan, plan_aggregation
 from confide.tre.budget import BudgetExhausted, PrivacyBudgets
@@ -238,6 +239,8 @@ class QueryService:
         )
         if busy:
             return self._refuse(record, busy)
+        if stopped := release_stopped(self.home, self.records.catalog()["sources"]):  # roll-out
+            return self._refuse(record, stopped)
         try:
             prepared = self._prepare(grant, query, bounds, totals, epsilon)
             record = replace(
@@ -433,7 +436,7 @@ class QueryService:
         sketches = released_sketches(
             prepared.definition, prepared.population, prepared.plan, output, computed.sketches
         )
-        earlier = self.sketches.load(grant.project_id)
+        earlier = self.sketches.load(record.organisation_id)
         overlaps = find_overlaps(sketches, earlier, rules.threshold)
         result = output.as_dict()
         if overlaps:
@@ -461,7 +464,9 @@ class QueryService:
             )
             return self._outcome(stored, None)
         checked = checked_entry(record, "passed", f"sdc_{rules.name}", output.suppressed)
-        self.sketches.save(grant.project_id, release_id, new_sketches(sketches, earlier))
+        self.sketches.save(
+            record.organisation_id, grant.project_id, release_id, new_sketches(sketches, earlier)
+        )
         return self._release(record, result, facts, computed.files, [checked])
 
     def _release_dp(

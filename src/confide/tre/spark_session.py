@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from confide.common import exit_codes
 from confide.common.errors import ConfideError
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ _LAUNCH_LOCK = threading.Lock()
 
 class SparkUnavailable(ConfideError):
     """Spark cannot start here: pyspark is missing, or no Java 17/21 was found."""
+
+    exit_code = exit_codes.UNAVAILABLE
 
 
 def java_version(home: Path) -> int | None:

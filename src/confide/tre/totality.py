@@ -32,7 +32,7 @@ class NotTotal(QueryRefused):
     """A fallible function is applied where it cannot be made total; says what to do."""
 
 
-def make_total(tree: exp.Expression) -> exp.Expression:
+def make_total(tree: exp.Expr) -> exp.Expr:
     """Rewrite ``tree`` so no value can make it fail: casts become TRY_CAST, and each
     expression that may fail on some values and holds no aggregate, window or subquery is
     wrapped in TRY (NULL for that row); arithmetic around aggregates runs in DOUBLE, and
@@ -40,14 +40,14 @@ def make_total(tree: exp.Expression) -> exp.Expression:
     for node in list(tree.find_all(exp.Cast)):
         if not isinstance(node, exp.TryCast):
             node.replace(exp.TryCast(this=node.this, to=node.to))
-    for node in list(tree.find_all(exp.IntDiv, exp.Mod)):
-        divisor = node.expression
-        node.set("expression", exp.func("NULLIF", divisor, exp.Literal.number(0)))
+    for operation in list(tree.find_all(exp.IntDiv, exp.Mod)):
+        divisor = operation.expression
+        operation.set("expression", exp.func("NULLIF", divisor, exp.Literal.number(0)))
     _wrap(tree)
     return tree
 
 
-def _wrap(node: exp.Expression) -> None:
+def _wrap(node: exp.Expr) -> None:
     """Wrap maximal fallible subtrees that TRY can hold; recurse into the rest."""
     for child in list(node.iter_expressions()):
         if _candidate(child) and not child.find(*_NESTED) and _fallible(child):
@@ -73,7 +73,7 @@ _NOT_WRAPPED = (
 )  # fmt: skip
 
 
-def _candidate(node: exp.Expression) -> bool:
+def _candidate(node: exp.Expr) -> bool:
     """A value position TRY may wrap (not a clause, a name, a type or a conjunction, whose
     parts are wrapped one by one so patient_id joins stay plain equalities)."""
     if isinstance(node.parent, exp.Window) and node.arg_key == "this":
@@ -81,7 +81,7 @@ def _candidate(node: exp.Expression) -> bool:
     return isinstance(node, exp.Condition) and not isinstance(node, _NOT_WRAPPED)
 
 
-def _fallible(node: exp.Expression) -> bool:
+def _fallible(node: exp.Expr) -> bool:
     return any(
         isinstance(n, _ARITHMETIC) or (isinstance(n, exp.Func) and _fallible_function(n))
         for n in node.walk()
@@ -96,7 +96,7 @@ def _fallible_function(node: exp.Func) -> bool:
     return not isinstance(node, _TOTAL_FUNCTIONS)
 
 
-def without_try(tree: exp.Expression) -> exp.Expression:
+def without_try(tree: exp.Expr) -> exp.Expr:
     """The tree for engines without TRY (Spark runs with ANSI mode off: failures give NULL)."""
     copy = tree.copy()
     for node in list(copy.find_all(exp.Try)):

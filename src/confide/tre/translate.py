@@ -83,7 +83,7 @@ def definition_from_sql(
     bounds = dict(bounds or {})
     dimensions: list[Dimension] = []
     measures: list[Measure] = []
-    columns: list[exp.Expression] = [exp.alias_(anchor, PATIENT_COLUMN, quoted=True)]
+    columns: list[exp.Expr] = [exp.alias_(anchor, PATIENT_COLUMN, quoted=True)]
     used: set[str] = set()
     for projection in tree.selects:
         name = projection.alias_or_name
@@ -167,10 +167,10 @@ def _anchor(select: exp.Select) -> exp.Column:
 
 
 def _measure(
-    value: exp.Expression, name: str, bounds: tuple[float, float] | None
-) -> tuple[Measure, list[tuple[str, exp.Expression]]]:
+    value: exp.Expr, name: str, bounds: tuple[float, float] | None
+) -> tuple[Measure, list[tuple[str, exp.Expr]]]:
     """One outer aggregate as a measure, and the population columns it needs."""
-    condition: exp.Expression | None = None
+    condition: exp.Expr | None = None
     if isinstance(value, exp.Filter):
         where = value.expression
         condition = where.this if isinstance(where, exp.Where) else where
@@ -199,9 +199,7 @@ def _measure(
     return Measure(kind, name, column=column, bounds=bounds, q=q), [(column, argument)]
 
 
-def _value_aggregate(
-    value: exp.Expression, name: str
-) -> tuple[MeasureKind, exp.Expression, float | None]:
+def _value_aggregate(value: exp.Expr, name: str) -> tuple[MeasureKind, exp.Expr, float | None]:
     if isinstance(value, exp.Sum | exp.Avg) and not isinstance(value.this, exp.Distinct):
         kind = MeasureKind.SUM if isinstance(value, exp.Sum) else MeasureKind.MEAN
         return kind, value.this, None
@@ -225,9 +223,9 @@ def _value_aggregate(
     )
 
 
-def _quantile(value: exp.Expression, name: str) -> tuple[MeasureKind, exp.Expression, float]:
-    argument: exp.Expression | None = None
-    fraction: exp.Expression | None = None
+def _quantile(value: exp.Expr, name: str) -> tuple[MeasureKind, exp.Expr, float]:
+    argument: exp.Expr | None = None
+    fraction: exp.Expr | None = None
     if isinstance(value, exp.WithinGroup):
         inner, order = value.this, value.expression
         if isinstance(inner, exp.PercentileCont) and isinstance(order, exp.Order):
@@ -241,7 +239,7 @@ def _quantile(value: exp.Expression, name: str) -> tuple[MeasureKind, exp.Expres
     return MeasureKind.QUANTILE, argument, float(fraction.this)
 
 
-def _population(select: exp.Select, columns: list[exp.Expression]) -> exp.Select:
+def _population(select: exp.Select, columns: list[exp.Expr]) -> exp.Select:
     population = select.copy()
     for clause in ("group", "order", "having", "limit", "offset", "qualify", "distinct"):
         population.set(clause, None)

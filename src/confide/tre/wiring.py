@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from confide.hub.records import RecordStore
+from confide.rollout.gate import release_stopped
 from confide.tre.exclusions import RegistryExclusions
 from confide.tre.review import ReviewQueue
 from confide.tre.service import QueryService
@@ -42,4 +43,11 @@ def query_service(
 
 def review_queue(service: QueryService) -> ReviewQueue:
     """The two-checker review queue over the same store, ledger and budgets."""
-    return ReviewQueue(service.store, service.ledger, service.access.organisations_of)
+    return ReviewQueue(
+        service.store,
+        service.ledger,
+        service.access.organisations_of,
+        releases_stopped=lambda: release_stopped(
+            service.home, service.records.catalog()["sources"]
+        ),
+    )

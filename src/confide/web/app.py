@@ -39,6 +39,7 @@ from confide.web.notices import ChangeNotices, OutboxNotices
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
 from confide.web.pages import usage as usage_pages
+from confide.web.pages.rollout import include_rollout
 from confide.web.rendering import render, render_text
 from confide.web.security import (
     SESSION_COOKIE,
@@ -192,6 +193,7 @@ def create_app(
             app, state, access, queries, review,
             access_folder=home.party("access"), sender=identity.notifier,
         )  # fmt: skip
+    include_rollout(app, home, ledger, access)  # the roll-out's API, public and pause pages
     for pages in (patient, letter, public, register, usage_pages):
         app.include_router(pages.router)
     if demo:

@@ -73,8 +73,10 @@ def installation_usage(parties: Installation) -> Callable[[str], UsageReport]:
 def installation_app(parties: Installation, *, demo: bool, **options: Any) -> FastAPI:
     """The web app over already-wired parties, so web changes erase and log as the CLI's do,
     queries reach the TRE, and patients can see their usage report."""
+    from confide.common import settings
     from confide.web.app import create_app
 
+    options.setdefault("gp_token", settings.value(settings.GP_TOKEN.name))
     options.setdefault("usage", installation_usage(parties))
     options.setdefault("linkage_quality", parties.pseudonymiser.linkage_quality)
     return create_app(

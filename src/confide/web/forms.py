@@ -87,6 +87,17 @@ def clean_text(raw: str, *, limit: int, multiline: bool = False) -> str:
     return text
 
 
+def kept(form: Form, names: dict[str, int]) -> dict[str, str]:
+    """What was typed, to show again when the form comes back with an error (nobody should
+    retype the fields that were right). Cut to each field's limit, without control characters;
+    the template escapes it like any other text."""
+    out: dict[str, str] = {}
+    for name, limit in names.items():
+        text = unicodedata.normalize("NFC", form.get(name)).replace("\r\n", "\n")
+        out[name] = _CONTROL.sub("", text)[:limit]
+    return out
+
+
 def parse_date_parts(day: str, month: str, year: str, *, today: date) -> date:
     """A past date from the NHS date-input's three boxes, or InvalidInput saying what is wrong."""
     parts = [p.strip() for p in (day, month, year)]

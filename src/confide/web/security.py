@@ -23,6 +23,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 
+from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.common.secrets import load_or_create
 
@@ -66,6 +67,8 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 class CsrfRefused(ConfideError):
     """A form arrived without this session's CSRF token: nothing was done."""
+
+    exit_code = exit_codes.FORBIDDEN
 
 
 def session_secret(web_folder: Path) -> str:

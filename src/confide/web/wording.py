@@ -13,59 +13,63 @@ from confide.choices.model import Choice
 
 @dataclass(frozen=True)
 class ChoiceWords:
+    """``topic`` names what a row of "Your choices" is about, so its value reads one way."""
+
     choice: Choice
     label: str
     means: str
     already_uploaded: str
     when_on: str
     when_off: str
+    topic: str
 
 
 CHOICES: tuple[ChoiceWords, ...] = (
     ChoiceWords(
         Choice.NO_COMMERCIAL,
         "Do not let commercial companies use my data",
-        "Companies that sell products or services, such as drug or technology companies, will "
-        "not be able to use your data, even for research or planning.",
-        "Your records stay in the protected store, but are left out of every commercial "
-        "project's data from the very next query. Results already published cannot be "
-        "recalled, but they only ever contained counts, never your record.",
+        "Companies that sell things, such as drug companies, will not get your data. This is "
+        "for research and for planning.",
+        "Your records stay where they are kept safe. But from the next question on, no "
+        "company gets them. Results that were already shared only held counts, not your "
+        "record. They cannot be taken back.",
         "Not used by commercial companies",
-        "Commercial companies may use it for approved research or planning",
+        "Companies may use it for approved uses",
+        "Use by companies",
     ),
     ChoiceWords(
         Choice.NO_RESEARCH,
         "Do not use my data for research",
-        "Approved researchers, such as universities, charities and the NHS, will not be able "
-        "to use your data to study diseases and treatments.",
-        "Your records stay in the protected store, but are left out of every research "
-        "project's data from the very next query. Results already published are counts only "
-        "and cannot be recalled.",
+        "Researchers, such as universities, charities and the NHS, will not use your data to "
+        "study illness and care.",
+        "Your records stay where they are kept safe. But from the next question on, no "
+        "research project gets them. Results that were already shared are only counts. They "
+        "cannot be taken back.",
         "Not used for research",
         "May be used for approved research",
+        "Research",
     ),
     ChoiceWords(
         Choice.NO_PLANNING,
         "Do not use my data for planning",
-        "The NHS will not use your data to plan and improve services, such as deciding where "
-        "to put new clinics, or for public health work.",
-        "Your records stay in the protected store, but are left out of every planning "
-        "project's data from the very next query. Results already published are counts only "
-        "and cannot be recalled.",
+        "The NHS will not use your data to plan its care, such as where to put a new clinic.",
+        "Your records stay where they are kept safe. But from the next question on, no "
+        "planning project gets them. Results that were already shared are only counts. They "
+        "cannot be taken back.",
         "Not used for planning",
         "May be used for NHS planning and public health",
+        "Planning",
     ),
     ChoiceWords(
         Choice.SHARE_NOTHING,
         "Share nothing: do not use my data at all, and delete what was uploaded",
-        "Nothing from your GP record is used for research or planning by anyone. This is the "
-        "same as asking your GP practice to record a 'type 1' opt-out. It does not change the "
-        "care you get.",
-        "Everything about you that was already uploaded is deleted from the central store and "
-        "from every project's data. Anyone who received records about you is told to delete "
-        "them too. Your GP practice will not send your data again.",
+        "Nobody uses anything from your GP record. This is the same as asking your GP to "
+        "add a 'type 1' opt-out. It does not change the care you get.",
+        "All we hold about you is deleted. Any project that got your records is told to "
+        "delete them too. Your GP will not send your data again.",
         "Not shared at all; anything uploaded is deleted",
-        "Shared for approved uses, subject to your other choices",
+        "Shared for approved uses, unless another choice here says not",
+        "Sharing your data at all",
     ),
 )
 

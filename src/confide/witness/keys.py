@@ -6,10 +6,10 @@ for life; a new name or key is a new witness that auditors must be told about.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
+from confide.common import settings
 from confide.common.errors import InvalidInput
 from confide.common.secrets import load_or_create
 from confide.ledger import checkpoint as cp
@@ -33,7 +33,7 @@ def load_cosigner(folder: Path, name: str | None = None) -> CosignerKey:
                 hint="Use another folder for a witness with another name.",
             )
     else:
-        chosen = name or os.environ.get("CONFIDE_WITNESS_NAME")
+        chosen = name or settings.value(settings.WITNESS_NAME.name)
         chosen = chosen or f"confide.local/witness/{secrets.token_hex(4)}"
         cp.check_name(chosen)
         kept = load_or_create(path, lambda: (chosen + "\n").encode()).decode().strip()

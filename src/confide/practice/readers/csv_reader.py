@@ -156,11 +156,11 @@ def read_header(path: Path) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="", errors="replace") as fh:
         header = next(csv.reader(fh), None)
     if not header:
-        raise InvalidInput(f"{path.name} is empty: expected a header row and data rows")
+        raise InvalidInput(f"{path.resolve()} is empty: expected a header row and data rows")
     names = [h.strip() for h in header]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InvalidInput(f"{path.name} has the column(s) {', '.join(dupes)} more than once")
+        raise InvalidInput(f"{path.resolve()} has the column(s) {', '.join(dupes)} more than once")
     return names
 
 
@@ -195,7 +195,7 @@ def read_csv_table(
     missing = [c for c in spec.required if c not in header]
     if missing:
         raise InvalidInput(
-            f"{path.name} is missing the column(s) {', '.join(missing)}",
+            f"{path.resolve()} is missing the column(s) {', '.join(missing)}",
             hint="see the CSV section of docs/formats.md for the expected header",
         )
     con.execute("DROP TABLE IF EXISTS rej")
@@ -207,7 +207,9 @@ def read_csv_table(
             "GROUP BY line ORDER BY line"
         ).fetchall()
     except duckdb.Error as exc:
-        raise InvalidInput(f"{path.name} could not be read as CSV: {type(exc).__name__}") from None
+        raise InvalidInput(
+            f"{path.resolve()} could not be read as CSV: {type(exc).__name__}"
+        ) from None
     reasons = table.column("_reason")
     bad = np.flatnonzero(pc.is_valid(reasons).to_numpy(zero_copy_only=False))
     good = table.drop_columns(["_reason"])

@@ -64,12 +64,18 @@ def _text(doc: dict[str, object], key: str) -> str | None:
 
 def detect(folder: Path, source: str | None = None, kind: str | None = None) -> SourceInfo:
     """The export's ODS code, kind and format; InvalidInput saying what was expected."""
+    where = folder.resolve()
+    if folder.is_file():
+        raise InvalidInput(
+            f"{where} is a file; an export is a folder of files",
+            hint="Give the folder that holds the export: " + _EXPECTED,
+        )
     if not folder.is_dir():
-        raise InvalidInput(f"the export folder {folder.name!r} does not exist", hint=_EXPECTED)
+        raise InvalidInput(f"the export folder {where} does not exist", hint=_EXPECTED)
     doc = _source_json(folder)
     fmt = _text(doc, "format") or _by_files(folder)
     if fmt is None:
-        raise InvalidInput(f"no export found in the folder {folder.name!r}", hint=_EXPECTED)
+        raise InvalidInput(f"no export found in the folder {where}", hint=_EXPECTED)
     if fmt not in FORMATS:
         raise InvalidInput(
             f"{SOURCE_FILE}: unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}"

@@ -66,9 +66,16 @@ def _console_page(
 
 
 @router.get("/staff/projects/{slug}/console")
-def console_page(request: Request, slug: str) -> Response:
+def console_page(request: Request, slug: str, change: str = "") -> Response:
+    """The console; ``?change=QUERY_ID`` starts from that query's SQL (a refused or held query
+    is changed, not typed again). Only the organisation's own queries of this project."""
     who = applicant(request, "run queries")
     values = {"sql": "", "epsilon": str(DEFAULT_EPSILON), "bounds": "", "totals": ""}
+    if change:
+        past = console(request).queries.history(who, slug)
+        earlier = next((q for q in past if q["id"] == change[:64]), None)
+        if earlier is not None:
+            values["sql"] = str(earlier["sql"])[:SQL_MAX]
     return _console_page(request, who, slug, values, {})
 
 

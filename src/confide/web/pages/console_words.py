@@ -37,6 +37,7 @@ ROLES = {
     "approver": "approver",
     "output_checker": "output checker",
     "administrator": "administrator",
+    "operator": "operator",
 }
 PROJECT_NEXT = {
     "draft": "Check the application, then submit it for a decision.",

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from confide.choices.model import utc
 from confide.common import nhs_number as nhs
 from confide.common.errors import InvalidInput
-from confide.web.forms import Form, clean_text, error_summary, parse_date_parts, read_form
+from confide.web.forms import Form, clean_text, error_summary, kept, parse_date_parts, read_form
 from confide.web.letter import LetterDetails, printable, render_pdf
 from confide.web.rendering import render
 
@@ -27,13 +27,28 @@ FIELDS = {
 MAX_LINES = 6
 
 
-def _page(request: Request, errors: dict[str, str] | None = None, status: int = 200) -> Response:
+TYPED = {
+    **{name: limit for name, _what, limit, _multi, _req in FIELDS.values()},
+    "nhs_number": 40,
+    "birth[day]": 4,
+    "birth[month]": 4,
+    "birth[year]": 4,
+}
+
+
+def _page(
+    request: Request,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    form: Form | None = None,
+) -> Response:
     anchors = {"birth-date": "birth-date-day"}
     summary = error_summary(errors or {}, anchors)
+    typed = kept(form, TYPED) if form is not None else {}
     return render(
         request,
         "gp-letter.html",
-        {"errors": summary, "field_errors": errors or {}},
+        {"errors": summary, "field_errors": errors or {}, "typed": typed},
         status_code=status,
     )
 
@@ -94,7 +109,7 @@ async def letter_pdf(request: Request) -> Response:
     form = await read_form(request)
     details, errors = _details(form)
     if details is None:
-        return _page(request, errors, 422)
+        return _page(request, errors, 422, form)
     return Response(
         render_pdf(details, utc(None).date()),
         media_type="application/pdf",

@@ -19,7 +19,7 @@ from confide.common import nhs_number as nhs
 from confide.common import postcode
 from confide.common.errors import InvalidInput
 from confide.web.context import client_of, web_state
-from confide.web.forms import clean_text, error_summary, parse_date_parts, read_form
+from confide.web.forms import clean_text, error_summary, kept, parse_date_parts, read_form
 from confide.web.rendering import render
 from confide.web.wording import BY_CHOICE, CHOICES
 
@@ -118,6 +118,15 @@ def _identity_errors(nhs_raw: str, birth: tuple[str, str, str], code_raw: str) -
     return {"errors": errors, **values}
 
 
+IDENTITY_FIELDS = {
+    "nhs_number": 40,
+    "birth[day]": 4,
+    "birth[month]": 4,
+    "birth[year]": 4,
+    "postcode": 20,
+}
+
+
 @router.post("/identity")
 async def identity_submit(request: Request) -> Response:
     """Check the details; the identity service answers the same whether they match or not."""
@@ -136,6 +145,7 @@ async def identity_submit(request: Request) -> Response:
                 "acting": request.session.get(ACTING),
                 "errors": _summary(errors),
                 "field_errors": errors,
+                "typed": kept(form, IDENTITY_FIELDS),
             },
             status_code=422,
         )
@@ -203,12 +213,12 @@ def your_choices(request: Request) -> Response:
     current = web_state(request).registry.current(number)
     rows = [
         {
-            "key": {"text": words.label},
+            "key": {"text": words.topic},
             "value": {
                 "text": words.when_on if getattr(current, words.choice.value) else words.when_off
             },
             "actions": {
-                "items": [{"href": "/change", "text": "Change", "visuallyHiddenText": words.label}]
+                "items": [{"href": "/change", "text": "Change", "visuallyHiddenText": words.topic}]
             },
         }
         for words in CHOICES

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from confide.choices import statistics
 from confide.choices.model import Choice
 from confide.common.errors import InvalidInput
+from confide.ledger.api import MAX_PAGE as LEDGER_PAGE
 from confide.ledger.api import cosigners
 from confide.ledger.witnessing import load_witnesses
 from confide.web.chart import Series, line_chart
@@ -42,6 +43,10 @@ def about(request: Request) -> Response:
     return render(request, "about.html", {"nav": "about"})
 
 
+ENTRIES_PAGE = LEDGER_PAGE  # the most entries one request returns
+SHOWN_PAGES = 2
+
+
 @router.get("/transparency")
 def transparency(request: Request) -> Response:
     """The latest signed checkpoint, the signing key, and how to check them independently."""
@@ -64,6 +69,12 @@ def transparency(request: Request) -> Response:
             "cosigned_by": cosigners(signed.text),
             "witnesses": witnesses,
             "api": f"{base}/api/ledger",
+            "page_size": ENTRIES_PAGE,
+            "entry_pages": [
+                (first, min(first + ENTRIES_PAGE, signed.size))
+                for first in range(0, signed.size, ENTRIES_PAGE)
+            ][:SHOWN_PAGES],
+            "more_pages": signed.size > ENTRIES_PAGE * SHOWN_PAGES,
         },
     )
 
@@ -96,6 +107,16 @@ def _grouping(request: Request) -> str:
     return by
 
 
+SHOWN_MONTHS = 24
+
+
+def shown_months(months: list[str], totals: dict[str, dict[str, int | None]]) -> list[str]:
+    """The months worth a row: from the first with a published (unhidden) number, the latest
+    24 at most. The CSV keeps every month."""
+    first = next((i for i, m in enumerate(months) if any(totals[m].values())), len(months))
+    return months[first:][-SHOWN_MONTHS:]
+
+
 @router.get("/statistics")
 def stats_page(request: Request) -> Response:
     """Totals over time (chart and table) and the latest month by place (table)."""
@@ -103,14 +124,15 @@ def stats_page(request: Request) -> Response:
     rows = statistics.publishable(web_state(request).registry, by)
     totals: dict[str, dict[str, int | None]] = defaultdict(dict)
     places: dict[str, dict[str, int | None]] = defaultdict(dict)
-    months = sorted({r["month"] for r in rows})
-    latest = months[-1] if months else None
+    every_month = sorted({r["month"] for r in rows})
+    latest = every_month[-1] if every_month else None
     for r in rows:
         if r[by] == statistics.TOTAL:
             totals[r["month"]][r["choice"]] = r["people"]
         elif r["month"] == latest:
             places[r[by]][r["choice"]] = r["people"]
-    series = [Series(SHORT[c], [totals[m].get(c, 0) for m in months]) for c in ORDER]
+    months = shown_months(every_month, totals)
+    series = [Series(SHORT[c], [totals[m].get(c) or 0 for m in months]) for c in ORDER]
     chart = line_chart(
         "People holding each choice, by month",
         "Line chart of the published number of people holding each choice at the end of each "
@@ -128,6 +150,7 @@ def stats_page(request: Request) -> Response:
             "group_name": GROUPS[by],
             "choices": [(c, SHORT[c]) for c in ORDER],
             "months": months,
+            "earlier_months": len(every_month) - len(months),
             "totals": totals,
             "latest": latest,
             "places": sorted(places.items()),

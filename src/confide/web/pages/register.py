@@ -185,7 +185,20 @@ def _reason(row: reg.RegisterRow) -> str:
     return text
 
 
-def row_view(row: reg.RegisterRow, size: int) -> dict[str, Any]:
+def organisation_names(request: Request) -> dict[str, str]:
+    """Registered organisations' names by short name, when this app holds the access party
+    (the log records short names; people read names)."""
+    from confide.web.pages.staff_context import STAFF
+
+    staff = web_state(request).extra.get(STAFF)
+    if staff is None:
+        return {}
+    return {org.slug: org.name for org in staff.access.organisations()}
+
+
+def row_view(
+    row: reg.RegisterRow, size: int, names: dict[str, str] | None = None
+) -> dict[str, Any]:
     """What the page shows of one row, with links to its entry and inclusion proof."""
     return {
         "anchor": f"release-{row.release_id}",
@@ -193,7 +206,7 @@ def row_view(row: reg.RegisterRow, size: int) -> dict[str, Any]:
         "date": labels.nice_date(row.date),
         "project": row.project_title or row.project_id,
         "project_id": row.project_id,
-        "organisation": row.organisation,
+        "organisation": (names or {}).get(row.organisation, row.organisation),
         "purpose": labels.label(labels.PURPOSES, row.purpose),
         "recipient": labels.label(labels.RECIPIENTS, row.recipient_kind),
         "legal_basis": labels.label(labels.LEGAL_BASES, row.legal_basis),
@@ -245,6 +258,7 @@ def register_page(request: Request) -> Response:
     page = min(query.page, pages)
     shown = chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     organisations = sorted({r.organisation for r in rows} | ({query.organisation} - {""}))
+    names = organisation_names(request)
     base = str(request.base_url).rstrip("/")
     return render(
         request,
@@ -252,7 +266,7 @@ def register_page(request: Request) -> Response:
         {
             "nav": "register",
             "query": query,
-            "rows": [row_view(r, head.size) for r in shown],
+            "rows": [row_view(r, head.size, names) for r in shown],
             "total": len(chosen),
             "everything": len(rows),
             "first": (page - 1) * PAGE_SIZE + 1,
@@ -267,7 +281,11 @@ def register_page(request: Request) -> Response:
                 {"value": "", "text": "All organisations", "selected": not query.organisation}
             ]
             + [
-                {"value": o, "text": o, "selected": o.lower() == query.organisation.lower()}
+                {
+                    "value": o,
+                    "text": names.get(o, o),
+                    "selected": o.lower() == query.organisation.lower(),
+                }
                 for o in organisations
             ],
             "purposes": _options(

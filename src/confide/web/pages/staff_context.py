@@ -37,6 +37,7 @@ ROLE_NAMES = {
     Role.APPROVER: "approver",
     Role.OUTPUT_CHECKER: "output checker",
     Role.ADMINISTRATOR: "administrator",
+    Role.OPERATOR: "operator",
 }
 
 

@@ -1,0 +1,3 @@
+from confide.common.migration_env import run
+
+run()
