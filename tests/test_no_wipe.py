@@ -17,6 +17,7 @@ from pipeline_helpers import make_world, store_fingerprint
 from typer.testing import CliRunner
 
 from confide.cli.main import app
+from confide.common import exit_codes
 from confide.common.errors import InvalidInput, SubmissionRejected
 from confide.hub import shrink
 from confide.hub.records import RecordStore
@@ -133,7 +134,7 @@ def test_the_cli_refuses_then_accepts_with_confirmation(world) -> None:
     home = str(world.home.root)
     world.close()
     refused = runner.invoke(app, ["hub", "ingest", str(shrunk), "--home", home])
-    assert refused.exit_code == 1
+    assert refused.exit_code == exit_codes.PARTLY_DONE
     assert "would shrink its record" in refused.output
     assert "Traceback" not in refused.output
     assert (
