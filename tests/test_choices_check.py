@@ -90,7 +90,7 @@ def populated(opstore, tmp_path: Path):
     registry.bulk_set(
         ChangeRequest(n, {choice: True}, "letter") for choice, ns in held.items() for n in ns
     )
-    registry.set(numbers[45], {"no_research": False}, "online")  # changed their mind
+    registry.set(numbers[45], {"no_research": False}, "letter")  # changed their mind
     yield registry, numbers, home
     registry.close()
 
@@ -189,6 +189,23 @@ def test_cli_set_show_history_and_errors(opstore, tmp_path: Path) -> None:
             "no-research",
             "--channel",
             "phone",
+            *home,
+        ],
+    )
+    # Another channel's fact is not undone: the letter still holds, and the person is told.
+    assert cleared.exit_code == 0, cleared.output
+    assert "no_research is still held through letter" in cleared.stdout
+    cleared = runner.invoke(
+        app,
+        [
+            "choices",
+            "set",
+            "--nhs-number",
+            "9434765919",
+            "--clear",
+            "no-research",
+            "--channel",
+            "letter",
             "--json",
             *home,
         ],
@@ -197,7 +214,7 @@ def test_cli_set_show_history_and_errors(opstore, tmp_path: Path) -> None:
     history = runner.invoke(
         app, ["choices", "history", "--nhs-number", "9434765919", "--json", *home]
     )
-    assert len(json.loads(history.stdout)["history"]) == 2
+    assert len(json.loads(history.stdout)["history"]) == 3
     bad = runner.invoke(
         app,
         [

@@ -50,13 +50,17 @@ def test_every_line_is_recorded_and_the_listeners_hear_each(registry) -> None:
         f"{NUMBERS[0]},no_research,letter,2026-01-02",
         f" {NUMBERS[1]} , share_nothing , phone , 2026-01-03 ",
         f"{NUMBERS[0]},allow_all,online,2026-01-04",
+        f"{NUMBERS[0]},allow_all,letter,2026-01-05",
         ending="\r\n",
     )
     report = import_choices(registry, data)
-    assert (report.lines, report.recorded, report.rejected) == (3, 3, [])
-    assert not registry.current(NUMBERS[0]).no_research  # the later line withdrew it
+    assert (report.lines, report.recorded, report.rejected) == (4, 4, [])
+    # The online line could not undo the letter (each channel keeps its own fact); the later
+    # letter withdrew it.
+    assert not registry.current(NUMBERS[0]).no_research
+    assert registry.history(NUMBERS[0])[1].channel.value == "online"
     assert registry.current(NUMBERS[1]).share_nothing
-    assert [e.nhs_number for e in heard] == [NUMBERS[0], NUMBERS[1], NUMBERS[0]]
+    assert [e.nhs_number for e in heard] == [NUMBERS[0], NUMBERS[1], NUMBERS[0], NUMBERS[0]]
 
 
 def test_one_bad_line_records_nothing_and_every_bad_line_is_listed(registry) -> None:

@@ -43,7 +43,7 @@ def test_set_current_history(registry) -> None:
     registry.listeners.append(seen.append)
     event = registry.set(ADULT, {"no_research": True, "no_commercial": True}, "online")
     assert registry.current(ADULT) == Choices(no_research=True, no_commercial=True)
-    registry.set("943 476 5919", {"no_research": False}, Channel.LETTER)
+    registry.set("943 476 5919", {"no_research": False}, Channel.ONLINE)
     assert registry.current(ADULT) == Choices(no_commercial=True)
     history = registry.history(ADULT)
     assert [h.changes for h in history] == [
@@ -57,9 +57,9 @@ def test_set_current_history(registry) -> None:
 
 def test_backdated_change_does_not_override_a_later_one(registry) -> None:
     registry.set(ADULT, {"share_nothing": True}, "online", at=T0 + timedelta(days=10))
-    registry.set(ADULT, {"share_nothing": False}, "letter", at=T0)  # arrives late, older
+    registry.set(ADULT, {"share_nothing": False}, "online", at=T0)  # arrives late, older
     assert registry.current(ADULT).share_nothing
-    registry.set(ADULT, {"share_nothing": False}, "phone", at=T0 + timedelta(days=10))  # tie
+    registry.set(ADULT, {"share_nothing": False}, "online", at=T0 + timedelta(days=10))  # tie
     assert not registry.current(ADULT).share_nothing  # same time: later recorded wins
 
 
@@ -197,6 +197,42 @@ def test_gp_codes_are_idempotent_and_dated(registry) -> None:
     registry.apply_gp_code(ADULT, False, date(2024, 6, 1))  # withdrawn later
     assert not registry.current(ADULT).share_nothing
     assert len(registry.history(ADULT)) == 2
+
+
+def test_a_gp_withdrawal_leaves_an_online_share_nothing_in_force(registry) -> None:
+    """The bug this store was rebuilt for: one flag, latest date wins, let a GP's type 1
+    withdrawal switch the flow back on for someone who chose online to share nothing."""
+    registry.apply_gp_code(ADULT, True, date(2024, 1, 1))
+    registry.set(ADULT, {"share_nothing": True}, "online", at=T0 + timedelta(days=30))
+    registry.apply_gp_code(ADULT, False, date(2024, 6, 1))  # the GP withdraws type 1, later
+    assert registry.current(ADULT).share_nothing
+    assert registry.shares_nothing([ADULT]) == [True]
+    assert int(ADULT) in set(registry.holders([Choice.SHARE_NOTHING]))
+    assert registry.facts(ADULT)[Choice.SHARE_NOTHING] == {
+        Channel.GP_CODE: False,
+        Channel.ONLINE: True,
+    }
+    registry.set(ADULT, {"share_nothing": False}, "online")  # only the person's own channel
+    assert not registry.current(ADULT).share_nothing
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [("online", "letter"), ("letter", "online"), ("proxy", "online"), ("online", "phone")],
+)
+def test_withdrawing_through_one_channel_never_undoes_another(registry, first, then) -> None:
+    actor = {"proxy": ("lpa", Proxy(Actor.LPA, lpa_reference="700012345678"))}
+    registry.record_lpa(ADULT, "7000-1234-5678")
+
+    def change(channel: str, value: bool, day: int) -> None:
+        who, proxy = actor.get(channel, ("self", None))
+        registry.set(ADULT, {"no_research": value}, channel, who, proxy, T0 + timedelta(days=day))
+
+    change(first, True, 1)
+    change(then, False, 2)  # a later withdrawal through another channel
+    assert registry.current(ADULT).no_research
+    change(first, False, 3)
+    assert not registry.current(ADULT).no_research
 
 
 def test_holders_and_events_since(registry) -> None:

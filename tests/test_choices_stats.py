@@ -36,8 +36,10 @@ def registry(opstore, tmp_path: Path):
     jan, mar = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
     reg.bulk_set(ChangeRequest(n, {"no_research": True}, "letter", at=jan) for n in numbers[:33])
     reg.bulk_set(ChangeRequest(n, {"no_research": True}, "letter", at=jan) for n in numbers[40:45])
-    # Three people at the first practice withdraw in March.
-    reg.bulk_set(ChangeRequest(n, {"no_research": False}, "online", at=mar) for n in numbers[:3])
+    # Three people at the first practice withdraw in March, by letter as they opted out.
+    reg.bulk_set(ChangeRequest(n, {"no_research": False}, "letter", at=mar) for n in numbers[:3])
+    # Three more "withdraw" online, but their letters still hold: they stay counted.
+    reg.bulk_set(ChangeRequest(n, {"no_research": False}, "online", at=mar) for n in numbers[3:6])
     yield reg
     reg.close()
 

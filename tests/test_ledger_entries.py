@@ -146,13 +146,15 @@ def test_scanner_leaves_clean_bodies_alone(body) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.integers(10**8, 10**9 - 1).filter(lambda n: check_digit(str(n)) is not None),
+    # Stems whose number is valid: a check digit exists and it is not a known placeholder.
+    st.integers(10**8, 10**9 - 1).filter(
+        lambda n: check_digit(str(n)) is not None and is_valid(f"{n}{check_digit(str(n))}")
+    ),
     st.text(alphabet="abc .,;:", max_size=10),
     st.sampled_from(["", " ", "-"]),
 )
 def test_any_valid_nhs_number_is_found_anywhere(stem: int, prefix: str, sep: str) -> None:
     number = f"{stem}{check_digit(str(stem))}"
-    assert is_valid(number)
     shown = sep.join([number[:3], number[3:6], number[6:]])
     assert entries.find_identifiers({"reason": f"{prefix}{shown}."}) != []
 

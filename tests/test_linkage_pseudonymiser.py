@@ -188,7 +188,7 @@ def test_a_person_who_shares_nothing_is_never_linked_probabilistically(tmp_path,
         statuses = out.column("status").to_pylist()
         assert set(statuses) <= {"objector", "unlinked"} and statuses.count("objector") > 40
         assert out.column("pseudonym").null_count == 50
-        assert p.linkage.pending.count() == statuses.count("unlinked")
+        assert p.pending_linkage_count() == statuses.count("unlinked")
     finally:
         p.close()
 

@@ -134,7 +134,7 @@ def test_the_cli_refuses_then_accepts_with_confirmation(world) -> None:
     home = str(world.home.root)
     world.close()
     refused = runner.invoke(app, ["hub", "ingest", str(shrunk), "--home", home])
-    assert refused.exit_code == exit_codes.PARTLY_DONE
+    assert refused.exit_code == exit_codes.PARTLY_DONE  # one submission of those given refused
     assert "Rejected" in refused.output and "--confirm-shrink" in refused.output
     assert "Traceback" not in refused.output
     as_json = runner.invoke(app, ["hub", "ingest", str(shrunk), "--home", home, "--json"])

@@ -157,3 +157,21 @@ def test_the_practice_manager_sends_records_returns_and_resolves_from_the_cli(tm
     assert result.exit_code == 3 and "line 2" in result.output and "Traceback" not in result.output
     with NoticeRegister(Home.at(home)) as register:  # all or nothing: the first is unchanged
         assert register.records(ODS)[numbers[1]].status is NoticeStatus.SENT
+
+
+def test_the_agent_says_how_many_it_held_back(tmp_path) -> None:
+    from rollout_world import write_export
+
+    world = RolloutWorld.open(tmp_path / "home")
+    numbers = nhs_numbers(4)
+    export = write_export(tmp_path / "export", numbers)
+    with NoticeRegister(world.home) as register:
+        register.sent(ODS, numbers[:1], Channel.LETTER, date.today() - timedelta(weeks=9))
+        register.sent(ODS, numbers[1:2], Channel.LETTER, date.today())
+    home = str(world.home.root)
+    world.close()
+    result = runner.invoke(cli, ["practice", "extract", str(export), "--source", ODS,
+                                 "--home", home])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "3 patients held back" in text and "no notice 2, waiting 1, notice came back 0" in text

@@ -56,6 +56,9 @@ def test_held_people_never_reach_the_hub_and_the_agent_says_how_many(world, tmp_
         2,
         2,
     )
+    held_rows = "held back: not yet told, or waiting"
+    assert counts["by_table"]["patients"][held_rows] == 6  # every input still accounted for
+    assert counts["by_table"]["events"][held_rows] == 12
     world.hub.ingest(result.path)
     assert world.people_at_hub(numbers) == set(numbers[2:8])
     # The manifest the hub keeps says how many, never who.
@@ -145,8 +148,8 @@ def test_no_row_reaches_the_hub_before_the_persons_waiting_period_ends(
                 register.resolve(ODS, number, Resolution.TOLD_ANOTHER_WAY, resolved_on)
             records[number] = NoticeRecord(sent_on, status, resolved_on)
     result = world.extract(export, today=upload_day)
-    # Each example is a new, unrelated snapshot of the practice, so it may hold far fewer
-    # people than the last: an operator's confirmation (tests/test_no_wipe.py) lets it through.
+    # Examples share one hub, so a later one may hold far more people back than the last
+    # uploaded: a deliberate shrinkage, confirmed as an operator would.
     world.hub.ingest(result.path, confirm_shrink=True)
     at_hub = world.people_at_hub(numbers)
     for number, record in records.items():
@@ -165,3 +168,25 @@ def test_no_row_reaches_the_hub_before_the_persons_waiting_period_ends(
     assert result.counts["held_back"] == sum(
         1 for i, n in enumerate(numbers) if i not in dissent and n not in expected
     )
+
+
+def test_who_was_held_back_is_known_only_at_the_practice(world, tmp_path) -> None:
+    """After notices, returns and an extraction that holds people back, no NHS number is in
+    any byte the hub, the roll-out party or the ledger holds; the practice's register has
+    them (it must)."""
+    from identifier_scan import leaks
+
+    numbers = nhs_numbers(8)
+    export = write_export(tmp_path / "export", numbers)
+    with NoticeRegister(world.home) as register:
+        register.sent(ODS, numbers[:6], Channel.LETTER, DAY0)
+        register.status(ODS, numbers[0], NoticeStatus.UNDELIVERABLE, DAY0 + timedelta(days=3))
+        world.rollout.publish_notices(ODS, register.weekly_counts(ODS))
+    result = world.extract(export, today=DAY0 + timedelta(weeks=3))
+    assert result.counts["held_back"] == 8
+    world.hub.ingest(result.path)
+    every = set(numbers)
+    for party in ("hub", "rollout", "ledger"):
+        assert leaks(world.home.party(party), every) == [], party
+    if not world.rollout.store.engine.url.drivername.startswith("postgresql"):
+        assert leaks(world.home.party("practice"), every) != []  # the scan can find them

@@ -47,6 +47,20 @@ def test_commercial_opt_out_in_six_screens(http, seeded):
     assert "Not used by commercial companies" in mine
 
 
+def test_an_online_withdrawal_says_what_another_channel_keeps_in_place(http, seeded):
+    number = seeded.adult.nhs_number
+    seeded.registry.set(number, {"no_research": True}, Channel.LETTER)
+    seeded.registry.apply_gp_code(number, True, None)
+    token = sign_in(http, seeded, seeded.adult)
+    page = http.post("/change", data={"csrf_token": token, "choices": "no_planning"})
+    assert page.status_code == 200 and "Still in place" in page.text
+    assert "because of a letter" in page.text
+    assert "your GP practice&#39;s record" in page.text or "your GP practice's record" in page.text
+    now = seeded.registry.current(number)
+    assert now.no_research and now.share_nothing and now.no_planning
+    assert number not in page.text
+
+
 def test_change_can_turn_choices_off_again(http, seeded):
     token = sign_in(http, seeded, seeded.adult)
     http.post("/change", data={"csrf_token": token, "choices": ["no_research", "no_planning"]})

@@ -58,7 +58,7 @@ def population_extract(source: str, patients: int, seed: int) -> tuple[Extract, 
                 later = when + timedelta(days=int(rng.integers(1, 200)))
                 meds.append((pid, "dmd", METFORMIN, later, 56.0, "tablet"))
     ev = pa.Table.from_pylist(
-        [dict(zip(SCHEMAS["events"].names[:7], r, strict=True)) for r in events],
+        [dict(zip(SCHEMAS["events"].names, r, strict=False)) for r in events],
         schema=SCHEMAS["events"],
     )
     md = pa.Table.from_pylist(

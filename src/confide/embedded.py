@@ -26,10 +26,12 @@ from confide.access.service import Access
 from confide.choices.model import Choice, ChoiceEvent
 from confide.choices.registry import ChoicesRegistry
 from confide.common.home import Home
+from confide.hub.erasure import HUB_STORES, RELEASES, TRE_CACHE
 from confide.hub.ingest import Hub, IngestResult
 from confide.ledger.log import Ledger
 from confide.ledger.witnessing import Witnessing
 from confide.pseudonymiser import Pseudonymiser
+from confide.tre.membership_erasure import forget
 from confide.tre.review import ReviewQueue
 from confide.tre.service import QueryService
 from confide.tre.store import TreStore
@@ -37,6 +39,9 @@ from confide.tre.wiring import query_service, review_queue
 from confide.usage.choices import erasure_body, log_choice_events
 from confide.usage.report import membership_digest, release_salt
 from confide.usage.salts import SaltStore
+
+# Stores outside the hub that must confirm an erasure before it is complete.
+TRE_STORES = (TRE_CACHE, RELEASES)
 
 
 @contextlib.contextmanager
@@ -168,6 +173,7 @@ class Installation:
             review_queue(service),
         )
         parts._wire()
+        parts.complete_erasures()
         return parts
 
     def _wire(self) -> None:
@@ -210,28 +216,44 @@ class Installation:
         log_choice_events(events, self.ledger, self.salts)
 
     def _erase_those_who_share_nothing(self, events: Sequence[ChoiceEvent]) -> None:
-        """One erasure pass for every person in the batch who now shares nothing."""
-        leaving = sorted(
-            {e.nhs_number for e in events if e.changes.get(Choice.SHARE_NOTHING) is True}
-        )
+        """One erasure for every person in the batch who now shares nothing: tombstoned at the
+        hub first, then every store, each confirming to the hub's erasure register."""
+        leavers = [e for e in events if e.changes.get(Choice.SHARE_NOTHING) is True]
+        leaving = sorted({e.nhs_number for e in leavers})
         if not leaving:
             return
-        pseudonyms = [p for p in self.pseudonymiser.pseudonyms_for(leaving) if p is not None]
-        rows = self.hub.erase(pseudonyms) if pseudonyms else 0
-        if rows:
-            self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
-        leavers = [e for e in events if e.changes.get(Choice.SHARE_NOTHING) is True]
+        # Minted for people not seen yet, so the tombstone also stops a later first upload.
+        pseudonyms = [p for p in self.pseudonymiser.pseudonyms_to_erase(leaving) if p is not None]
+        done = self.hub.erase_everywhere(pseudonyms, also=TRE_STORES)
+        rows = done.rows
         secrets = self.salts.secrets_for([e.nhs_number for e in leavers])
-        entries = [
-            (
-                "erasure",
-                erasure_body(secrets[e.nhs_number], e.change_id, ["hub.records"]),
-            )
-            for e in leavers
-        ]
-        indices = self.ledger.append_many(entries)
+        stores = [*HUB_STORES, *TRE_STORES]
+        indices = self.ledger.append_many(
+            [("erasure", erasure_body(secrets[e.nhs_number], e.change_id, stores)) for e in leavers]
+        )
         notices = self._deletion_notices(pseudonyms, indices[0] if indices else None) if rows else 0
+        self._erase_from_tre(done.erasure_id, pseudonyms, derived=bool(rows))
         self.erasures.append({"people": len(leaving), "rows": rows, "notices": notices})
+
+    def _erase_from_tre(self, erasure_id: str, pseudonyms: list[str], *, derived: bool) -> None:
+        """The TRE's stores: cohorts derived from the record store, and release membership
+        files (after the deletion notices that needed them); each confirmed to the hub."""
+        if derived:
+            self.tre_store.drop_cache()  # cohorts derived from the store before the erasure
+        self.hub.erasures.confirm(erasure_id, TRE_CACHE)
+        forget([self.tre_store.releases, self.tre_store.pending], pseudonyms)
+        self.hub.erasures.confirm(erasure_id, RELEASES)
+
+    def complete_erasures(self) -> int:
+        """Finish every erasure a crash left pending (the hub's steps, then the TRE's)."""
+        redone = self.hub.complete_erasures()
+        waiting = sorted(
+            set(self.hub.erasures.waiting(TRE_CACHE)) | set(self.hub.erasures.waiting(RELEASES))
+        )
+        for erasure_id in waiting:
+            people = sorted(self.hub.erasures.pseudonyms_of([erasure_id]))
+            self._erase_from_tre(erasure_id, people, derived=True)
+        return redone + len(waiting)
 
     def _deletion_notices(self, pseudonyms: list[str], erasure_index: int | None) -> int:
         """Tell the recipients of earlier releases that included any of these people: one

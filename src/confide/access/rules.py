@@ -215,7 +215,7 @@ def check_terms(
     recipient = (
         organisation_kind
         if app.recipient_kind in (None, "")
-        else parse_recipient_kind(app.recipient_kind)  # type: ignore[arg-type]
+        else parse_recipient_kind(app.recipient_kind)
     )
     if recipient is not organisation_kind:
         raise InvalidInput(

@@ -36,6 +36,10 @@ def _print_choices(r: dict) -> None:
         console.print("Opted out of: " + ", ".join(held))
     else:
         console.print("No opt-out recorded: data may be used for approved purposes.")
+    for choice, facts in sorted(r.get("channels", {}).items()):
+        holding = [ch for ch, on in facts.items() if on]
+        if holding:
+            console.print(f"  {choice}: held through {', '.join(sorted(holding))}")
 
 
 @choices_app.command("set")
@@ -104,11 +108,24 @@ def set_cmd(
             raise InvalidInput("--at must be an ISO date or date-time.") from None
     with _registry(home) as registry:
         event = registry.set(nhs_number, changes, channel, who, proxy, moment)
-        result = {"event": event.as_dict(), "choices": registry.current(nhs_number).as_dict()}
+        current = registry.current(nhs_number).as_dict()
+        facts = registry.facts(nhs_number)
+        # A withdrawal through one channel leaves another channel's fact in force: say which.
+        still_held = {
+            c.value: sorted(ch.value for ch, on in facts.get(c, {}).items() if on)
+            for c, value in changes.items()
+            if not value and current[c.value]
+        }
+        result = {"event": event.as_dict(), "choices": current, "still_held": still_held}
 
     def human(r: dict) -> None:
         console.print(f"[green]Recorded[/] change {r['event']['change_id']}.")
         _print_choices(r)
+        for name, through in r["still_held"].items():
+            console.print(
+                f"[yellow]{name} is still held through {', '.join(through)}[/]: a change "
+                "through one channel never undoes another; withdraw it through that channel."
+            )
 
     report(result, as_json, human)
 
@@ -116,9 +133,15 @@ def set_cmd(
 @choices_app.command("show")
 @handle_errors
 def show_cmd(nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Show a person's current choices."""
+    """Show a person's current choices, and which channels hold each one."""
     with _registry(home, reading=True) as registry:
-        result = {"choices": registry.current(nhs_number).as_dict()}
+        result = {
+            "choices": registry.current(nhs_number).as_dict(),
+            "channels": {
+                c.value: {ch.value: on for ch, on in facts.items()}
+                for c, facts in registry.facts(nhs_number).items()
+            },
+        }
     report(result, as_json, _print_choices)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
 from confide.choices import store
+from confide.choices.channels import HOLDING_CHANNELS, in_force
 from confide.choices.model import (
     Actor,
     ChangeRequest,
@@ -276,16 +277,39 @@ class ChoicesRegistry:
         """Current choices for many people in a few queries, keyed by normalised NHS number."""
         numbers = [checked_number(n) for n in nhs_numbers]
         st = store.choice_state
-        held: dict[int, dict[str, bool]] = defaultdict(dict)
+        facts: dict[int, dict[str, dict[Channel, bool]]] = defaultdict(lambda: defaultdict(dict))
         with self.engine.connect() as conn:
             ids = store.person_ids(conn, numbers, create=False)
             for part in store.chunks(list(ids.values())):
                 rows = conn.execute(
-                    select(st.c.person_id, st.c.choice, st.c.value).where(st.c.person_id.in_(part))
+                    select(st.c.person_id, st.c.choice, st.c.channel, st.c.value).where(
+                        st.c.person_id.in_(part)
+                    )
                 )
-                for person, choice, value in rows:
-                    held[person][choice] = bool(value)
-        return {n: Choices(**held[ids[n]]) if n in ids else Choices() for n in numbers}
+                for person, choice, channel, value in rows:
+                    facts[person][choice][Channel(channel)] = bool(value)
+
+        def choices_of(person: int) -> Choices:
+            return Choices(**{c: in_force(f) for c, f in facts.get(person, {}).items()})
+
+        return {n: choices_of(ids[n]) if n in ids else Choices() for n in numbers}
+
+    def facts(self, nhs_number: str) -> dict[Choice, dict[Channel, bool]]:
+        """The latest fact of each channel for each choice (why a choice is or is not in force,
+        and which channel must withdraw it)."""
+        number = checked_number(nhs_number)
+        st = store.choice_state
+        out: dict[Choice, dict[Channel, bool]] = {}
+        with self.engine.connect() as conn:
+            ids = store.person_ids(conn, [number], create=False)
+            if number not in ids:
+                return out
+            rows = conn.execute(
+                select(st.c.choice, st.c.channel, st.c.value).where(st.c.person_id == ids[number])
+            )
+            for choice, channel, value in rows:
+                out.setdefault(Choice(choice), {})[Channel(channel)] = bool(value)
+        return out
 
     def shares_nothing(self, nhs_numbers: list[str]) -> list[bool]:
         """For each (valid) NHS number, whether the person has chosen to share nothing."""
@@ -309,7 +333,7 @@ class ChoicesRegistry:
     def derived_current(self, nhs_number: str) -> Choices:
         """Current choices folded from the full history (the check on the state index)."""
         return store.derive(
-            (c.value, v, e.effective_at, seq)
+            (c.value, e.channel.value, v, e.effective_at, seq)
             for e in self.history(nhs_number)
             for (c, v), seq in zip(e.changes.items(), e.seqs, strict=True)
         )
@@ -348,7 +372,11 @@ class ChoicesRegistry:
                 conn.execute(
                     select(pp.c.nhs_number)
                     .join(st, st.c.person_id == pp.c.id)
-                    .where(st.c.choice.in_(wanted), st.c.value.is_(True))
+                    .where(
+                        st.c.choice.in_(wanted),
+                        st.c.value.is_(True),
+                        st.c.channel.in_(HOLDING_CHANNELS),
+                    )
                     .distinct()
                 )
                 .scalars()

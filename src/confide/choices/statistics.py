@@ -1,7 +1,8 @@
 """Opt-out statistics as open data: how many people hold each choice, by month and place.
 
-For each month, a person counts towards a choice if the choice was on at the end of that month
-(so changes within a month show in that month). Places are the practice and the postcode
+For each month, a person counts towards a choice if the choice was in force at the end of that
+month (so changes within a month show in that month), read from every channel's facts by the
+channel rule table. Places are the practice and the postcode
 district from the demographics table ("unknown" when not enrolled).
 
 Small numbers are never published: every cell ≤ 7 is redacted and every other cell rounded to
@@ -18,7 +19,8 @@ from typing import Any
 from sqlalchemy import select
 
 from confide.choices import store
-from confide.choices.model import Choice, utc
+from confide.choices.channels import in_force
+from confide.choices.model import Channel, Choice, utc
 from confide.choices.registry import ChoicesRegistry
 
 REDACT_AT_OR_BELOW = 7
@@ -54,19 +56,23 @@ def raw_counts(
     with registry.engine.connect() as conn:
         places = {p: g for p, g in conn.execute(select(dm.c.person_id, column))}
         rows = conn.execute(
-            select(ev.c.person_id, ev.c.choice, ev.c.value, ev.c.effective_at).order_by(
-                ev.c.person_id, ev.c.choice, ev.c.effective_at, ev.c.seq
-            )
+            select(
+                ev.c.person_id, ev.c.choice, ev.c.channel, ev.c.value, ev.c.effective_at
+            ).order_by(ev.c.person_id, ev.c.choice, ev.c.effective_at, ev.c.seq)
         ).all()
     last = _month_index(until or utc(None).date())
     diff: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for i, (person, choice, value, effective_at) in enumerate(rows):
-        if not value:
+    facts: dict[Channel, bool] = {}
+    for i, (person, choice, channel, value, effective_at) in enumerate(rows):
+        if i == 0 or rows[i - 1][:2] != (person, choice):
+            facts = {}
+        facts[Channel(channel)] = bool(value)  # the channel's latest fact so far
+        if not in_force(facts):
             continue
         start = _month_index(utc(effective_at))
         stop = last + 1
         if i + 1 < len(rows) and rows[i + 1][:2] == (person, choice):
-            stop = min(stop, _month_index(utc(rows[i + 1][3])))
+            stop = min(stop, _month_index(utc(rows[i + 1][4])))
         if start < stop:
             cell = diff[(places.get(person) or UNKNOWN, choice)]
             cell[start] += 1

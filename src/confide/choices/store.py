@@ -1,9 +1,11 @@
 """The choices registry's tables (SQLAlchemy Core) and the one incremental fold over history.
 
 ``choice_events`` is the full history, append-only. ``choice_state`` is an index over it: per
-person and choice, the event that currently wins (latest ``effective_at``, ties to the later
-``seq``). It is updated in the same transaction as the history with a conditional upsert, so it
-can never lag behind; :func:`derive` is the reference fold it must always equal.
+person, choice and channel, the event that currently wins in that channel (latest
+``effective_at``, ties to the later ``seq``); the channels' facts stay apart, and the choice in
+force is read from them by the channel rule table (:mod:`confide.choices.channels`). It is
+updated in the same transaction as the history with a conditional upsert, so it can never lag
+behind; :func:`derive` is the reference fold it must always equal.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from confide.choices.model import Choice, Choices, utc
+from confide.choices import channels
+from confide.choices.model import Choices, utc
 
 metadata = MetaData()
 
@@ -70,6 +73,7 @@ choice_state = Table(
     metadata,
     Column("person_id", _SeqType, ForeignKey("people.id"), primary_key=True),
     Column("choice", String(16), primary_key=True),
+    Column("channel", String(16), primary_key=True),
     Column("value", Boolean, nullable=False),
     Column("effective_at", DateTime(timezone=True), nullable=False),
     Column("seq", BigInteger, nullable=False),
@@ -189,14 +193,16 @@ def read_version(conn: Connection) -> int:
 
 
 def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Apply new event rows (with ``seq``) to ``choice_state``: later event wins, in SQL.
+    """Apply new event rows (with ``seq``) to ``choice_state``: within each channel the later
+    event wins, in SQL; other channels' facts are untouched.
 
-    Rows are first reduced to one winner per (person, choice), because one upsert statement may
-    not touch a row twice; the upsert's WHERE keeps the state right under concurrent writers.
+    Rows are first reduced to one winner per (person, choice, channel), because one upsert
+    statement may not touch a row twice; the upsert's WHERE keeps the state right under
+    concurrent writers.
     """
     winners: dict[tuple[int, str], dict[str, Any]] = {}
     for row in rows:
-        key = (row["person_id"], row["choice"])
+        key = (row["person_id"], row["choice"], row["channel"])
         best = winners.get(key)
         if best is None or (row["effective_at"], row["seq"]) > (
             best["effective_at"],
@@ -214,7 +220,7 @@ def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         ),
     )
     stmt = stmt.on_conflict_do_update(
-        index_elements=["person_id", "choice"],
+        index_elements=["person_id", "choice", "channel"],
         set_={
             "value": stmt.excluded.value,
             "effective_at": stmt.excluded.effective_at,
@@ -228,6 +234,7 @@ def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             {
                 "person_id": r["person_id"],
                 "choice": r["choice"],
+                "channel": r["channel"],
                 "value": r["value"],
                 "effective_at": r["effective_at"],
                 "seq": r["seq"],
@@ -237,11 +244,7 @@ def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def derive(events: Iterable[tuple[str, bool, datetime, int]]) -> Choices:
-    """The reference fold: (choice, value, effective_at, seq) events → current choices."""
-    latest: dict[str, tuple[datetime, int, bool]] = {}
-    for choice, value, effective_at, seq in events:
-        key = (utc(effective_at), seq)
-        if choice not in latest or key > latest[choice][:2]:
-            latest[choice] = (*key, value)
-    return Choices(**{c: latest[c][2] for c in latest if c in {x.value for x in Choice}})
+def derive(events: Iterable[tuple[str, str, bool, datetime, int]]) -> Choices:
+    """The reference fold: (choice, channel, value, effective_at, seq) events → the choices in
+    force (latest fact per channel, combined by the channel rule table)."""
+    return channels.effective(events)

@@ -63,9 +63,15 @@ class Home:
         return cls(root.resolve())
 
     def party(self, name: str) -> Path:
-        """The private folder of one party (created on first use, owner-only)."""
+        """The private folder of one party (created on first use, owner-only).
+
+        Owner-only is enforced, not just asked for at creation: a folder loosened later (or
+        made by a tool with a wide umask) is narrowed again, so where each party's service runs
+        as its own OS user, the hub's process cannot read the pseudonymiser's keys."""
         if name not in PARTIES:
             raise ValueError(f"unknown party {name!r}")
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
         return path

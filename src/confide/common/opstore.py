@@ -15,7 +15,11 @@ its own version table), applied by :func:`migrate` when the party opens its stor
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -50,9 +54,20 @@ def make_engine(party: str, folder: Path) -> Engine:
     engine = create_engine(url, pool_pre_ping=True)
     if schema:
         with engine.begin() as conn:
+            # Two processes creating the same schema at once collide even with IF NOT EXISTS;
+            # the transaction-scoped lock makes the second wait and then find it there.
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(f"schema:{schema}")}
+            )
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         engine = engine.execution_options(schema_translate_map={None: schema})
     return engine
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name (PostgreSQL's lock key space)."""
+    digest = hashlib.sha256(f"confide-migrations:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def sqlite_engine(url: str) -> Engine:
@@ -74,14 +89,45 @@ _MIGRATING = threading.Lock()
 
 
 def migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
-    """Bring a party's store up to its latest migration (safe to call every time).
+    """Bring a party's store up to its latest migration (safe to call every time, from any
+    number of processes at once).
 
-    Alembic's command machinery is not thread-safe, so migrations in one process run one at
-    a time; across processes the database's own locking (and Alembic's version table) decide.
+    Migrations run once, under a lock: one thread at a time in a process (Alembic's command
+    machinery is not thread-safe), and one process at a time per store: a lock file beside a
+    SQLite database, a session advisory lock on PostgreSQL. Whoever waits finds the store
+    already at head, and Alembic's version table makes that a no-op.
     ``scripts``: a migrations folder other than ``confide/<party>/migrations``.
     """
-    with _MIGRATING:
+    with _MIGRATING, _store_lock(engine, party):
         _migrate(engine, party, scripts)
+
+
+@contextlib.contextmanager
+def _store_lock(engine: Engine, party: str) -> Iterator[None]:
+    """Hold the per-store, cross-process migration lock."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        lock_path = Path(database).with_name(f".{Path(database).name}.migrate.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    key = _lock_key(schema_for(party) or party)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()
 
 
 def _migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:

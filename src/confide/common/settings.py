@@ -79,6 +79,13 @@ DEBUG = Setting(
     "Set to 1 to print the details (a traceback) of an error in Confide itself, for a bug "
     "report. Unset: a command names only the kind of failure.",
 )
+HUB_MAX_SHRINK = Setting(
+    "CONFIDE_HUB_MAX_SHRINK",
+    "0.2",
+    "The largest share (0 to 1) of a source's current patients or rows that one submission may "
+    "remove before the hub refuses it; an operator confirms a larger one with `hub ingest "
+    "--confirm-shrink`.",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     HOME,
@@ -91,6 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
     CLIENT_ID,
     CLIENT_SECRET,
     DEBUG,
+    HUB_MAX_SHRINK,
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

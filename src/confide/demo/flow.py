@@ -19,6 +19,12 @@ from confide.hub.ingest import Hub
 from confide.ledger.api import cosigners
 
 
+def _scalar(result: Any) -> Any:
+    """The first column of a query's only row (0 when it gives none)."""
+    row = result.fetchone()
+    return row[0] if row else 0
+
+
 def linkage_rate(hub: Hub) -> float | None:
     """Share of hospital patients submitted whose records link to a GP-registered person."""
     catalog = hub.records.catalog()
@@ -43,7 +49,8 @@ def linkage_rate(hub: Hub) -> float | None:
         f"""SELECT count(*) FROM (SELECT DISTINCT pseudonym, source FROM patient_sources
             WHERE source IN ({listing})) h
             WHERE EXISTS (SELECT 1 FROM registrations g WHERE g.pseudonym = h.pseudonym)"""
-    ).fetchone()[0]
+    )
+    linked = _scalar(linked)
     return round(linked / submitted, 4)
 
 
@@ -87,7 +94,7 @@ def run_demo(
         seconds["extract_to_ingest_wall"] = time.perf_counter() - t1
         totals = done.counts
         con = hub.records.connect()
-        people = con.execute("SELECT count(DISTINCT pseudonym) FROM patients").fetchone()[0]
+        people = _scalar(con.execute("SELECT count(DISTINCT pseudonym) FROM patients"))
         summary = {
             "home": str(home.root),
             "sources": totals["sources"],

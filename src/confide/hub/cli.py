@@ -150,8 +150,21 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
             table.add_row(name, f"{n:,}")
         console.print(table)
         console.print(f"{len(r['sources'])} sources")
+        e = r["erasures"]
+        console.print(
+            f"{e['erased_people']:,} people erased; {e['pending_erasures']:,} erasures pending"
+            + (" (confide hub erasures)" if e["pending_erasures"] else "")
+        )
 
-    report({"tables": counts, "sources": sources}, as_json, human)
+    from confide.hub.erasure import ErasureRegister
+    from confide.hub.opstore import HubOpStore
+
+    ops = HubOpStore(Home.at(home))
+    try:
+        erasures = ErasureRegister(ops.engine).counts()
+    finally:
+        ops.close()
+    report({"tables": counts, "sources": sources, "erasures": erasures}, as_json, human)
 
 
 @hub_app.command("readmit")
@@ -170,6 +183,51 @@ def readmit_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
             f"{r['records']:,} records linked since; {r['rows']:,} rows added."
         ),
     )
+
+
+@hub_app.command("erasures")
+@handle_errors
+def erasures_cmd(
+    complete: Annotated[
+        bool,
+        typer.Option("--complete", help="Finish every pending erasure now (after a crash)."),
+    ] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erasures not yet confirmed by every store (and, with --complete, finish them)."""
+    from confide.embedded import Installation
+    from confide.hub.erasure import ErasureRegister
+    from confide.hub.opstore import HubOpStore
+
+    finished = 0
+    if complete:
+        with Installation.open(Home.at(home)) as parties:  # opening finishes what it can
+            finished = parties.complete_erasures()
+    ops = HubOpStore(Home.at(home))
+    try:
+        register_ = ErasureRegister(ops.engine)
+        result = {**register_.counts(), "pending": register_.pending(), "completed": finished}
+    finally:
+        ops.close()
+
+    def human(r: dict) -> None:
+        console.print(
+            f"{r['erased_people']:,} people erased; {r['pending_erasures']:,} erasures pending."
+        )
+        if r["pending"]:
+            table = Table("erasure", "requested", "people", "waiting for")
+            for item in r["pending"]:
+                table.add_row(
+                    item["erasure_id"],
+                    item["requested_at"][:19],
+                    f"{item['people']:,}",
+                    ", ".join(item["waiting_for"]),
+                )
+            console.print(table)
+            console.print("Run [bold]confide hub erasures --complete[/] to finish them.")
+
+    report(result, as_json, human)
 
 
 def register(app: typer.Typer) -> None:

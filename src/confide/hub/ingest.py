@@ -2,13 +2,13 @@
 
 Idempotent: a submission already ingested changes nothing. All or nothing: the record store
 moves from the source's previous snapshot to the new one in one catalog swap. The original
-bytes of every submission (accepted or rejected) are kept, sealed identities included, which
-the hub cannot open.
+bytes of a rejected submission are kept with the reason; of an accepted one the hub keeps only
+what proves what it received (:mod:`confide.hub.kept`). People the hub has erased are never
+stored again (:mod:`confide.hub.erasure`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,7 +30,8 @@ from confide.common.submission import (
     verify_files,
     verify_signature,
 )
-from confide.hub import shrink, validate
+from confide.hub import erasure, kept, shrink, validate
+from confide.hub.erasure import ErasureRegister
 from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
@@ -84,13 +85,23 @@ class IngestResult:
         }
 
 
-def _link_or_copy(source: str, target: str) -> None:
-    """Keep the original by hard link when on the same file system (no second copy of the
-    bytes; the inbox copy can be deleted safely), else copy it."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+@dataclass(frozen=True)
+class Erasure:
+    """One erasure at the hub: its id in the register, and the record store's rows removed."""
+
+    erasure_id: str
+    rows: int
+
+
+def _without(tables: dict[str, pa.Table], gone: set[str]) -> dict[str, pa.Table]:
+    """The tables without the rows of erased people."""
+    if not gone:
+        return tables
+    value_set = pa.array(sorted(gone), pa.string())
+    return {
+        name: t.filter(pc.invert(pc.fill_null(pc.is_in(t.column("pseudonym"), value_set), False)))
+        for name, t in tables.items()
+    }
 
 
 def _hub_accounts(checked: validate.Checked, people: pa.Table) -> dict[str, dict[str, int]]:
@@ -122,6 +133,7 @@ class Hub:
         )
         self.records = RecordStore(self.folder / "records")
         self.ops = HubOpStore(home)
+        self.erasures = ErasureRegister(self.ops.engine)
         self.pseudonymiser = pseudonymiser
         self.listeners: list[Callable[[IngestResult], None]] = []
 
@@ -132,11 +144,53 @@ class Hub:
         self.ops.enrol(ods, kind, verify_key, name)
 
     def erase(self, pseudonyms: list[str]) -> int:
+        """Erase these people from every hub store (see :meth:`erase_everywhere`); returns
+        the record store's rows removed."""
+        return self.erase_everywhere(pseudonyms).rows
+
+    def erase_everywhere(
+        self, pseudonyms: list[str], *, also: tuple[str, ...] = (), erasure_id: str | None = None
+    ) -> Erasure:
+        """Tombstone these people, then remove their rows from the record store and the kept
+        submissions, each confirmed as it is done. ``also`` names stores outside the hub that
+        must confirm too (:meth:`ErasureRegister.confirm`) before the erasure is complete.
+
+        The tombstone commits first: from then on no ingest or re-admission stores them again,
+        whatever the order of events; a crash afterwards leaves the erasure pending, redone by
+        :meth:`complete_erasures`."""
+        people = sorted(set(pseudonyms))
+        if not people and not also:
+            return Erasure("", 0)
+        eid = self.erasures.request(people, (*erasure.HUB_STORES, *also), erasure_id)
+        rows = self._erase_records(set(people))
+        self.erasures.confirm(eid, erasure.RECORDS)
+        kept.erase(self.folder / "submissions", set(people))
+        self.erasures.confirm(eid, erasure.KEPT)
+        return Erasure(eid, rows)
+
+    def complete_erasures(self) -> int:
+        """Redo the hub's own steps of every pending erasure (after a crash); returns how many
+        erasures had a step redone. Each step is idempotent."""
+        redone = set()
+        for store, step in (
+            (erasure.RECORDS, self._erase_records),
+            (erasure.KEPT, lambda gone: kept.erase(self.folder / "submissions", gone)),
+        ):
+            waiting = self.erasures.waiting(store)
+            if not waiting:
+                continue
+            step(self.erasures.pseudonyms_of(waiting))
+            for eid in waiting:
+                self.erasures.confirm(eid, store)
+            redone.update(waiting)
+        return len(redone)
+
+    def _erase_records(self, people: set[str]) -> int:
         """Remove every row of these people from every table, in one pass over the store
         (many people at once cost the same single rewrite). Returns rows removed."""
-        if not pseudonyms:
+        if not people:
             return 0
-        gone = pa.array(sorted(set(pseudonyms)), pa.string())
+        gone = pa.array(sorted(people), pa.string())
 
         def without(_name: str, table: pa.Table) -> pa.Table:
             keep = pc.invert(pc.is_in(table.column("pseudonym"), value_set=gone))
@@ -202,22 +256,27 @@ class Hub:
         timings["validate"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        counts: dict[str, int] = {name: t.num_rows for name, t in checked.tables.items()}
-        counts["quarantined"] = checked.quarantine.num_rows
-        statuses = people.column("status").to_pylist()
-        counts["unlinked"] = statuses.count("unlinked")
-        counts["excluded_by_choice"] = statuses.count("objector")
-        counts["submitted_patients"] = people.num_rows
-        details: dict[str, Any] = {
-            "at_hub": _hub_accounts(checked, people),
-            "by_resource": (manifest.get("counts") or {}).get("by_resource") or {},
-        }
-        for key_name in ("type1_excluded", "type1_withdrawn"):
-            counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
         with self.records.writing():
             if submission_id in self.records.catalog()["ingested"]:
                 return IngestResult(submission_id, ods, "duplicate")
             self._refuse_stale(ods, manifest)
+            # Read under the write lock: an erasure commits its tombstones before it takes the
+            # lock, so either they are seen here or its rewrite runs after this swap.
+            gone = self.erasures.erased_among(people.column("pseudonym").drop_null().to_pylist())
+            stored = _without(checked.tables, gone)
+            counts: dict[str, int] = {name: t.num_rows for name, t in stored.items()}
+            counts["quarantined"] = checked.quarantine.num_rows
+            statuses = people.column("status").to_pylist()
+            counts["unlinked"] = statuses.count("unlinked")
+            counts["excluded_by_choice"] = statuses.count("objector")
+            counts["excluded_as_erased"] = len(gone)
+            counts["submitted_patients"] = people.num_rows
+            details: dict[str, Any] = {
+                "at_hub": _hub_accounts(checked, people),
+                "by_resource": (manifest.get("counts") or {}).get("by_resource") or {},
+            }
+            for key_name in ("type1_excluded", "type1_withdrawn"):
+                counts[key_name] = int((manifest.get("counts") or {}).get(key_name, 0))
             confirmed = shrink.guard(
                 ods,
                 submission_id,
@@ -227,12 +286,20 @@ class Hub:
             )
             if confirmed is not None:
                 details["shrink_confirmed"] = confirmed
-            self._keep_original(folder, submission_id, checked.quarantine)
+            kept.keep(
+                self.folder / "submissions" / submission_id,
+                folder,
+                people,
+                tables,
+                checked.quarantine,
+                counts,
+                gone,
+            )
             self.records.replace_source(
                 ods,
                 submission_id,
                 manifest["created_at"],
-                checked.tables,
+                stored,
                 {"source": ods, "created_at": manifest["created_at"], **counts, **details},
                 before_commit=crash_hook,
             )
@@ -302,16 +369,6 @@ class Hub:
             if column not in table.column_names:
                 table = table.append_column(column, pa.nulls(table.num_rows, kind))
         return table.select([*SUBMITTED_COLUMNS[name], *optional])
-
-    def _keep_original(self, folder: Path, submission_id: str, quarantine: pa.Table) -> None:
-        kept = self.folder / "submissions" / submission_id
-        if kept.exists():
-            shutil.rmtree(kept)
-        tmp = kept.with_name(f".{submission_id}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(folder, tmp, copy_function=_link_or_copy)
-        pq.write_table(quarantine, tmp / "quarantine.parquet")
-        os.replace(tmp, kept)
 
     def _keep_rejected(self, folder: Path, manifest: dict[str, Any] | None, reason: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")

@@ -7,7 +7,8 @@ hub asks for those after the last one it applied (``resolutions_applied`` in the
 checks the record's rows again from the original submission it kept, and appends them to the
 source's snapshot, when that submission is still the source's live one (a newer snapshot was
 linked afresh). The rows and the cursor move in one catalog swap, so a crash or a repeat
-applies nothing twice. People who have since chosen to share nothing are skipped.
+applies nothing twice. People who have since chosen to share nothing are skipped, and so is
+anyone the hub has erased.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def _rows_for(hub: Hub, ods: str, submission_id: str, people: pa.Table) -> dict[
     return validate.check(ods, kind, people, tables).tables
 
 
+def _not_erased(hub: Hub, people: pa.Table) -> pa.Table:
+    """Leave out records linked to someone the hub has erased (read under the write lock)."""
+    gone = hub.erasures.erased_among(people.column("pseudonym").drop_null().to_pylist())
+    if not gone:
+        return people
+    hit = pc.is_in(people.column("pseudonym"), value_set=pa.array(sorted(gone), pa.string()))
+    return people.filter(pc.invert(pc.fill_null(hit, False)))
+
+
 def readmit(hub: Hub) -> dict[str, Any]:
     """Apply every resolution not yet applied; returns how many records and rows were added."""
     if hub.pseudonymiser.resolutions(int(hub.records.catalog().get(CURSOR, 0))).num_rows == 0:
@@ -61,6 +71,7 @@ def readmit(hub: Hub) -> dict[str, Any]:
                 continue
             people = linked.filter(pc.equal(linked.column("submission_id"), submission_id))
             ods = live[submission_id]
+            people = _not_erased(hub, people)
             additions[ods] = _rows_for(hub, ods, submission_id, people.select(PEOPLE_COLUMNS))
             records[submission_id] = people.num_rows
         last = int(pc.max(found.column("seq")).as_py())

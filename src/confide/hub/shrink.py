@@ -11,10 +11,10 @@ can confirm it explicitly; the refusal and the confirmation are both recorded.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from confide.common import settings
 from confide.common.errors import InvalidInput, SubmissionRejected
 
 DEFAULT_MAX_SHRINK = 0.20
@@ -56,7 +56,7 @@ class Shrink:
 
 def max_shrink_from_env() -> float:
     """The share set in ``CONFIDE_HUB_MAX_SHRINK`` (0 to 1), else 20%."""
-    raw = os.environ.get(SHRINK_ENV, "").strip()
+    raw = (settings.value(SHRINK_ENV) or "").strip()
     if not raw:
         return DEFAULT_MAX_SHRINK
     try:

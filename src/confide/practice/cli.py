@@ -55,6 +55,12 @@ def extract_cmd(
             f"{r['medications']:,} medications, {r['episodes']:,} hospital episodes"
         )
         console.print(f"  {r['type1_excluded']:,} patients with a type 1 objection were left out")
+        if r.get("held_back"):  # the roll-out's waiting period (confide.rollout.at_practice)
+            console.print(
+                f"  {r['held_back']:,} patients held back until told and their waiting period ends"
+                f" (no notice {r['held_no_notice']:,}, waiting {r['held_waiting']:,}, notice came"
+                f" back {r['held_undeliverable']:,})"
+            )
         print_accounts(r)
         if r["rejected"]:
             console.print(

@@ -9,10 +9,14 @@ number lives in ``confide.pseudonymiser.linkage``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -64,13 +68,22 @@ def public_key(home: Home) -> bytes:
 class Pseudonymiser:
     def __init__(self, home: Home) -> None:
         self._folder = home.party("pseudonymiser")
-        self._index = PersonIndex(self._folder / "index.duckdb")
+        # The index (and linkage's tables beside it) is one DuckDB file, which one process at a
+        # time may open. It is held only while calls work on it (:meth:`_working`), under a
+        # lock file, so a CLI command and a running server take turns instead of failing.
+        self._index: PersonIndex | None = None
+        self._depth = 0
+        self._lock_file: IO[str] | None = None
+        self._opened_at = 0.0
+        self._idle_timer: threading.Timer | None = None
         # Probabilistic linkage, on the index's database (pending records live there too).
-        self.linkage = Linkage(self._index.con, self._folder)
+        self.linkage = Linkage(None, self._folder)
         self.linkage.shares_nothing = self._shares_nothing
-        # The index is one DuckDB connection: one caller at a time (ingests may run in threads).
-        # Re-entrant: type 1 codes announced mid-pseudonymisation can lead back here (erasure).
+        # One caller at a time in this process (ingests may run in threads). Re-entrant: type 1
+        # codes announced mid-pseudonymisation can lead back here (erasure).
         self._lock = threading.RLock()
+        with self._working():  # create the tables now: a broken store fails here, not later
+            pass
         self.type1_listeners: list[Callable[[list[Type1Change]], None]] = []
         # Who has chosen to share nothing (the choices registry, in the embedded wiring):
         # given valid NHS numbers, a boolean per number. Their rows never reach the hub.
@@ -86,7 +99,67 @@ class Pseudonymiser:
         return cls(home)
 
     def close(self) -> None:
-        self._index.close()
+        with self._lock:
+            self._release()
+
+    # Opening the index costs a DuckDB open (its key index is read in): a busy process keeps
+    # it between calls, for at most HOLD seconds at a stretch, and lets it go after IDLE
+    # seconds without a call, so another process waits at most about HOLD for its turn.
+    HOLD = 1.0
+    IDLE = 0.2
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[PersonIndex]:
+        """The open index for the length of a call (re-entrant). The first call takes the lock
+        file, opens the database and binds linkage to it; it is given up soon after the last
+        call (:data:`IDLE`), or at the end of a call once held for :data:`HOLD`."""
+        with self._lock:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            if self._index is None:
+                handle = (self._folder / ".index.lock").open("a")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    self._index = PersonIndex(self._folder / "index.duckdb")
+                    self.linkage.bind(self._index.con)
+                except BaseException:
+                    self._index = None
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    handle.close()
+                    raise
+                self._lock_file = handle
+                self._opened_at = time.monotonic()
+            self._depth += 1
+            try:
+                yield self._index
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    if time.monotonic() - self._opened_at >= self.HOLD:
+                        self._release()
+                    else:
+                        self._idle_timer = threading.Timer(self.IDLE, self._release_if_idle)
+                        self._idle_timer.daemon = True
+                        self._idle_timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._release()
+
+    def _release(self) -> None:
+        """Close the index and give up the lock file (call holding ``_lock``, outside a call)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
 
     def public_key(self) -> bytes:
         return keys.box_public_key(self._folder)
@@ -100,8 +173,22 @@ class Pseudonymiser:
         cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
         values = cleaned.to_pylist()
         known = [values[i] for i in np.flatnonzero(valid)]
-        with self._lock:
-            found = self._index.pseudonyms(known, keys.load_ring(self._folder), create=False)
+        with self._working() as index:
+            found = index.pseudonyms(known, keys.load_ring(self._folder), create=False)
+        out: list[str | None] = [None] * len(nhs_numbers)
+        for i, p in zip(np.flatnonzero(valid), found, strict=True):
+            out[int(i)] = p
+        return out
+
+    def pseudonyms_to_erase(self, nhs_numbers: list[str]) -> list[str | None]:
+        """Pseudonyms for an erasure, minted for people not seen yet (None for invalid
+        numbers): the hub's tombstone then stops their rows whenever they first arrive,
+        even through a path that never asks who shares nothing."""
+        cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
+        values = cleaned.to_pylist()
+        wanted = [values[i] for i in np.flatnonzero(valid)]
+        with self._working() as index:
+            found = index.pseudonyms(wanted, keys.load_ring(self._folder), create=True)
         out: list[str | None] = [None] * len(nhs_numbers)
         for i, p in zip(np.flatnonzero(valid), found, strict=True):
             out[int(i)] = p
@@ -118,7 +205,7 @@ class Pseudonymiser:
             if batches
             else IDENTITY_SCHEMA.empty_table()
         )
-        with self._lock:
+        with self._working():
             return self._pseudonymise(source, submission_id, identities)
 
     def _pseudonymise(self, source: str, submission_id: str, ids: pa.Table) -> pa.Table:
@@ -138,6 +225,7 @@ class Pseudonymiser:
             objector[positions[chosen]] = True
         linkable = linkable & ~objector
         rows = np.flatnonzero(linkable)
+        assert self._index is not None  # inside _working()
         found = self._index.pseudonyms(
             [numbers[i] for i in rows], keys.load_ring(self._folder), create=True
         )
@@ -177,7 +265,7 @@ class Pseudonymiser:
         """Records linked after their submission (by a later record or a reviewer), with a
         sequence number above ``after``: the hub adds their rows. ``status`` is ``objector``
         for anyone who has since chosen to share nothing."""
-        with self._lock:
+        with self._working():
             found = self.linkage.pending.resolutions(after)
             choosers = self.linkage.choosers(found.column("pseudonym").to_pylist())
         status = [
@@ -192,21 +280,21 @@ class Pseudonymiser:
 
     def linkage_quality(self) -> list[dict]:
         """Per source: linkage rate and estimated false-match rate (counts only)."""
-        with self._lock:
+        with self._working():
             return self.linkage.quality.report()
 
     def review_items(self, limit: int = 50) -> list[dict]:
         """The clerical review queue, with identifiers: for the pseudonymiser's reviewers."""
-        with self._lock:
+        with self._working():
             return self.linkage.review.items(limit)
 
     def decide_review(self, item_id: int, match: bool, reviewer: str) -> dict:
         """A reviewer's decision; a match shows up in ``resolutions`` for the hub."""
-        with self._lock:
+        with self._working():
             return self.linkage.decide_review(item_id, match, reviewer)
 
     def pending_linkage_count(self) -> int:
-        with self._lock:
+        with self._working():
             return self.linkage.pending.count()
 
     def _announce_type1(

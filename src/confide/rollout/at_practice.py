@@ -16,13 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from confide.common.home import Home
-from confide.practice.minimise import Minimised
+from confide.practice.minimise import SUBMITTED, Minimised
 from confide.rollout import gate
 from confide.rollout.model import Point
 from confide.rollout.notices import NoticeRegister
 from confide.rollout.waiting import Held, held
 
 HELD_KEYS = tuple(f"held_{reason.value}" for reason in Held)
+HELD_OUTCOME = "held back: not yet told, or waiting"
 
 
 def admit(
@@ -53,8 +54,24 @@ def admit(
         name: table.filter(pc.is_in(table.column("ref"), value_set=refs))
         for name, table in minimised.tables.items()
     }
+    accounts = _accounted(minimised, tables, sum(reasons.values()))
     counts = {key: reasons.get(key, 0) for key in HELD_KEYS}
     counts["held_back"] = sum(reasons.values())
     counts[gate.FAIR_PROCESSING_KEY] = state.waiting_weeks
     gate.publish_held(home, ods, counts)
-    return replace(minimised, identities=kept, tables=tables), counts
+    return replace(minimised, identities=kept, tables=tables, accounts=accounts), counts
+
+
+def _accounted(
+    before: Minimised, tables: dict[str, pa.Table], people: int
+) -> dict[str, dict[str, int]]:
+    """The minimisation's accounts with held-back rows moved from ``submitted`` to their own
+    outcome, so every input still ends in exactly one place."""
+    accounts = {name: dict(outcomes) for name, outcomes in before.accounts.items()}
+    moved = {name: before.tables[name].num_rows - tables[name].num_rows for name in tables}
+    moved["patients"] = people
+    for name, rows in moved.items():
+        if rows and name in accounts and accounts[name].get(SUBMITTED, 0) >= rows:
+            accounts[name][SUBMITTED] -= rows
+            accounts[name][HELD_OUTCOME] = rows
+    return accounts

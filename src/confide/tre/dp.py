@@ -74,6 +74,25 @@ class DpOutput:
     labels: list[dict[str, Any]]
     threshold: float | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The released result, shaped like a disclosure-controlled one, with 95% intervals."""
+        notes: list[str] = []
+        if self.threshold is not None:
+            notes.append(
+                f"Groups whose noisy count of people is below {self.threshold:.1f} are not "
+                "released (a group must not exist because of one person)."
+            )
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "intervals": self.intervals,
+            "confidence": 0.95,
+            "labels": self.labels,
+            "notes": notes,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+        }
+
 
 # --- noise ----------------------------------------------------------------------------------
 

@@ -482,21 +482,7 @@ class QueryService:
             total=grant.protection.epsilon_total,
         )
         output = release_dp(prepared.plan, computed.cells, options)
-        result: dict[str, Any] = {
-            "columns": output.columns,
-            "rows": output.rows,
-            "intervals": output.intervals,
-            "confidence": 0.95,
-            "labels": output.labels,
-            "notes": [],
-            "epsilon": output.epsilon,
-            "delta": output.delta,
-        }
-        if output.threshold is not None:
-            result["notes"].append(
-                f"Groups whose noisy count of people is below {output.threshold:.1f} are not "
-                "released (a group must not exist because of one person)."
-            )
+        result = output.as_dict()
         release_id = uuid.uuid4().hex
         facts = release_facts(
             grant,

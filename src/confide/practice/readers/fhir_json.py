@@ -8,6 +8,7 @@ a bad NDJSON line becomes a rejection for that line and the rest of the file is 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,9 @@ def read_ndjson_file(path: Path, collector: FhirCollector) -> None:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            ctx = Context(file=path.name, location=f"line {number}", original=lambda b=line: b)
+            ctx = Context(
+                file=path.name, location=f"line {number}", original=functools.partial(bytes, line)
+            )
             try:
                 resource = orjson.loads(line)
             except orjson.JSONDecodeError as exc:

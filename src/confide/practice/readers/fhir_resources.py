@@ -14,6 +14,7 @@ refer to it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -345,7 +346,7 @@ class FhirCollector:
                     fullurls[url] = key
         for i, entry in enumerate(entries):
             where = f"{ctx.location}, entry {i + 1}" if ctx.location else f"entry {i + 1}"
-            sub = Context(ctx.file, where, lambda i=i: entry_original(i), fullurls, None)
+            sub = Context(ctx.file, where, functools.partial(entry_original, i), fullurls, None)
             if not isinstance(entry, dict):
                 self.reject(sub, "a Bundle entry must be an object")
                 continue

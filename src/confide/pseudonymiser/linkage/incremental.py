@@ -118,22 +118,28 @@ class Linkage:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: duckdb.DuckDBPyConnection | None,
         folder: Path,
         *,
         engine: Callable[[], Engine] = DuckDBEngine,
         train_automatically: bool = True,
     ) -> None:
-        db.create(con)
-        self.people = LinkagePeople(con)
-        self.pending = PendingRecords(con)
-        self.review = ReviewQueue(con)
-        self.quality = LinkageQuality(con)
+        if con is not None:
+            self.bind(con)
         self._model_path = folder / "linkage" / "model.json"
         self._engine = engine
         self.train_automatically = train_automatically
         # Who has chosen to share nothing (given NHS numbers): set by the service.
         self.shares_nothing: ChoiceCheck | None = None
+
+    def bind(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Work on ``con`` (the pseudonymiser opens its database only while it works on it,
+        so other processes can take their turn in between)."""
+        db.create(con)
+        self.people = LinkagePeople(con)
+        self.pending = PendingRecords(con)
+        self.review = ReviewQueue(con)
+        self.quality = LinkageQuality(con)
 
     # -- the model ----------------------------------------------------------------------------
     def model(self) -> training.TrainedModel | None:

@@ -34,6 +34,7 @@ CHALLENGE, TOKEN, ACTOR, ACTING, STARTED, CHANGED = (
     "started_message",
     "changed",
 )
+STILL_HELD = "still_held"
 
 
 def _see_other(path: str) -> RedirectResponse:
@@ -48,7 +49,7 @@ def _signed_in(request: Request) -> str | None:
     try:
         return web_state(request).identity.person(token)
     except NotVerified:
-        for key in (TOKEN, ACTOR, CHANGED):
+        for key in (TOKEN, ACTOR, CHANGED, STILL_HELD):
             request.session.pop(key, None)
         return None
 
@@ -194,7 +195,7 @@ async def code_submit(request: Request) -> Response:
             },
             status_code=422,
         )
-    for key in (CHALLENGE, STARTED, CHANGED):
+    for key in (CHALLENGE, STARTED, CHANGED, STILL_HELD):
         request.session.pop(key, None)
     request.session[TOKEN] = session.token
     request.session[ACTOR] = request.session.pop(ACTING, None) or Actor.SELF.value
@@ -296,7 +297,37 @@ async def change_submit(request: Request) -> Response:
         found[1].contact if found else None, event.changes, event.recorded_at, parent
     )
     request.session[CHANGED] = {c.value: v for c, v in event.changes.items()}
+    request.session[STILL_HELD] = _still_held(state.registry, number, event.changes)
     return _see_other("/confirmation")
+
+
+# How each channel is named to the person, when a fact from it keeps a choice in force.
+CHANNEL_WORDS = {
+    Channel.GP_CODE: "your GP practice's record (a type 1 objection)",
+    Channel.ONLINE: "a change made online",
+    Channel.LETTER: "a letter",
+    Channel.PHONE: "a phone call",
+    Channel.PROXY: "someone acting for you",
+}
+
+
+def _still_held(registry: Any, number: str, changes: dict[Choice, bool]) -> list[str]:
+    """Lines for the choices this change turned off that another channel's fact keeps on: a
+    change through one channel never undoes another's, and the person must be told so."""
+    cleared = [c for c, on in changes.items() if not on]
+    if not cleared:
+        return []
+    current = registry.current(number)
+    facts = registry.facts(number)
+    lines = []
+    for choice in cleared:
+        if not getattr(current, choice.value):
+            continue
+        holding = [CHANNEL_WORDS[ch] for ch, on in sorted(facts.get(choice, {}).items()) if on]
+        lines.append(
+            f"{BY_CHOICE[choice].label}: still in place because of {' and '.join(holding)}"
+        )
+    return lines
 
 
 @router.get("/confirmation")
@@ -313,10 +344,12 @@ def confirmation(request: Request) -> Response:
         if words is not None:
             lines.append(escape(words.when_on if on else words.when_off))
     erased = bool(changed.get(Choice.SHARE_NOTHING.value))
+    still = request.session.get(STILL_HELD)
+    still_held = [escape(str(line)) for line in still] if isinstance(still, list) else []
     return render(
         request,
         "confirmation.html",
-        {"changed": lines, "erased": erased, "actor": _actor(request)},
+        {"changed": lines, "erased": erased, "actor": _actor(request), "still_held": still_held},
     )
 
 
@@ -324,7 +357,7 @@ def _forget_person(request: Request) -> None:
     token = request.session.get(TOKEN)
     if isinstance(token, str):
         web_state(request).identity.end(token)
-    for key in (TOKEN, ACTOR, CHALLENGE, STARTED, CHANGED, ACTING):
+    for key in (TOKEN, ACTOR, CHALLENGE, STARTED, CHANGED, STILL_HELD, ACTING):
         request.session.pop(key, None)
 
 

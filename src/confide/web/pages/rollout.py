@@ -64,7 +64,7 @@ def rollout_page(request: Request) -> Response:
     return render(request, "rollout.html", {"nav": "rollout", "f": figures, "words": STATUS_WORDS})
 
 
-def _operator(request: Request):  # type: ignore[no-untyped-def]
+def _operator(request: Request):
     who = principal(request)
     require_operator(who)
     return who

@@ -1,0 +1,104 @@
+"""How facts from different channels combine into the choice in force: the channel rule table.
+
+Each channel a change can arrive through (the GP's type 1 code and its withdrawal, online, by
+letter, by phone, by a proxy) keeps its own fact per choice: the latest change that arrived
+through that channel. A fact is changed only by a later fact from the same channel, so a GP's
+type 1 withdrawal cannot switch off a share-nothing chosen online, and a letter cannot undo what
+a proxy recorded. :data:`CHANNEL_RULES` says, per channel, whose voice it carries and whether
+its fact holds a choice in force; :func:`in_force` is the one reading of that table, the
+registry's SQL index answers the same question, and ``docs/choices-policy.md`` carries the table
+(:func:`channel_rules_markdown`), tested equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from confide.choices.model import Channel, Choice, Choices, utc
+
+
+@dataclass(frozen=True)
+class ChannelRule:
+    """One row: a channel, whose voice it carries, and what its latest fact does."""
+
+    channel: Channel
+    voice: str
+    holds: bool  # a fact "on" from this channel keeps the choice in force
+    changed_by: str
+
+
+CHANNEL_RULES: tuple[ChannelRule, ...] = (
+    ChannelRule(
+        Channel.GP_CODE,
+        "the person's GP record: a type 1 objection code, or its withdrawal code",
+        True,
+        "a later code at the GP",
+    ),
+    ChannelRule(Channel.ONLINE, "the person, online", True, "a later online change"),
+    ChannelRule(Channel.LETTER, "the person, by letter", True, "a later letter"),
+    ChannelRule(Channel.PHONE, "the person, by phone", True, "a later phone change"),
+    ChannelRule(
+        Channel.PROXY,
+        "a parent (child under 13) or a recorded attorney",
+        True,
+        "a later change by a proxy",
+    ),
+)
+
+COMBINATION = (
+    "A choice is in force while the latest fact of any channel whose row says *holds: yes* "
+    "has it on. Withdrawing through one channel never undoes a fact from another."
+)
+
+_RULE = {r.channel: r for r in CHANNEL_RULES}
+# The channels whose "on" keeps a choice in force (what the registry's SQL reads).
+HOLDING_CHANNELS: tuple[str, ...] = tuple(r.channel.value for r in CHANNEL_RULES if r.holds)
+
+Fact = tuple[Choice | str, Channel | str, bool, datetime, int]
+
+
+def in_force(latest: Mapping[Channel, bool]) -> bool:
+    """Whether a choice is in force, from the latest fact of each channel that has one."""
+    return any(value and _RULE[Channel(channel)].holds for channel, value in latest.items())
+
+
+def latest_per_channel(facts: Iterable[Fact]) -> dict[tuple[str, str], tuple[datetime, int, bool]]:
+    """(choice, channel) → (effective_at, seq, value) of the latest fact: later time wins,
+    ties to the later recording (``seq``)."""
+    latest: dict[tuple[str, str], tuple[datetime, int, bool]] = {}
+    for choice, channel, value, effective_at, seq in facts:
+        key = (Choice(choice).value, Channel(channel).value)
+        stamp = (utc(effective_at), seq)
+        if key not in latest or stamp > latest[key][:2]:
+            latest[key] = (*stamp, bool(value))
+    return latest
+
+
+def effective(facts: Iterable[Fact]) -> Choices:
+    """The choices in force: the rule table applied to the latest fact of each channel."""
+    per_choice: dict[str, dict[Channel, bool]] = {}
+    for (choice, channel), (_at, _seq, value) in latest_per_channel(facts).items():
+        per_choice.setdefault(choice, {})[Channel(channel)] = value
+    return Choices(**{c: in_force(v) for c, v in per_choice.items()})
+
+
+# --- documentation -----------------------------------------------------------------------------
+
+DOC_BEGIN = "<!-- channel-table:begin (generated from confide.choices.channels.CHANNEL_RULES) -->"
+DOC_END = "<!-- channel-table:end -->"
+
+
+def channel_rules_markdown() -> str:
+    """The channel table as Markdown, exactly as ``docs/choices-policy.md`` must carry it."""
+    lines = [
+        "| channel | whose voice | holds | its fact is changed only by |",
+        "|---|---|---|---|",
+    ]
+    for r in CHANNEL_RULES:
+        holds = "yes" if r.holds else "no"
+        lines.append(f"| {r.channel.value} | {r.voice} | {holds} | {r.changed_by} |")
+    lines.append("")
+    lines.append(COMBINATION)
+    return "\n".join(lines)
