@@ -456,7 +456,7 @@ class Access:
 
     # --- reading projects ------------------------------------------------------------------
 
-    def _project_query(self):  # type: ignore[no-untyped-def]
+    def _project_query(self):
         return select(
             t.projects, t.organisations.c.slug.label("org_slug"), t.organisations.c.name
         ).join(t.organisations, t.organisations.c.id == t.projects.c.organisation_id)
@@ -490,7 +490,7 @@ class Access:
     def _reviewer(principal: Principal) -> bool:
         return principal.approving_body and bool(principal.roles & REVIEWER_ROLES)
 
-    def _visible_clause(self, principal: Principal):  # type: ignore[no-untyped-def]
+    def _visible_clause(self, principal: Principal):
         own = t.projects.c.organisation_id == principal.organisation_id
         if self._reviewer(principal):
             return or_(own, t.projects.c.status != ProjectStatus.DRAFT.value)

@@ -238,7 +238,7 @@ class StaffSignIn:
 
     # --- sessions ---------------------------------------------------------------------------
 
-    def _session(self, conn: Connection, token: str) -> tuple[str, str | None]:
+    def _session(self, conn: Connection, token: str | None) -> tuple[str, str | None]:
         if not isinstance(token, str) or not token or len(token) > 100:
             raise self._ended()
         row = conn.execute(
@@ -269,13 +269,13 @@ class StaffSignIn:
             held.setdefault(org.id, (org, set()))[1].add(Role(r.role))
         return [Membership(org, frozenset(roles)) for org, roles in held.values()]
 
-    def memberships(self, token: str) -> list[Membership]:
+    def memberships(self, token: str | None) -> list[Membership]:
         """The organisations this session's person holds roles in (and the roles)."""
         with self.engine.connect() as conn:
             person_id, _ = self._session(conn, token)
             return self._organisations(conn, person_id)
 
-    def choose(self, token: str, organisation_slug: str) -> Membership:
+    def choose(self, token: str | None, organisation_slug: str) -> Membership:
         """Act for ``organisation_slug`` from now on (only one the person holds a role in)."""
         with self.engine.begin() as conn:
             person_id, _ = self._session(conn, token)
@@ -291,12 +291,12 @@ class StaffSignIn:
                 raise InvalidInput("Choose one of the organisations shown.")
             conn.execute(
                 update(staff_sessions)
-                .where(staff_sessions.c.token_hash == _digest(token))
+                .where(staff_sessions.c.token_hash == _digest(str(token)))  # checked above
                 .values(organisation_id=chosen.organisation.id)
             )
         return chosen
 
-    def principal(self, token: str) -> Principal | None:
+    def principal(self, token: str | None) -> Principal | None:
         """Who this session acts as, with the roles held now; None until an organisation is
         chosen. Raises NotSignedIn for a missing, unknown or expired session."""
         with self.engine.connect() as conn:

@@ -11,7 +11,7 @@ for all GP systems for now: per-system credentials are future work).
 import hmac
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -102,7 +102,7 @@ class ImportRejectedOut(BaseModel):
 
 
 _STATUS = {TooManyAttempts: 429, NotVerified: 401, InvalidInput: 422}
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Not verified (code or session not valid)."},
     422: {"model": ErrorOut, "description": "Invalid input."},
     429: {

@@ -284,7 +284,11 @@ class IdentityService:
         )
         with self.registry.engine.begin() as conn:
             issued = self.codes.issue(
-                conn, self._mac("p", number), client, found[0] if match else None, now
+                conn,
+                self._mac("p", number),
+                client,
+                found[0] if match and found is not None else None,
+                now,
             )
         if issued.code is not None and found is not None and self.notifier is not None:
             self.notifier.send(found[1].contact, issued.code, issued.expires_at)

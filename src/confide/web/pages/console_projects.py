@@ -8,6 +8,7 @@ the ledger); a project of another organisation is "not found", exactly as the AP
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -90,7 +91,7 @@ def _form_page(
     status_code: int = 200,
 ) -> Response:
     kind = console(request).access.organisation(who.organisation).kind.value
-    tables = [
+    tables: list[dict[str, Any]] = [
         {
             "name": table,
             "label": label(DATASETS, table),
