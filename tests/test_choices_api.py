@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from confide.choices.api import make_router
 from confide.choices.identity import IdentityConfig, IdentityService
+from confide.choices.model import Choice
 from confide.choices.registry import ChoicesRegistry
 from confide.common.home import Home
 
@@ -25,9 +26,12 @@ def client(opstore, tmp_path: Path):
     registry.enrol_demographics([(KNOWN, date(1980, 5, 17), "LS1 4AP")])
     identity = IdentityService.open(registry, home.root, config=IdentityConfig(min_seconds=0))
     app = FastAPI()
-    app.include_router(make_router(registry, identity, gp_token="gp-secret"), prefix="/choices")
+    told = []
+    notify = lambda number, event: told.append((number, event))  # noqa: E731
+    router = make_router(registry, identity, notify=notify, gp_token="gp-secret")
+    app.include_router(router, prefix="/choices")
     with TestClient(app) as http:
-        yield http, home.root / "outbox", registry
+        yield http, home.root / "outbox", registry, told
     registry.close()
 
 
@@ -47,12 +51,13 @@ def _sign_in(http: TestClient, outbox: Path) -> dict[str, str]:
 
 
 def test_patient_journey(client) -> None:
-    http, outbox, registry = client
+    http, outbox, registry, told = client
     auth = _sign_in(http, outbox)
     assert http.get("/choices/me", headers=auth).json()["no_research"] is False
     changed = http.put("/choices/me", headers=auth, json={"changes": {"no_research": True}})
     assert changed.status_code == 200 and changed.json()["no_research"] is True
     assert registry.current(KNOWN).no_research  # effective at once
+    assert [(n, e.changes) for n, e in told] == [(KNOWN, {Choice.NO_RESEARCH: True})]  # told
     history = http.get("/choices/me/history", headers=auth).json()
     assert history[0]["channel"] == "online" and history[0]["changes"] == {"no_research": True}
     bad = http.put("/choices/me", headers=auth, json={"changes": {"no_spam": True}})
@@ -60,7 +65,7 @@ def test_patient_journey(client) -> None:
 
 
 def test_unauthenticated_and_locked(client) -> None:
-    http, _outbox, _registry = client
+    http, _outbox, _registry, _told = client
     assert http.get("/choices/me").status_code == 401
     assert http.get("/choices/me", headers={"Authorization": "Bearer nope"}).status_code == 401
     for day in range(1, 6):
@@ -71,7 +76,7 @@ def test_unauthenticated_and_locked(client) -> None:
 
 
 def test_gp_endpoint(client) -> None:
-    http, _outbox, registry = client
+    http, _outbox, registry, _told = client
     body = {"nhs_number": KNOWN, "dissent": True, "recorded_on": "2026-02-01"}
     assert http.post("/choices/gp/type1", json=body).status_code == 401
     headers = {"Authorization": "Bearer gp-secret"}
@@ -84,7 +89,7 @@ def test_gp_endpoint(client) -> None:
 
 
 def test_openapi_documents_every_route(client) -> None:
-    http, _outbox, _registry = client
+    http, _outbox, _registry, _told = client
     spec = http.get("/openapi.json").json()
     paths = spec["paths"]
     for path in (

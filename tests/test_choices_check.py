@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from operators import add_operator
 from typer.testing import CliRunner
 
 from confide.choices.check import MALFORMED, check_file, clean, opted_out_for
@@ -211,8 +212,9 @@ def test_cli_set_show_history_and_errors(opstore, tmp_path: Path) -> None:
         ],
     )
     assert json.loads(cleared.stdout)["choices"] == Choices(no_commercial=True).as_dict()
+    operator = add_operator(tmp_path / "h")
     history = runner.invoke(
-        app, ["choices", "history", "--nhs-number", "9434765919", "--json", *home]
+        app, ["choices", "history", "--nhs-number", "9434765919", "--json", *operator, *home]
     )
     assert len(json.loads(history.stdout)["history"]) == 3
     bad = runner.invoke(
@@ -262,7 +264,9 @@ def test_cli_set_show_history_and_errors(opstore, tmp_path: Path) -> None:
         ],
     )
     assert adult.exit_code == 2 and "13 or older" in " ".join(adult.stderr.split())
-    show = runner.invoke(app, ["choices", "show", "--nhs-number", "9434765919", "--json", *home])
+    show = runner.invoke(
+        app, ["choices", "show", "--nhs-number", "9434765919", "--json", *operator, *home]
+    )
     assert json.loads(show.stdout)["choices"] == Choices(no_commercial=True).as_dict()
 
 

@@ -120,20 +120,26 @@ def test_timing_is_padded_to_the_same_floor(setup) -> None:
     assert abs(statistics.median(known) - statistics.median(unknown)) < 0.03
 
 
-def test_brute_forcing_dates_of_birth_is_stopped(setup) -> None:
+def test_guessing_dates_of_birth_from_many_addresses_is_slowed_not_locked(setup) -> None:
     service, _clock, outbox = setup
-    for day in range(1, 6):  # five guesses, from five different clients
-        service.start(KNOWN, f"1980-05-{day:02d}", "LS1 4AP", f"bot{day}")
-    # Even the right answer is now refused, for every client: the number is locked.
-    with pytest.raises(TooManyAttempts):
-        service.start(KNOWN, DOB, "LS1 4AP", "bot-new")
+    holds = {}
+    for number in (KNOWN, UNKNOWN):
+        waits = []
+        for day in range(1, 9):  # eight guesses, each from a new address
+            paced = service.begin_start(number, f"1980-05-{day:02d}", "LS1 4AP", f"bot{day}")
+            assert paced.error is None  # never refused: held, longer and longer
+            waits.append(paced.delay)
+        holds[number] = [round(w, 1) for w in waits]
+        assert waits[:5] == [0.0] * 5 and waits[5] > 0.3
+        assert waits[5] < waits[6] < waits[7] <= service.config.hold_cap
+    assert holds[KNOWN] == holds[UNKNOWN]  # a known number is throttled as an unknown one
     assert not list(outbox.glob("*.json"))
-    # An unknown number locks after exactly as many tries, with the same error.
-    for day in range(1, 6):
-        service.start(UNKNOWN, f"1980-05-{day:02d}", "LS1 4AP", f"other{day}")
-    with pytest.raises(TooManyAttempts) as info:
-        service.start(UNKNOWN, DOB, "LS1 4AP", "other-new")
-    assert "NHS number" not in info.value.message
+    # The real person, from their own address, still gets a code: held, never refused.
+    paced = service.begin_start(KNOWN, DOB, "LS1 4AP", "home")
+    assert paced.error is None and paced.delay <= service.config.hold_cap
+    assert service.person(
+        service.verify(paced.value.challenge_id, _sent_code(outbox), "home").token
+    )
 
 
 def test_one_client_cannot_sweep_many_numbers(setup) -> None:
@@ -148,7 +154,7 @@ def test_one_client_cannot_sweep_many_numbers(setup) -> None:
         service.start(KNOWN, DOB, "LS1 4AP", "sweeper")
 
 
-def test_brute_forcing_codes_is_stopped_and_lock_expires(setup) -> None:
+def test_wrong_codes_kill_the_code_slow_the_address_and_never_lock_the_person(setup) -> None:
     service, clock, outbox = setup
     started = service.start(KNOWN, DOB, "LS1 4AP", "c6")
     code = _sent_code(outbox)
@@ -158,14 +164,20 @@ def test_brute_forcing_codes_is_stopped_and_lock_expires(setup) -> None:
             service.verify(started.challenge_id, wrong, "c6")
     with pytest.raises(NotVerified):  # three wrong tries kill the code, even the right one
         service.verify(started.challenge_id, code, "c6")
-    started = service.start(KNOWN, DOB, "LS1 4AP", "c7")
-    with pytest.raises(NotVerified):
-        service.verify(started.challenge_id, wrong, "c7")
-    with pytest.raises(TooManyAttempts):  # 5 failures for this person: locked
-        service.verify(started.challenge_id, _sent_code(outbox), "c7")
-    clock.now += timedelta(minutes=16)
-    started = service.start(KNOWN, DOB, "LS1 4AP", "c8")
-    assert service.person(service.verify(started.challenge_id, _sent_code(outbox), "c8").token)
+    started = service.start(KNOWN, DOB, "LS1 4AP", "c6")
+    with pytest.raises(NotVerified):  # the fifth failure from this address
+        service.verify(started.challenge_id, wrong, "c6")
+    with pytest.raises(TooManyAttempts) as refused:  # this address is now refused a while
+        service.verify(started.challenge_id, code, "c6")
+    assert refused.value.retry_after >= 1
+    # Five failures on this person: another address is held a moment, not refused.
+    started = service.begin_start(KNOWN, DOB, "LS1 4AP", "c8")
+    assert started.error is None and 0 < started.delay <= service.config.hold_cap
+    verified = service.begin_verify(started.value.challenge_id, _sent_code(outbox), "c8")
+    assert verified.error is None and service.person(verified.value.token)
+    clock.now += timedelta(minutes=16)  # the window passes: the first address may try again
+    started = service.start(KNOWN, DOB, "LS1 4AP", "c6")
+    assert service.person(service.verify(started.challenge_id, _sent_code(outbox), "c6").token)
 
 
 def test_bad_details_are_clear_errors_without_echo(setup) -> None:

@@ -137,7 +137,8 @@ def test_http_import_all_or_nothing(opstore, tmp_path: Path) -> None:
     with ChoicesRegistry.open(home) as registry:
         identity = IdentityService.open(registry, home.root, config=IdentityConfig(min_seconds=0))
         api = FastAPI()
-        api.include_router(make_router(registry, identity, gp_token="gp-secret"), prefix="/c")
+        router = make_router(registry, identity, notify=lambda n, e: None, gp_token="gp-secret")
+        api.include_router(router, prefix="/c")
         auth = {"Authorization": "Bearer gp-secret", "Content-Type": "text/csv"}
         body = _csv(f"{NUMBERS[13]},no_commercial,letter,2026-01-02", f"{BAD},no_research,x,y")
         with TestClient(api) as http:

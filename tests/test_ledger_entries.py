@@ -82,6 +82,12 @@ EXAMPLES = {
         "erasure_index": 17,
     },
     "key_rotation": {"party": "pseudonymiser", "key_kind": "hmac", "key_id": "k-2025-02"},
+    "person_lookup": {
+        "what": "usage_report",
+        "organisation": "service-desk",
+        "operator": "a1b2c3d4e5f6",
+        "reason": "subject access request",
+    },
     "rollout": {"action": "notices", "subject": "A81001", "week": "2025-02-03", "sent": 120},
 }
 

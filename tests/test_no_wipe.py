@@ -135,8 +135,11 @@ def test_the_cli_refuses_then_accepts_with_confirmation(world) -> None:
     world.close()
     refused = runner.invoke(app, ["hub", "ingest", str(shrunk), "--home", home])
     assert refused.exit_code == exit_codes.PARTLY_DONE  # one submission of those given refused
-    assert "would shrink its record" in refused.output
+    assert "Rejected" in refused.output and "--confirm-shrink" in refused.output
     assert "Traceback" not in refused.output
+    as_json = runner.invoke(app, ["hub", "ingest", str(shrunk), "--home", home, "--json"])
+    [rejection] = json.loads(as_json.stdout)["rejected"]
+    assert "would shrink its record" in rejection["error"]
     assert (
         store_fingerprint(SimpleNamespace(records=RecordStore(Path(home) / "hub" / "records")))
         == before

@@ -1,8 +1,9 @@
 """The README's step-by-step commands work exactly as written, run by a shell in a new folder.
 
 Two kinds of line cannot run unattended, and the test names them rather than guessing: those
-that need the reader's own access token (``--token ...``), and ``confide serve``, which runs
-until stopped (the test starts it, asks it for a page, and stops it).
+that need the reader's own credentials (a ``...`` placeholder: an access token, an operator's
+identity), and ``confide serve``, which runs until stopped (the test starts it, asks it for a
+page, and stops it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import httpx
 from loopback import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-NEEDS_TOKEN = "--token ..."
+NEEDS_TOKEN = " ..."
 
 
 def step_by_step() -> list[str]:
@@ -45,7 +46,11 @@ def _env() -> dict[str, str]:
 def test_the_block_is_found_and_its_unattended_lines_are_named() -> None:
     lines = step_by_step()
     assert lines[0].startswith("confide synth")
-    assert [line.split()[1] for line in lines if NEEDS_TOKEN in line] == ["access", "review"]
+    assert [line.split()[1] for line in lines if NEEDS_TOKEN in line] == [
+        "usage",
+        "access",
+        "review",
+    ]
     assert [line for line in lines if line.split("#")[0].strip() == "confide serve"]
 
 

@@ -13,6 +13,7 @@ import typer
 from factories import small_extract
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from operators import NOT_OPERATOR, add_operator
 from pipeline_helpers import make_world
 from release_helpers import apply_project, publish_release, releases_folder
 from sqlalchemy import update
@@ -25,6 +26,7 @@ from confide.common.nhs_number import generate_test_numbers
 from confide.ledger import checkpoint as cp
 from confide.ledger import merkle
 from confide.ledger.commitments import commitment_for, erasure_commitment
+from confide.ledger.entries import find_identifiers
 from confide.ledger.log import Ledger
 from confide.ledger.store import entries as entries_table
 from confide.ledger.verify import TamperDetected
@@ -316,17 +318,38 @@ def test_the_usage_command(flow) -> None:
     usage_cli.register(app)
     runner = CliRunner()
     home = ["--home", str(flow.home.root)]
-    out = runner.invoke(app, ["usage", "report", "--nhs-number", flow.numbers[0], "--json", *home])
+    operator = add_operator(flow.home.root)
+    with Ledger.open(flow.home) as ledger:
+        since = ledger.head().size
+
+    def report(number: str, *extra: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, ["usage", "report", "--nhs-number", number, *extra, *home])
+
+    out = report(flow.numbers[0], "--json", *operator)
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert [i["release_id"] for i in doc["included"]] == ["R-2", "R-3"]
     assert [i["release_id"] for i in doc["excluded"]] == ["R-1"]
     assert flow.numbers[0] not in out.stdout and flow.pseudonyms[0] not in out.stdout
-    out = runner.invoke(app, ["usage", "report", "--nhs-number", flow.numbers[2], *home])
+    out = report(flow.numbers[2], *operator)
     assert out.exit_code == 0, out.output
     assert "Releases that used the data" in out.stdout and flow.numbers[2] not in out.stdout
-    out = runner.invoke(app, ["usage", "report", "--nhs-number", "12345", *home])
+    out = report("12345", *operator)
     assert out.exit_code == 2
+    # Without the operator role: refused, nothing shown, nothing more logged.
+    with Ledger.open(flow.home) as ledger:
+        logged = ledger.head().size
+    planner = [*operator[:1], NOT_OPERATOR, *operator[2:]]
+    out = report(flow.numbers[0], "--json", *planner)
+    assert out.exit_code == 5 and "Only operators" in out.output and "R-2" not in out.output
+    with Ledger.open(flow.home) as ledger:
+        assert ledger.head().size == logged
+        lookups = [e for e in ledger.decoded(since, logged) if e.kind == "person_lookup"]
+    assert len(lookups) == 3  # every look-up, even the refused NHS number, was logged first
+    assert lookups[0].body["what"] == "usage_report" and lookups[0].body["reason"]
+    for entry in lookups:
+        assert not find_identifiers(entry.body) and flow.numbers[0] not in str(entry.body)
+    assert report(flow.numbers[0]).exit_code == 2  # the options are required
 
 
 def test_commitments_are_keyed_and_separated_by_kind() -> None:

@@ -190,7 +190,7 @@ def test_sign_in_forms_hostile_values(app, world):
         for code in (SCRIPT, "12", "1" * 999, "١٢٣٤٥٦"):
             _hostile(http, "/staff/code", token, {"code": code}, "6 numbers")
         assert snapshot(world) == before
-        sign_in(http, world, email_of("researcher"))
+        token = sign_in(http, world, email_of("researcher"))
         _hostile(http, "/staff/organisation", token, {"organisation": SCRIPT}, "Choose one of the")
         _hostile(
             http, "/staff/organisation", token, {"organisation": "demo-pharma"}, "Choose one of"

@@ -31,6 +31,8 @@ def test_commercial_opt_out_in_six_screens(http, seeded):
     assert "Enter your code" in screens[-1].text and "/demo/outbox" in screens[-1].text
     screens.append(http.post("/code", data={"csrf_token": token, "code": seeded.latest_code()}))
     assert "Your choices" in screens[-1].text  # 4 your choices
+    assert csrf_of(screens[-1].text) != token  # rotated at sign-in
+    token = csrf_of(screens[-1].text)
     screens.append(http.get("/change"))  # 5 change
     assert "Do not let commercial companies use my data" in screens[-1].text
     done = http.post("/change", data={"csrf_token": token, "choices": "no_commercial"})

@@ -57,6 +57,8 @@ def population_extract(source: str, patients: int, seed: int) -> tuple[Extract, 
             if code == DIABETES and rng.random() < 0.6:
                 later = when + timedelta(days=int(rng.integers(1, 200)))
                 meds.append((pid, "dmd", METFORMIN, later, 56.0, "tablet"))
+    names = SCHEMAS["events"].names
+    events = [r + (None,) * (len(names) - len(r)) for r in events]  # later columns: none
     ev = pa.Table.from_pylist(
         [dict(zip(SCHEMAS["events"].names, r, strict=False)) for r in events],
         schema=SCHEMAS["events"],

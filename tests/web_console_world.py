@@ -150,6 +150,7 @@ def sign_in(http, world: ConsoleWorld, email: str, organisation: str | None = No
     assert started.status_code == 200 and "Enter your code" in started.text, started.text[:300]
     done = http.post("/staff/code", data={"csrf_token": token, "code": world.latest_code(email)})
     assert done.status_code == 200, done.text[:500]
+    token = csrf_of(done.text)  # a new token: it is rotated at sign-in
     if organisation is not None:
         chosen = http.post(
             "/staff/organisation", data={"csrf_token": token, "organisation": organisation}

@@ -153,4 +153,4 @@ def sign_in(http, seeded: SeededHome, person: Person, *, proxy: bool = False) ->
     assert started.status_code == 200 and "Enter your code" in started.text
     verified = http.post("/code", data={"csrf_token": token, "code": seeded.latest_code()})
     assert verified.status_code == 200, verified.text
-    return token
+    return csrf_of(verified.text)  # a new token: it is rotated at sign-in

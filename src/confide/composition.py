@@ -497,11 +497,11 @@ def open_rollout(home: Home, ledger: Any) -> Rollout:
     return Rollout.open(home, ledger)
 
 
-def identity_for(registry: ChoicesRegistry, root: Any) -> IdentityService:
-    """The identity checks over a registry given by the caller (tests that build their own)."""
+def identity_for(registry: ChoicesRegistry, root: Any, **options: Any) -> IdentityService:
+    """The identity checks over a registry (with the web app's notifier, say)."""
     from confide.choices.identity import IdentityService
 
-    return IdentityService.open(registry, root)
+    return IdentityService.open(registry, root, **options)
 
 
 def compose(

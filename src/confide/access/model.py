@@ -23,7 +23,7 @@ class Role(StrEnum):
     APPROVER = "approver"  # decides applications (only in an approving body)
     OUTPUT_CHECKER = "output_checker"  # reviews held outputs before release
     ADMINISTRATOR = "administrator"  # suspends and reinstates projects (approving body)
-    OPERATOR = "operator"  # runs the roll-out: waves, practices, the national pause
+    OPERATOR = "operator"  # runs the roll-out; looks a person up (usage report, choices), logged
 
 
 class Purpose(StrEnum):

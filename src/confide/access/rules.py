@@ -21,6 +21,7 @@ from confide.access.model import (
     parse_purpose,
     parse_recipient_kind,
 )
+from confide.access.public_text import public_text
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS
 
@@ -235,12 +236,10 @@ def check_application(
     today: date,
 ) -> CheckedApplication:
     """Everything else about an application whose terms are already acceptable."""
-    title = " ".join(str(app.title).split())
-    if not (3 <= len(title) <= TITLE_MAX):
+    title = public_text(app.title, what="The title", limit=TITLE_MAX)
+    if len(title) < 3:
         raise InvalidInput(f"The title must be 3 to {TITLE_MAX} characters long.")
-    summary = str(app.summary or "").strip()
-    if len(summary) > SUMMARY_MAX:
-        raise InvalidInput(f"The summary must be at most {SUMMARY_MAX} characters long.")
+    summary = public_text(app.summary, what="The summary", limit=SUMMARY_MAX, multiline=True)
     for name in ("window_start", "window_end", "expires_on"):
         value = getattr(app, name)
         if not isinstance(value, date) or isinstance(value, datetime):

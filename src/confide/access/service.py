@@ -53,6 +53,7 @@ from confide.access.model import (
     parse_role,
 )
 from confide.access.protection import DEFAULT_PROTECTION, OutputProtection, protection_from
+from confide.access.public_text import public_text
 from confide.common import opstore
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
@@ -106,15 +107,13 @@ def _new_id() -> str:
 
 
 def _checked_reason(reason: str) -> str:
-    text = " ".join(str(reason or "").split())
+    text = public_text(str(reason or ""), what="The reason", limit=REASON_MAX, multiline=True)
     if not text:
         raise InvalidInput(
             "A reason is required for every decision.",
             hint="Say briefly why; the reason is published with the decision, so do not "
             "name anyone.",
         )
-    if len(text) > REASON_MAX:
-        raise InvalidInput(f"The reason must be at most {REASON_MAX} characters long.")
     return text
 
 
@@ -459,7 +458,7 @@ class Access:
 
     # --- reading projects ------------------------------------------------------------------
 
-    def _project_query(self):  # type: ignore[no-untyped-def]
+    def _project_query(self):
         return select(
             t.projects, t.organisations.c.slug.label("org_slug"), t.organisations.c.name
         ).join(t.organisations, t.organisations.c.id == t.projects.c.organisation_id)
@@ -493,7 +492,7 @@ class Access:
     def _reviewer(principal: Principal) -> bool:
         return principal.approving_body and bool(principal.roles & REVIEWER_ROLES)
 
-    def _visible_clause(self, principal: Principal):  # type: ignore[no-untyped-def]
+    def _visible_clause(self, principal: Principal):
         own = t.projects.c.organisation_id == principal.organisation_id
         if self._reviewer(principal):
             return or_(own, t.projects.c.status != ProjectStatus.DRAFT.value)

@@ -1,13 +1,15 @@
 """People (not programs) signing in to the staff consoles: an emailed one-time code, a session.
 
-Built like the patients' identity check (``confide.choices.identity``), so a stranger learns
+Built on the same one-time codes as the patients' identity check, so a stranger learns
 nothing and can guess nothing:
 
 - ``start`` answers the same way, in about the same time, whether or not the email belongs to
   a person holding a role. For an unknown email a decoy challenge is made that no code can
   open; nothing is sent.
-- Every ``start`` counts against the email (as an HMAC) and the client; wrong codes count as
-  failures. Over a limit both are locked for the window, known email or not.
+- Codes and throttling are the shared ``confide.common.onetime`` (the patients' check uses the
+  same): every attempt counts against the client, the email (as an HMAC) and the pair. A client
+  over its allowance is refused for a growing delay; attempts on a busy email are held a few
+  seconds at most, never refused, so nobody can lock a colleague out.
 - Codes are 6 digits, kept only as an HMAC under a key in the access folder, expire (default
   10 minutes), die after 3 wrong tries and work once.
 - A session is a random token the browser holds; the store keeps only its SHA-256 digest, the
@@ -18,17 +20,16 @@ nothing and can guess nothing:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.engine import Row
 
 from confide.access import store as t
 from confide.access.errors import Unauthenticated
@@ -37,7 +38,9 @@ from confide.access.service import Access
 from confide.access.signin_store import staff_attempts, staff_challenges, staff_sessions
 from confide.common import exit_codes
 from confide.common.errors import ConfideError, InvalidInput
+from confide.common.onetime import CodeRules, OneTimeCodes, Paced, paced
 from confide.common.secrets import load_or_create
+from confide.common.throttle import Limits
 
 GENERIC_START = (
     "If that email address belongs to someone with a role in Confide, we have sent it a "
@@ -51,10 +54,29 @@ class TooManySignIns(ConfideError):
     """Locked out for a while: the same answer for every email, known or not."""
 
     exit_code = exit_codes.LOCKED_OUT
+    retry_after: int = 0
 
 
 class NotSignedIn(Unauthenticated):
     """A code or session that does not open (wrong, expired, used or unknown: not said which)."""
+
+
+def _too_many(retry_after: float) -> TooManySignIns:
+    seconds = max(1, int(retry_after + 0.999))
+    wait = f"{seconds} seconds" if seconds < 90 else f"{(seconds + 59) // 60} minutes"
+    error = TooManySignIns(
+        "Too many attempts to sign in from here. For security, please wait and try again later.",
+        hint=f"Try again in {wait}.",
+    )
+    error.retry_after = seconds
+    return error
+
+
+def _not_signed_in() -> NotSignedIn:
+    return NotSignedIn(
+        "That code is not right, or it has expired or already been used.",
+        hint="Check the code in your email, or sign in again to get a new one.",
+    )
 
 
 class CodeSender(Protocol):
@@ -73,6 +95,17 @@ class SignInConfig:
     failures: int = 5
     tries_per_code: int = 3
     min_seconds: float = 0.25  # every start takes at least this long, known email or not
+    hold_cap: float = 8.0  # the longest a stranger can make a real person wait, in seconds
+
+    def code_rules(self) -> CodeRules:
+        limits = Limits(
+            window=self.window,
+            subject_starts=self.email_starts,
+            client_starts=self.client_starts,
+            failures=self.failures,
+            hold_cap=self.hold_cap,
+        )
+        return CodeRules(self.code_ttl, self.tries_per_code, limits)
 
 
 @dataclass(frozen=True)
@@ -121,8 +154,24 @@ class StaffSignIn:
         self.engine = access.engine
         self._key = key
         self.sender = sender
-        self.config = config or SignInConfig()
         self._now = now or access._now
+        self.config = config or SignInConfig()
+
+    @property
+    def config(self) -> SignInConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: SignInConfig) -> None:
+        self._config = config
+        self.codes = OneTimeCodes(
+            self._key,
+            staff_challenges,
+            staff_attempts,
+            config.code_rules(),
+            too_many=_too_many,
+            not_verified=_not_signed_in,
+        )
 
     @classmethod
     def open(cls, access: Access, folder: Path, **options: object) -> StaffSignIn:
@@ -130,43 +179,18 @@ class StaffSignIn:
         key = load_or_create(folder / "signin.key", lambda: secrets.token_bytes(32))
         return cls(access, key, **options)  # type: ignore[arg-type]
 
-    # --- rate limits ------------------------------------------------------------------------
-
-    def _mac(self, *parts: str) -> str:
-        return hmac.new(self._key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
-
-    def _locked(self, conn: Connection, limits: dict[str, int], kind: str, now: datetime) -> bool:
-        since = now - self.config.window
-        at = staff_attempts
-        for key, limit in limits.items():
-            count = conn.execute(
-                select(func.count()).where(at.c.key == key, at.c.kind == kind, at.c.at >= since)
-            ).scalar_one()
-            if count >= limit:
-                return True
-        return False
-
-    def _note(self, conn: Connection, keys: list[str], kind: str, now: datetime) -> None:
-        conn.execute(insert(staff_attempts), [{"key": k, "kind": kind, "at": now} for k in keys])
-
-    def _too_many(self) -> TooManySignIns:
-        minutes = int(self.config.window.total_seconds() // 60)
-        return TooManySignIns(
-            "Too many attempts to sign in. For security, please wait and try again later.",
-            hint=f"Try again in {minutes} minutes.",
-        )
-
     # --- signing in -------------------------------------------------------------------------
 
     def start(self, email: str, client: str) -> Challenge:
-        """Send a code if the email belongs to someone with a role; the answer never says."""
-        began = time.perf_counter()
-        try:
-            return self._start(normal_email(email), client)
-        finally:
-            left = self.config.min_seconds - (time.perf_counter() - began)
-            if left > 0:
-                time.sleep(left)
+        """Send a code if the email belongs to someone with a role; the answer never says.
+        Blocks this thread for the floor and any throttle hold (the web uses ``begin_start``)."""
+        return self.begin_start(email, client).settle()
+
+    def begin_start(self, email: str, client: str) -> Paced[Challenge]:
+        """``start`` without the wait: the answer and when it may be given."""
+        return paced(
+            lambda: self._start(normal_email(email), client), floor=self.config.min_seconds
+        )
 
     def _person_with_roles(self, conn: Connection, email: str) -> str | None:
         row = conn.execute(
@@ -177,99 +201,44 @@ class StaffSignIn:
         ).first()
         return row.id if row else None
 
-    def _start(self, email: str, client: str) -> Challenge:
+    def _start(self, email: str, client: str) -> tuple[Challenge, float]:
         now = self._now()
-        email_key, client_key = self._mac("e", email), self._mac("c", client)
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        challenge_id = secrets.token_urlsafe(24)
-        expires = now + self.config.code_ttl
         with self.engine.begin() as conn:
-            starts = {email_key: self.config.email_starts, client_key: self.config.client_starts}
-            fails = {email_key: self.config.failures, client_key: self.config.failures}
-            if self._locked(conn, starts, "start", now) or self._locked(conn, fails, "fail", now):
-                raise self._too_many()
-            self._note(conn, [email_key, client_key], "start", now)
-            conn.execute(delete(staff_challenges).where(staff_challenges.c.expires_at < now))
             person_id = self._person_with_roles(conn, email)
-            secret = code if person_id else secrets.token_hex(16)  # a decoy no code can open
-            conn.execute(
-                insert(staff_challenges).values(
-                    challenge_id=challenge_id,
-                    person_id=person_id,
-                    subject=email_key,
-                    code_hash=self._mac("code", challenge_id, secret),
-                    created_at=now,
-                    expires_at=expires,
-                    attempts=0,
-                )
-            )
-        if person_id and self.sender is not None:
-            self.sender.send(email, code, expires)
+            issued = self.codes.issue(conn, self.codes.mac("e", email), client, person_id, now)
+        if issued.code is not None and self.sender is not None:
+            self.sender.send(email, issued.code, issued.expires_at)
         minutes = int(self.config.code_ttl.total_seconds() // 60)
-        return Challenge(challenge_id, GENERIC_START.format(minutes=minutes))
+        return Challenge(issued.challenge_id, GENERIC_START.format(minutes=minutes)), issued.hold
 
     def verify(self, challenge_id: str, code: str, client: str) -> str:
         """Exchange a correct, fresh, unused code for a session token (shown only this once)."""
+        return self.begin_verify(challenge_id, code, client).settle()
+
+    def begin_verify(self, challenge_id: str, code: str, client: str) -> Paced[str]:
+        """``verify`` without the wait."""
         now = self._now()
-        ch = staff_challenges
-        client_key = self._mac("c", client)
         token = secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(ch).where(ch.c.challenge_id == str(challenge_id)[:64])
-            ).first()
-            keys = {client_key: self.config.failures}
-            if row is not None:
-                keys[row.subject] = self.config.failures
-            if self._locked(conn, keys, "fail", now):
-                raise self._too_many()
-            ok = (
-                row is not None
-                and row.person_id is not None
-                and row.used_at is None
-                and row.attempts < self.config.tries_per_code
-                and _aware(row.expires_at) > now
-                and hmac.compare_digest(
-                    row.code_hash, self._mac("code", row.challenge_id, str(code).strip())
+
+        def open_session(conn: Connection, row: Row[Any]) -> str:
+            orgs = self._organisations(conn, row.person_id)
+            conn.execute(delete(staff_sessions).where(staff_sessions.c.expires_at < now))
+            conn.execute(
+                insert(staff_sessions).values(
+                    token_hash=_digest(token),
+                    person_id=row.person_id,
+                    organisation_id=orgs[0].organisation.id if len(orgs) == 1 else None,
+                    created_at=now,
+                    expires_at=now + self.config.session_ttl,
                 )
             )
-            if not ok:
-                if row is not None:
-                    conn.execute(
-                        update(ch)
-                        .where(ch.c.challenge_id == row.challenge_id)
-                        .values(attempts=ch.c.attempts + 1)
-                    )
-                self._note(conn, list(keys), "fail", now)
-            else:
-                used = conn.execute(
-                    update(ch)
-                    .where(ch.c.challenge_id == row.challenge_id, ch.c.used_at.is_(None))
-                    .values(used_at=now)
-                )
-                ok = used.rowcount == 1  # two tabs racing: the code works once
-                if ok:
-                    orgs = self._organisations(conn, row.person_id)
-                    conn.execute(delete(staff_sessions).where(staff_sessions.c.expires_at < now))
-                    conn.execute(
-                        insert(staff_sessions).values(
-                            token_hash=_digest(token),
-                            person_id=row.person_id,
-                            organisation_id=orgs[0].organisation.id if len(orgs) == 1 else None,
-                            created_at=now,
-                            expires_at=now + self.config.session_ttl,
-                        )
-                    )
-        if not ok:
-            raise NotSignedIn(
-                "That code is not right, or it has expired or already been used.",
-                hint="Check the code in your email, or sign in again to get a new one.",
-            )
-        return token
+            return token
+
+        return self.codes.redeem(self.engine, challenge_id, code, client, now, open_session)
 
     # --- sessions ---------------------------------------------------------------------------
 
-    def _session(self, conn: Connection, token: str) -> tuple[str, str | None]:
+    def _session(self, conn: Connection, token: str | None) -> tuple[str, str | None]:
         if not isinstance(token, str) or not token or len(token) > 100:
             raise self._ended()
         row = conn.execute(
@@ -300,13 +269,13 @@ class StaffSignIn:
             held.setdefault(org.id, (org, set()))[1].add(Role(r.role))
         return [Membership(org, frozenset(roles)) for org, roles in held.values()]
 
-    def memberships(self, token: str) -> list[Membership]:
+    def memberships(self, token: str | None) -> list[Membership]:
         """The organisations this session's person holds roles in (and the roles)."""
         with self.engine.connect() as conn:
             person_id, _ = self._session(conn, token)
             return self._organisations(conn, person_id)
 
-    def choose(self, token: str, organisation_slug: str) -> Membership:
+    def choose(self, token: str | None, organisation_slug: str) -> Membership:
         """Act for ``organisation_slug`` from now on (only one the person holds a role in)."""
         with self.engine.begin() as conn:
             person_id, _ = self._session(conn, token)
@@ -322,12 +291,12 @@ class StaffSignIn:
                 raise InvalidInput("Choose one of the organisations shown.")
             conn.execute(
                 update(staff_sessions)
-                .where(staff_sessions.c.token_hash == _digest(token))
+                .where(staff_sessions.c.token_hash == _digest(str(token)))  # checked above
                 .values(organisation_id=chosen.organisation.id)
             )
         return chosen
 
-    def principal(self, token: str) -> Principal | None:
+    def principal(self, token: str | None) -> Principal | None:
         """Who this session acts as, with the roles held now; None until an organisation is
         chosen. Raises NotSignedIn for a missing, unknown or expired session."""
         with self.engine.connect() as conn:

@@ -9,8 +9,9 @@ for all GP systems for now: per-system credentials are future work).
 # No "from __future__ import annotations": FastAPI must see the dependency closures.
 
 import hmac
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -101,16 +102,21 @@ class ImportRejectedOut(BaseModel):
 
 
 _STATUS = {TooManyAttempts: 429, NotVerified: 401, InvalidInput: 422}
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Not verified (code or session not valid)."},
     422: {"model": ErrorOut, "description": "Invalid input."},
-    429: {"model": ErrorOut, "description": "Too many attempts: locked for a while."},
+    429: {
+        "model": ErrorOut,
+        "description": "Too many attempts from this client: try again after Retry-After.",
+    },
 }
 
 
 def _fail(exc: ConfideError) -> HTTPException:
     code = next((c for kind, c in _STATUS.items() if isinstance(exc, kind)), 400)
-    return HTTPException(status_code=code, detail=exc.as_dict())
+    retry = getattr(exc, "retry_after", 0)
+    headers = {"Retry-After": str(retry)} if code == 429 and retry else None
+    return HTTPException(status_code=code, detail=exc.as_dict(), headers=headers)
 
 
 def _event_out(event: ChoiceEvent) -> EventOut:
@@ -136,9 +142,15 @@ def _bearer(authorization: str | None) -> str:
 
 
 def make_router(
-    registry: ChoicesRegistry, identity: IdentityService, *, gp_token: str | None = None
+    registry: ChoicesRegistry,
+    identity: IdentityService,
+    *,
+    notify: Callable[[str, ChoiceEvent], None],
+    gp_token: str | None = None,
 ) -> APIRouter:
-    """The choices API. ``gp_token`` enables the GP-system endpoint (shared bearer token)."""
+    """The choices API. ``notify`` tells the person a change was made (as the web pages do):
+    required, so no channel can change choices silently. ``gp_token`` enables the GP-system
+    endpoint (shared bearer token)."""
     router = APIRouter(tags=["choices"])
 
     def client(request: Request) -> str:
@@ -157,9 +169,12 @@ def make_router(
         responses=_ERRORS,
         summary="Confirm who you are: send a one-time code if the details match",
     )
-    def start(body: StartIn, who: Annotated[str, Depends(client)]) -> StartOut:
+    async def start(body: StartIn, who: Annotated[str, Depends(client)]) -> StartOut:
+        paced = await run_in_threadpool(
+            identity.begin_start, body.nhs_number, body.birth_date, body.postcode, who
+        )
         try:
-            started = identity.start(body.nhs_number, body.birth_date, body.postcode, who)
+            started = await paced.settle_async()  # floor and hold: a timer, not a thread
         except ConfideError as exc:
             raise _fail(exc) from None
         return StartOut(**started.__dict__)
@@ -170,9 +185,10 @@ def make_router(
         responses=_ERRORS,
         summary="Exchange the one-time code for a short-lived session token",
     )
-    def verify(body: VerifyIn, who: Annotated[str, Depends(client)]) -> SessionOut:
+    async def verify(body: VerifyIn, who: Annotated[str, Depends(client)]) -> SessionOut:
+        paced = await run_in_threadpool(identity.begin_verify, body.challenge_id, body.code, who)
         try:
-            session = identity.verify(body.challenge_id, body.code, who)
+            session = await paced.settle_async()
         except ConfideError as exc:
             raise _fail(exc) from None
         return SessionOut(session_token=session.token, expires_in=session.expires_in)
@@ -189,9 +205,10 @@ def make_router(
     )
     def change_mine(body: ChangeIn, number: Annotated[str, Depends(person)]) -> ChoicesOut:
         try:
-            registry.set(number, body.changes, Channel.ONLINE, Actor.SELF)
+            event = registry.set(number, body.changes, Channel.ONLINE, Actor.SELF)
         except ConfideError as exc:
             raise _fail(exc) from None
+        notify(number, event)
         return _choices_out(registry.current(number))
 
     @router.get(

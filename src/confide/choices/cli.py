@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from confide.cli.failures import describe, show
+from confide.cli.operator import LookupReason, OperatorEmail, OperatorOrg, logged_lookup
 from confide.cli.output import HomeOption, JsonOption, console, err_console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
@@ -141,8 +142,17 @@ def set_cmd(
 
 @choices_app.command("show")
 @handle_errors
-def show_cmd(nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Show a person's current choices, and which channels hold each one."""
+def show_cmd(
+    nhs_number: NhsOption,
+    operator: OperatorEmail,
+    organisation: OperatorOrg,
+    reason: LookupReason,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a person's current choices, and which channels hold each one (operators only;
+    the look-up is logged)."""
+    logged_lookup(home, what="choices", email=operator, org=organisation, reason=reason)
     with _registry(home, reading=True) as registry:
         result = {
             "choices": registry.current(nhs_number).as_dict(),
@@ -157,9 +167,15 @@ def show_cmd(nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption
 @choices_app.command("history")
 @handle_errors
 def history_cmd(
-    nhs_number: NhsOption, home: HomeOption = None, as_json: JsonOption = False
+    nhs_number: NhsOption,
+    operator: OperatorEmail,
+    organisation: OperatorOrg,
+    reason: LookupReason,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show every change to a person's choices, oldest first."""
+    """Show every change to a person's choices, oldest first (operators only; logged)."""
+    logged_lookup(home, what="choices_history", email=operator, org=organisation, reason=reason)
     with _registry(home, reading=True) as registry:
         result = {"history": [e.as_dict() for e in registry.history(nhs_number)]}
 

@@ -5,10 +5,11 @@ Designed so that a stranger learns nothing and can guess nothing:
 - ``start`` answers the same way, in about the same time, whether or not the details match a
   person (or the NHS number is registered at all). For a mismatch a decoy challenge is made
   that no code can ever open; nothing is sent.
-- Every ``start`` counts against the NHS number and the client, matched or not, so a lock-out
-  never reveals a match either; wrong codes count as failures. Over the limit, both are locked
-  for the window (default: 5 starts or 5 wrong codes per 15 minutes per person; 20 starts or 5
-  wrong codes per client).
+- Codes and throttling are the shared ``confide.common.onetime`` and ``confide.common.throttle``
+  (the staff sign-in uses the same): every attempt counts against the client, the NHS number
+  and the pair, matched or not. A client over its allowance is refused for a growing delay;
+  attempts on a busy NHS number are held for a growing delay of a few seconds at most, never
+  refused, so nobody can lock a chosen person out by guessing from many addresses.
 - Codes are 6 digits, stored only as an HMAC under a key held in the choices folder, expire
   (default 10 minutes), die after 3 wrong tries and work once.
 - A verified person gets a short-lived signed session token; the NHS number never leaves.
@@ -17,18 +18,17 @@ Designed so that a stranger learns nothing and can guess nothing:
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.engine import Row
 
 from confide.choices import store
 from confide.choices.model import utc
@@ -36,7 +36,9 @@ from confide.choices.registry import ChoicesRegistry
 from confide.common import exit_codes, postcode
 from confide.common import nhs_number as nhs
 from confide.common.errors import ConfideError, InvalidInput
+from confide.common.onetime import CodeRules, OneTimeCodes, Paced, paced
 from confide.common.secrets import load_or_create, write_secret
+from confide.common.throttle import Limits
 
 GENERIC_START = (
     "If the details match our records, we have sent a 6-digit code to the contact details "
@@ -48,12 +50,36 @@ class TooManyAttempts(ConfideError):
     """Locked out for a while: the same answer for everyone, known or not."""
 
     exit_code = exit_codes.LOCKED_OUT
+    retry_after: int = 0
 
 
 class NotVerified(ConfideError):
     """A code or session that does not open (wrong, expired, used or unknown: not said which)."""
 
     exit_code = exit_codes.NOT_SIGNED_IN
+
+
+def _too_many(retry_after: float) -> TooManyAttempts:
+    seconds = max(1, int(retry_after + 0.999))
+    error = TooManyAttempts(
+        "Too many attempts from here. For your security, please wait and try again later.",
+        hint=f"Try again in {_span(seconds)}, or contact your GP practice.",
+    )
+    error.retry_after = seconds
+    return error
+
+
+def _not_verified() -> NotVerified:
+    return NotVerified(
+        "That code is not right, or it has expired or already been used.",
+        hint="Check the code in your message, or start again to get a new one.",
+    )
+
+
+def _span(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    return f"{(seconds + 59) // 60} minutes"
 
 
 @dataclass(frozen=True)
@@ -138,6 +164,17 @@ class IdentityConfig:
     failures: int = 5
     tries_per_code: int = 3
     min_seconds: float = 0.25  # every start takes at least this long, match or not
+    hold_cap: float = 8.0  # the longest a stranger can make a real person wait, in seconds
+
+    def code_rules(self) -> CodeRules:
+        limits = Limits(
+            window=self.window,
+            subject_starts=self.person_starts,
+            client_starts=self.client_starts,
+            failures=self.failures,
+            hold_cap=self.hold_cap,
+        )
+        return CodeRules(self.code_ttl, self.tries_per_code, limits)
 
 
 @dataclass(frozen=True)
@@ -174,8 +211,24 @@ class IdentityService:
         self._key = key
         self.demographics = demographics or StoreDemographics(registry)
         self.notifier = notifier
-        self.config = config or IdentityConfig()
         self._now = now or (lambda: utc(None))
+        self.config = config or IdentityConfig()
+
+    @property
+    def config(self) -> IdentityConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: IdentityConfig) -> None:
+        self._config = config
+        self.codes = OneTimeCodes(
+            self._key,
+            store.identity_challenges,
+            store.identity_attempts,
+            config.code_rules(),
+            too_many=_too_many,
+            not_verified=_not_verified,
+        )
 
     @classmethod
     def open(
@@ -191,46 +244,28 @@ class IdentityService:
         kwargs.setdefault("notifier", OutboxNotifier(home_root / "outbox"))
         return cls(registry, key, **kwargs)  # type: ignore[arg-type]
 
-    # --- hashing and rate limits -----------------------------------------------------------
-
-    def _mac(self, *parts: str) -> str:
-        return hmac.new(self._key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
-
-    def _count(self, conn, key: str, kind: str, since: datetime) -> int:
-        at = store.identity_attempts
-        return conn.execute(
-            select(func.count()).where(at.c.key == key, at.c.kind == kind, at.c.at >= since)
-        ).scalar_one()
-
-    def _locked(self, conn, keys: dict[str, int], kind: str, now: datetime) -> bool:
-        since = now - self.config.window
-        return any(self._count(conn, key, kind, since) >= limit for key, limit in keys.items())
-
-    def _note(self, conn, keys: list[str], kind: str, now: datetime) -> None:
-        conn.execute(
-            insert(store.identity_attempts), [{"key": k, "kind": kind, "at": now} for k in keys]
-        )
-
-    def _too_many(self) -> TooManyAttempts:
-        minutes = int(self.config.window.total_seconds() // 60)
-        return TooManyAttempts(
-            "Too many attempts. For your security, please wait and try again later.",
-            hint=f"Try again in {minutes} minutes, or contact your GP practice.",
-        )
-
     # --- the journey -----------------------------------------------------------------------
 
-    def start(self, nhs_number: str, birth_date: str, postcode_raw: str, client: str) -> Started:
-        """Check the details and send a code if they match; the answer never says which."""
-        began = time.perf_counter()
-        try:
-            return self._start(nhs_number, birth_date, postcode_raw, client)
-        finally:
-            left = self.config.min_seconds - (time.perf_counter() - began)
-            if left > 0:
-                time.sleep(left)
+    def _mac(self, *parts: str) -> str:
+        return self.codes.mac(*parts)
 
-    def _start(self, nhs_number: str, birth_date: str, postcode_raw: str, client: str) -> Started:
+    def start(self, nhs_number: str, birth_date: str, postcode_raw: str, client: str) -> Started:
+        """Check the details and send a code if they match; the answer never says which.
+        Blocks this thread for the floor and any throttle hold (the web uses ``begin_start``)."""
+        return self.begin_start(nhs_number, birth_date, postcode_raw, client).settle()
+
+    def begin_start(
+        self, nhs_number: str, birth_date: str, postcode_raw: str, client: str
+    ) -> Paced[Started]:
+        """``start`` without the wait: the answer and when it may be given."""
+        return paced(
+            lambda: self._start(nhs_number, birth_date, postcode_raw, client),
+            floor=self.config.min_seconds,
+        )
+
+    def _start(
+        self, nhs_number: str, birth_date: str, postcode_raw: str, client: str
+    ) -> tuple[Started, float]:
         reason = nhs.why_invalid(nhs_number)
         if reason:
             raise InvalidInput(f"{reason}.", hint="Check the NHS number and enter it again.")
@@ -243,100 +278,53 @@ class IdentityService:
             raise InvalidInput("Enter a full UK postcode, for example LS1 4AP.")
         number = nhs.normalise(nhs_number) or ""
         now = self._now()
-        person_key, client_key = self._mac("p", number), self._mac("c", client)
         found = self.demographics.lookup(number)
         match = (
             found is not None and found[1].birth_date == birth and found[1].postcode == code_normal
         )
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        challenge_id = secrets.token_urlsafe(24)
         with self.registry.engine.begin() as conn:
-            limits = {person_key: self.config.person_starts, client_key: self.config.client_starts}
-            if self._locked(conn, limits, "start", now) or self._locked(
+            issued = self.codes.issue(
                 conn,
-                {person_key: self.config.failures, client_key: self.config.failures},
-                "fail",
+                self._mac("p", number),
+                client,
+                found[0] if match and found is not None else None,
                 now,
-            ):
-                raise self._too_many()
-            self._note(conn, [person_key, client_key], "start", now)
-            secret = code if match else secrets.token_hex(16)  # a decoy no code can open
-            expires = now + self.config.code_ttl
-            conn.execute(
-                insert(store.identity_challenges).values(
-                    challenge_id=challenge_id,
-                    person_id=found[0] if match else None,
-                    subject=person_key,
-                    code_hash=self._mac("code", challenge_id, secret),
-                    created_at=now,
-                    expires_at=expires,
-                    attempts=0,
-                )
             )
-        if match and self.notifier is not None:
-            self.notifier.send(found[1].contact, code, expires)
+        if issued.code is not None and found is not None and self.notifier is not None:
+            self.notifier.send(found[1].contact, issued.code, issued.expires_at)
         minutes = int(self.config.code_ttl.total_seconds() // 60)
-        return Started(
-            challenge_id,
+        started = Started(
+            issued.challenge_id,
             GENERIC_START.format(minutes=minutes),
             int(self.config.code_ttl.total_seconds()),
         )
+        return started, issued.hold
 
     def verify(self, challenge_id: str, code: str, client: str) -> Session:
-        """Exchange a correct, fresh, unused code for a session token."""
+        """Exchange a correct, fresh, unused code for a session token (blocks for any hold)."""
+        return self.begin_verify(challenge_id, code, client).settle()
+
+    def begin_verify(self, challenge_id: str, code: str, client: str) -> Paced[Session]:
+        """``verify`` without the wait."""
         now = self._now()
-        ch = store.identity_challenges
-        client_key = self._mac("c", client)
-        with self.registry.engine.begin() as conn:
-            row = conn.execute(
-                select(ch).where(ch.c.challenge_id == str(challenge_id)[:64])
-            ).first()
-            # Wrong codes count against the NHS number given at the start, decoy or not, so a
-            # lock-out never tells a stranger that the details had matched.
-            keys = {client_key: self.config.failures}
-            if row is not None:
-                keys[row.subject] = self.config.failures
-            if self._locked(conn, keys, "fail", now):
-                raise self._too_many()
-            ok = (
-                row is not None
-                and row.used_at is None
-                and row.attempts < self.config.tries_per_code
-                and utc(row.expires_at) > now
-                and hmac.compare_digest(
-                    row.code_hash, self._mac("code", row.challenge_id, str(code).strip())
+        expires = now + self.config.session_ttl
+
+        def open_session(conn: Connection, row: Row[Any]) -> Session:
+            session_id = secrets.token_urlsafe(24)
+            conn.execute(
+                insert(store.identity_sessions).values(
+                    session_id=session_id,
+                    person_id=row.person_id,
+                    created_at=now,
+                    expires_at=expires,
                 )
-                and row.person_id is not None
             )
-            if not ok:
-                if row is not None:
-                    conn.execute(
-                        update(ch)
-                        .where(ch.c.challenge_id == row.challenge_id)
-                        .values(attempts=ch.c.attempts + 1)
-                    )
-                self._note(conn, list(keys), "fail", now)
-            else:
-                conn.execute(
-                    update(ch).where(ch.c.challenge_id == row.challenge_id).values(used_at=now)
-                )
-                session_id = secrets.token_urlsafe(24)
-                expires = now + self.config.session_ttl
-                conn.execute(
-                    insert(store.identity_sessions).values(
-                        session_id=session_id,
-                        person_id=row.person_id,
-                        created_at=now,
-                        expires_at=expires,
-                    )
-                )
-        if not ok:
-            raise NotVerified(
-                "That code is not right, or it has expired or already been used.",
-                hint="Check the code in your message, or start again to get a new one.",
+            return Session(
+                self._sign(session_id, expires), int(self.config.session_ttl.total_seconds())
             )
-        return Session(
-            self._sign(session_id, expires), int(self.config.session_ttl.total_seconds())
+
+        return self.codes.redeem(
+            self.registry.engine, challenge_id, code, client, now, open_session
         )
 
     def _sign(self, session_id: str, expires: datetime) -> str:

@@ -170,19 +170,29 @@ class Terms:
         return "; ".join(sorted(set(self.exempt.values())))
 
     def decide(self, choices: Choices) -> Decision:
-        common = {"opt_outs_applied": self.opt_outs_applied, "exemption": self.exemption}
+        applied, exemption = self.opt_outs_applied, self.exemption
+
+        def decision(included: bool, reason: str, *, refused: bool = False) -> Decision:
+            return Decision(
+                included,
+                reason,
+                refused=refused,
+                opt_outs_applied=applied,
+                exemption=exemption,
+            )
+
         if self.refused:
-            return Decision(False, self.refused, refused=True, **common)
+            return decision(False, self.refused, refused=True)
         held = choices.held()
         for choice in Choice:
             if choice in held and choice in self.excluding:
-                return Decision(False, self.excluding[choice], **common)
+                return decision(False, self.excluding[choice])
         used = [self.exempt[c] for c in Choice if c in held and c in self.exempt]
         if used:
-            return Decision(True, f"included despite an opt-out: {used[0]}", **common)
+            return decision(True, f"included despite an opt-out: {used[0]}")
         if held:
-            return Decision(True, "the person's choices do not cover this use", **common)
-        return Decision(True, "no opt-out recorded", **common)
+            return decision(True, "the person's choices do not cover this use")
+        return decision(True, "no opt-out recorded")
 
 
 def _check(value: str, allowed: tuple[str, ...] | dict[str, str], what: str) -> str:

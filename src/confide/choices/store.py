@@ -201,7 +201,7 @@ def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     statement may not touch a row twice; the upsert's WHERE keeps the state right under
     concurrent writers.
     """
-    winners: dict[tuple[int, str], dict[str, Any]] = {}
+    winners: dict[tuple[int, str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["person_id"], row["choice"], row["channel"])
         best = winners.get(key)

@@ -217,6 +217,12 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "release_ids": _f(_tokens, "list of tokens"),
         "erasure_index": _f(_count, "count (log index)", False),
     },
+    "person_lookup": {
+        "what": _f(_one_of("usage_report", "choices_history", "choices"), "what was looked at"),
+        "organisation": _f(_text, "text"),
+        "operator": _f(_token, "token (the operator's access id)"),
+        "reason": _f(_text, "text"),
+    },
     "key_rotation": {
         "party": _f(_token, "token"),
         "key_kind": _f(_token, "token"),

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from confide.cli.operator import LookupReason, OperatorEmail, OperatorOrg, logged_lookup
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.home import Home
 
@@ -27,13 +28,18 @@ def report_cmd(
     nhs_number: Annotated[
         str, typer.Option("--nhs-number", help="The person's 10-digit NHS number.")
     ],
+    operator: OperatorEmail,
+    organisation: OperatorOrg,
+    reason: LookupReason,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every release that used the person's data, and those their choices kept them out of."""
+    """Every release that used the person's data, and those their choices kept them out of.
+    Operators only; the look-up is recorded in the log (without the NHS number)."""
     from confide.composition import compose
     from confide.usage.report import usage_report
 
+    logged_lookup(home, what="usage_report", email=operator, org=organisation, reason=reason)
     with compose(Home.at(home)) as parties:
         result = usage_report(
             nhs_number,

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +25,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from confide.access.api import make_router as access_router
 from confide.choices.api import make_router as choices_router
-from confide.choices.identity import TooManyAttempts
+from confide.choices.batch import MAX_BYTES as IMPORT_MAX_BYTES
+from confide.choices.identity import OutboxNotifier, TooManyAttempts
 from confide.common.errors import ConfideError
 from confide.common.home import Home
 from confide.composition import Composition, compose, identity_for
@@ -41,7 +39,15 @@ if TYPE_CHECKING:
     from confide.choices.registry import ChoicesRegistry
     from confide.ledger.log import Ledger
 from confide.web.forms import BodyTooLarge
-from confide.web.notices import ChangeNotices, OutboxNotices
+from confide.web.hardening import (
+    TOO_LARGE,
+    BodyLimit,
+    PrivateByDefault,
+    TrustedProxies,
+    quiet_errors,
+)
+from confide.web.notices import ChangeNotices, OutboxNotices, tell_person
+from confide.web.notify import NotifyMessenger, NotifySettings, WithheldOutbox
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
 from confide.web.pages import usage as usage_pages
@@ -107,7 +113,7 @@ def _install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         if request.url.path.startswith(API):
-            return await request_validation_exception_handler(request, exc)
+            return JSONResponse({"detail": quiet_errors(exc.errors())}, status_code=422)
         return _problem(request, 422, "What was sent could not be read. Nothing was changed.")
 
     @app.exception_handler(ConfideError)
@@ -116,6 +122,21 @@ def _install_error_pages(app: FastAPI) -> None:
         if request.url.path.startswith(API):
             return JSONResponse({"detail": exc.as_dict()}, status_code=status)
         return _problem(request, status, exc.message, exc.hint)
+
+
+def _messenger(
+    demo: bool, outbox: Path, opened: list[Callable[[], Any]]
+) -> NotifyMessenger | WithheldOutbox | None:
+    """How codes and notices leave a served app: the demo outbox (None here), GOV.UK Notify
+    when configured, otherwise withheld (a code is never written in plain text)."""
+    if demo:
+        return None
+    settings = NotifySettings.from_env()
+    if settings is None:
+        return WithheldOutbox(outbox)
+    client = settings.client()
+    opened.append(client.close)
+    return NotifyMessenger(client, settings)
 
 
 def create_app(
@@ -133,6 +154,8 @@ def create_app(
     review: Any = None,
     usage: usage_pages.UsageSource | None = None,
     linkage_quality: Callable[[], list[dict[str, Any]]] | None = None,
+    trusted_proxies: Iterable[str] = (),
+    body_limits: Mapping[str, int] | None = None,
     parties: Composition | None = None,
     relay_every: float | None = None,
 ) -> FastAPI:
@@ -143,6 +166,9 @@ def create_app(
     choices and pseudonymiser side (``confide.web.cli.installation_usage``); without it the
     usage page says the report is not available here.
     ``secure_cookies=False`` is only for plain-HTTP use away from localhost.
+    ``trusted_proxies`` are the addresses (or networks) of the reverse proxies whose
+    ``X-Forwarded-For`` is believed; from anywhere else it is ignored. ``body_limits`` raise
+    or lower the body limit for path prefixes (``confide.web.hardening``).
     ``linkage_quality`` gives the pseudonymiser's linkage rates per source (counts only) for
     the transparency page.
     Parties not given come from ``parties`` or else from a composition of ``home`` (never
@@ -158,17 +184,16 @@ def create_app(
         registry = registry or composed.choices
         ledger = ledger or composed.ledger
         access = access or composed.access
-        if identity is None and registry is composed.choices:
-            identity = composed.identity
     assert registry is not None and ledger is not None and access is not None
-    if identity is None:
-        identity = identity_for(registry, home.root)
     outbox = home.root / "outbox"
+    messenger = _messenger(demo, outbox, opened)
+    if identity is None:
+        identity = identity_for(registry, home.root, notifier=messenger or OutboxNotifier(outbox))
     state = WebState(
         registry=registry,
         identity=identity,
         ledger=ledger,
-        notices=notices or OutboxNotices(outbox),
+        notices=notices or messenger or OutboxNotices(outbox),
         outbox=outbox,
         demo=demo,
     )
@@ -204,7 +229,13 @@ def create_app(
     )
     app.state.confide = state
     app.include_router(ledger_router(ledger), prefix="/api/ledger")
-    app.include_router(choices_router(registry, identity, gp_token=gp_token), prefix="/api/choices")
+
+    def notify(number: str, event: Any) -> None:
+        tell_person(state.identity, state.notices, number, event)
+
+    app.include_router(
+        choices_router(registry, identity, notify=notify, gp_token=gp_token), prefix="/api/choices"
+    )
     app.include_router(access_router(access))
     if queries is not None and review is not None:
         from confide.tre.api import make_router as tre_router
@@ -230,7 +261,12 @@ def create_app(
             "message": "Try again later. Nothing you sent was changed.",
         },
     ).encode()
+    too_large_page = render_text(
+        "problem.html", {"title": _TITLES[413], "message": TOO_LARGE}
+    ).encode()
     # Added innermost first: headers wrap everything, including the 500 page.
+    limits = {"/api/choices/import": IMPORT_MAX_BYTES, **(body_limits or {})}
+    app.add_middleware(BodyLimit, page=lambda: too_large_page, limits=limits)
     app.add_middleware(SafeErrors, page=lambda: error_page)
     app.add_middleware(
         SessionMiddleware,
@@ -241,6 +277,8 @@ def create_app(
         https_only=secure_cookies,
     )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PrivateByDefault)
+    app.add_middleware(TrustedProxies, proxies=trusted_proxies)
     return app
 
 

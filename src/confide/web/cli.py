@@ -10,6 +10,7 @@ import typer
 from confide.cli.output import HomeOption, console, handle_errors
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
+from confide.web.hardening import parse_proxies
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -37,6 +38,14 @@ def serve(
             help="Show the demo outbox page (one-time codes on screen). Never use in production.",
         ),
     ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or network of a reverse proxy whose X-Forwarded-For is believed "
+            "(repeat for several). From anywhere else the header is ignored.",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Serve the web app. Behind HTTPS in production; plain HTTP is for this machine only."""
@@ -47,8 +56,15 @@ def serve(
             "The demo shows one-time codes on a web page, so it may listen on this machine only.",
             hint="Use --host 127.0.0.1 with --demo.",
         )
+    proxies = list(trusted_proxy or [])
+    try:
+        parse_proxies(proxies)
+    except ValueError:
+        raise InvalidInput(
+            "A --trusted-proxy is not an address or network.", hint="For example 10.0.0.5."
+        ) from None
     with Installation.open(Home.at(home)) as parties:
-        serve_installation(parties, host=host, port=port, demo=demo)
+        serve_installation(parties, host=host, port=port, demo=demo, trusted_proxies=proxies)
 
 
 def installation_usage(parties: Installation) -> Callable[[str], UsageReport]:
@@ -80,7 +96,8 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
 
     options.setdefault("gp_token", settings.value(settings.GP_TOKEN.name))
     options.setdefault("usage", installation_usage(parties))
-    options.setdefault("identity", parties.identity)
+    options.setdefault("queries", parties.service)
+    options.setdefault("review", parties.review)
     options.setdefault("linkage_quality", parties.pseudonymiser.linkage_quality)
     return create_app(
         parties.home,
@@ -88,20 +105,30 @@ def installation_app(parties: Installation, *, demo: bool, **options: Any) -> Fa
         ledger=parties.ledger,
         access=parties.access,
         demo=demo,
-        queries=parties.service,
-        review=parties.review,
         parties=parties,
         **options,
     )
 
 
-def serve_installation(parties: Installation, *, host: str, port: int, demo: bool) -> None:
+def serve_installation(
+    parties: Installation,
+    *,
+    host: str,
+    port: int,
+    demo: bool,
+    trusted_proxies: list[str] | None = None,
+) -> None:
     """Serve the web app over already-wired parties until interrupted."""
     import uvicorn
 
-    app = installation_app(parties, demo=demo, relay_every=RELAY_EVERY)
+    app = installation_app(
+        parties, demo=demo, trusted_proxies=trusted_proxies or [], relay_every=RELAY_EVERY
+    )
     console.print(f"Confide is running at http://{host}:{port}/ (press Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    # Forwarding headers are judged by the app's own TrustedProxies, never by the server.
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", server_header=False, proxy_headers=False
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ value a person typed ever appears in a message (it may be an NHS number).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,12 +15,13 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from confide.common.errors import InvalidInput
+from confide.common.text import CONTROL_CHARS as _CONTROL
+from confide.common.text import clean_text as clean_text  # the pages import it from here
 from confide.web.security import CSRF_FIELD, check_csrf
 
 MAX_BODY = 16 * 1024
 MAX_FIELDS = 40
 FORM_TYPE = "application/x-www-form-urlencoded"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class BodyTooLarge(InvalidInput):
@@ -73,20 +73,6 @@ async def read_form(request: Request, *, csrf: bool = True, max_fields: int = MA
     return form
 
 
-def clean_text(raw: str, *, limit: int, multiline: bool = False) -> str:
-    """Trimmed, NFC text without control characters; InvalidInput when over ``limit``."""
-    text = unicodedata.normalize("NFC", raw)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not multiline:
-        text = " ".join(text.split())
-    else:
-        text = "\n".join(" ".join(line.split()) for line in text.split("\n")).strip()
-    text = _CONTROL.sub("", text)
-    if len(text) > limit:
-        raise InvalidInput(f"This must be {limit} characters or fewer.")
-    return text
-
-
 def kept(form: Form, names: dict[str, int]) -> dict[str, str]:
     """What was typed, to show again when the form comes back with an error (nobody should
     retype the fields that were right). Cut to each field's limit, without control characters;
@@ -123,3 +109,18 @@ def error_summary(
     to the field's first input, e.g. a date's day box)."""
     anchors = anchors or {}
     return [{"text": m, "href": f"#{anchors.get(f, f)}"} for f, m in errors.items()]
+
+
+async def posted_form(request: Request) -> Form:
+    """The form as a dependency: read here, on the event loop, so the handler can be a plain
+    ``def`` that FastAPI runs in its worker pool (a slow database or query then blocks one
+    worker, never every page)."""
+    return await read_form(request)
+
+
+LONG_FORM_FIELDS = 80  # the application form has one box per column of data
+
+
+async def posted_long_form(request: Request) -> Form:
+    """``posted_form`` for the long application form."""
+    return await read_form(request, max_fields=LONG_FORM_FIELDS)

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from confide.choices.identity import mask
-from confide.choices.model import Choice
+from confide.choices.identity import IdentityService, mask
+from confide.choices.model import Actor, Choice, ChoiceEvent
 from confide.common.secrets import write_secret
 from confide.web.wording import BY_CHOICE
 
@@ -37,6 +37,18 @@ def notice_text(changes: dict[Choice, bool], at: datetime, by_proxy: bool) -> st
         lines.append(f"- {words.when_on if on else words.when_off}")
     lines.append("If you did not make this change, contact your GP practice.")
     return "\n".join(lines)
+
+
+def tell_person(
+    identity: IdentityService, notices: ChangeNotices, nhs_number: str, event: ChoiceEvent
+) -> None:
+    """Send the notice for ``event`` to the person's registered contact: one path for every
+    channel (web pages and API), so no change through any of them goes unnoticed."""
+    found = identity.demographics.lookup(nhs_number)
+    by_proxy = event.actor in (Actor.PARENT, Actor.LPA)
+    notices.choices_changed(
+        found[1].contact if found else None, event.changes, event.recorded_at, by_proxy
+    )
 
 
 class OutboxNotices:

@@ -86,6 +86,12 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+def rotate_csrf(request: Request) -> None:
+    """A new CSRF token at every sign-in and sign-out, so a token learnt before cannot be used
+    against the signed-in session (token fixation)."""
+    request.session[CSRF_FIELD] = secrets.token_urlsafe(32)
+
+
 def check_csrf(request: Request, submitted: str | None) -> None:
     """Refuse a form whose token is missing or not this session's (constant-time compare)."""
     expected = request.session.get(CSRF_FIELD)

@@ -8,16 +8,15 @@ Text that will be published (titles, reasons) must never carry an identifier or 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from confide.access import rules
 from confide.access.model import LegalBasis, ProjectApplication, Purpose, RecipientKind
+from confide.access.public_text import public_text
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS
-from confide.ledger.entries import find_identifiers
 from confide.web.forms import Form, clean_text, error_summary
 
 PURPOSES = [p for p in Purpose if p not in rules.REFUSED_PURPOSES]
@@ -26,7 +25,6 @@ DATES = {
     "window_end": "the end of the date window",
     "expires_on": "the expiry date",
 }
-_MARKUP = re.compile(r"<\s*[A-Za-z/!?]")
 
 
 def dataset_columns() -> dict[str, list[str]]:
@@ -35,24 +33,6 @@ def dataset_columns() -> dict[str, list[str]]:
         table: [c for c in schema.names if c != rules.PATIENT_KEY]
         for table, schema in SCHEMAS.items()
     }
-
-
-def public_text(raw: str, *, what: str, limit: int, multiline: bool = False) -> str:
-    """Text that may be published: bounded, without markup and without an identifier."""
-    if len(raw) > limit * 2:
-        raise InvalidInput(f"{what} must be {limit} characters or fewer.")
-    try:
-        text = clean_text(raw, limit=limit, multiline=multiline)
-    except InvalidInput:
-        raise InvalidInput(f"{what} must be {limit} characters or fewer.") from None
-    if _MARKUP.search(text):
-        raise InvalidInput(f"{what} must not contain HTML or script tags.")
-    if find_identifiers(text):
-        raise InvalidInput(
-            f"{what} seems to contain an NHS number or a postcode. It may be published: "
-            "name nobody."
-        )
-    return text
 
 
 def _date(form: Form, name: str, what: str) -> date:

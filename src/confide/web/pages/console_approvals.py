@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Project, Role
 from confide.access.protection import OutputProtection, protection_from
+from confide.access.public_text import public_text
 from confide.common.errors import InvalidInput
-from confide.web.forms import error_summary, read_form
+from confide.web.forms import Form, error_summary, posted_form
 from confide.web.labels import PURPOSES
-from confide.web.pages.console_application_form import public_text
 from confide.web.pages.console_words import (
     PROJECT_STATUS,
     history_rows,
@@ -141,9 +141,8 @@ def read_decision(
 
 
 @router.post("/{slug}/decision")
-async def decide(request: Request, slug: str) -> Response:
+def decide(request: Request, slug: str, form: Form = Depends(posted_form)) -> Response:
     """Approve or reject, with a reason (the access party checks who may)."""
-    form = await read_form(request)
     who = reviewer(request)
     values, errors, reason = read_decision(form, "decision", DECISIONS, "Choose approve or reject")
     if errors:
@@ -199,9 +198,8 @@ def _protection(form: Any) -> OutputProtection:
 
 
 @router.post("/{slug}/oversight")
-async def oversee(request: Request, slug: str) -> Response:
+def oversee(request: Request, slug: str, form: Form = Depends(posted_form)) -> Response:
     """Suspend an approved project or reinstate a suspended one (administrators)."""
-    form = await read_form(request)
     who = reviewer(request)
     values = {"action": form.get("action")[:20], "oversight_reason": form.get("reason")[:2000]}
     errors: dict[str, str] = {}

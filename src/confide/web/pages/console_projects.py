@@ -8,14 +8,15 @@ the ledger); a project of another organisation is "not found", exactly as the AP
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from confide.access.errors import Forbidden, project_not_found
 from confide.access.model import LegalBasis, Principal, Project, RecipientKind, Role
 from confide.common.errors import InvalidInput
-from confide.web.forms import read_form
+from confide.web.forms import LONG_FORM_FIELDS, Form, posted_form, posted_long_form
 from confide.web.labels import DATASETS, LEGAL_BASES, PURPOSES, RECIPIENTS, label
 from confide.web.pages.console_application_form import (
     DATES,
@@ -47,7 +48,7 @@ from confide.web.pages.staff_context import (
 )
 
 router = APIRouter(prefix="/staff/projects", include_in_schema=False, route_class=StaffRoute)
-FORM_FIELDS = 80  # the application form has one box per column of data
+FORM_FIELDS = LONG_FORM_FIELDS
 
 
 def applicant(request: Request, doing: str) -> Principal:
@@ -90,7 +91,7 @@ def _form_page(
     status_code: int = 200,
 ) -> Response:
     kind = console(request).access.organisation(who.organisation).kind.value
-    tables = [
+    tables: list[dict[str, Any]] = [
         {
             "name": table,
             "label": label(DATASETS, table),
@@ -137,9 +138,8 @@ def apply_page(request: Request) -> Response:
 
 
 @router.post("/new")
-async def apply(request: Request) -> Response:
+def apply(request: Request, form: Form = Depends(posted_long_form)) -> Response:
     """Save the application as a draft (the access party checks it and records it)."""
-    form = await read_form(request, max_fields=FORM_FIELDS)
     who = applicant(request, "apply for projects")
     read = read_application(form)
     if read.application is None:
@@ -181,9 +181,8 @@ def project_page(request: Request, slug: str) -> Response:
 
 
 @router.post("/{slug}/submit")
-async def submit(request: Request, slug: str) -> Response:
+def submit(request: Request, slug: str, _form: Form = Depends(posted_form)) -> Response:
     """Send the draft to the approving body."""
-    await read_form(request)
     who = applicant(request, "submit your organisation's applications")
     project = own_project(request, who, slug)
     console(request).access.submit(who, project.slug)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from confide.access.errors import Conflict
@@ -19,7 +19,7 @@ from confide.access.protection import ProtectionMode
 from confide.common.errors import InvalidInput
 from confide.tre.model import parse_bounds
 from confide.tre.service import DEFAULT_EPSILON, QueryOutcome
-from confide.web.forms import Form, error_summary, read_form
+from confide.web.forms import Form, error_summary, posted_form
 from confide.web.pages.console_projects import applicant, own_project
 from confide.web.pages.console_results import as_csv, as_json, result_table
 from confide.web.pages.console_words import OUTPUT_STATUS, status_tag, when
@@ -114,9 +114,8 @@ def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | Non
 
 
 @router.post("/staff/projects/{slug}/console")
-async def run_query(request: Request, slug: str) -> Response:
+def run_query(request: Request, slug: str, form: Form = Depends(posted_form)) -> Response:
     """Run the query through the TRE and show its outcome."""
-    form = await read_form(request)
     who = applicant(request, "run queries")
     values, errors, epsilon = _read_query(form)
     if errors:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from confide.access.errors import Conflict, Forbidden
 from confide.access.model import Principal, Role
 from confide.common.errors import InvalidInput
-from confide.web.forms import error_summary, read_form
+from confide.web.forms import Form, error_summary, posted_form
 from confide.web.pages.console_approvals import read_decision
 from confide.web.pages.console_results import result_table
 from confide.web.pages.console_words import OUTPUT_STATUS, status_tag, when
@@ -97,9 +97,8 @@ def review(request: Request, query_id: str) -> Response:
 
 
 @router.post("/{query_id}/vote")
-async def vote(request: Request, query_id: str) -> Response:
+def vote(request: Request, query_id: str, form: Form = Depends(posted_form)) -> Response:
     """Record this checker's vote; the queue decides once the votes allow."""
-    form = await read_form(request)
     who = checker(request)
     values, errors, reason = read_decision(form, "vote", VOTES, "Choose approve or reject")
     if errors:

@@ -5,13 +5,20 @@ No sign-in is needed and nothing is kept: the details go into the PDF and nowher
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from confide.choices.model import Choice, utc
 from confide.common import nhs_number as nhs
 from confide.common.errors import InvalidInput
-from confide.web.forms import Form, clean_text, error_summary, kept, parse_date_parts, read_form
+from confide.web.forms import (
+    Form,
+    clean_text,
+    error_summary,
+    kept,
+    parse_date_parts,
+    posted_form,
+)
 from confide.web.letter import ASKS, LetterDetails, printable, render_pdf
 from confide.web.rendering import render
 from confide.web.wording import BY_CHOICE
@@ -120,8 +127,7 @@ def letter_page(request: Request) -> Response:
 
 
 @router.post("/gp-letter")
-async def letter_pdf(request: Request) -> Response:
-    form = await read_form(request)
+def letter_pdf(request: Request, form: Form = Depends(posted_form)) -> Response:
     details, errors = _details(form)
     if details is None:
         return _page(request, errors, 422, form)

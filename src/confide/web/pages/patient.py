@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup, escape
+from starlette.concurrency import run_in_threadpool
 
 from confide.choices.identity import NotVerified
 from confide.choices.model import Actor, Channel, Choice, Proxy, utc
@@ -19,8 +20,18 @@ from confide.common import nhs_number as nhs
 from confide.common import postcode
 from confide.common.errors import InvalidInput
 from confide.web.context import client_of, web_state
-from confide.web.forms import clean_text, error_summary, kept, parse_date_parts, read_form
+from confide.web.forms import (
+    Form,
+    clean_text,
+    error_summary,
+    kept,
+    parse_date_parts,
+    posted_form,
+    read_form,
+)
+from confide.web.notices import tell_person
 from confide.web.rendering import render
+from confide.web.security import rotate_csrf
 from confide.web.wording import BY_CHOICE, CHOICES
 
 router = APIRouter(include_in_schema=False)
@@ -79,9 +90,8 @@ def proxy_page(request: Request) -> Response:
 
 
 @router.post("/proxy")
-async def proxy_begin(request: Request) -> Response:
+def proxy_begin(request: Request, _form: Form = Depends(posted_form)) -> Response:
     """Begin as a parent or guardian: the next identity check is the child's."""
-    await read_form(request)
     _forget_person(request)
     request.session[ACTING] = Actor.PARENT.value
     return _see_other("/identity")
@@ -151,9 +161,14 @@ async def identity_submit(request: Request) -> Response:
             status_code=422,
         )
     state = web_state(request)
-    started = state.identity.start(
-        checked["nhs"], checked["birth"].isoformat(), checked["postcode"], client_of(request)
+    paced = await run_in_threadpool(
+        state.identity.begin_start,
+        checked["nhs"],
+        checked["birth"].isoformat(),
+        checked["postcode"],
+        client_of(request),
     )
+    started = await paced.settle_async()  # the floor and any throttle hold: a timer, no thread
     request.session.pop(TOKEN, None)
     request.session[CHALLENGE] = started.challenge_id
     request.session[STARTED] = started.message
@@ -180,8 +195,10 @@ async def code_submit(request: Request) -> Response:
     elif not (code.isascii() and code.isdigit() and len(code) == 6):
         error = "The code must be 6 numbers"
     if error is None:
+        identity = web_state(request).identity
+        paced = await run_in_threadpool(identity.begin_verify, challenge, code, client_of(request))
         try:
-            session = web_state(request).identity.verify(challenge, code, client_of(request))
+            session = await paced.settle_async()
         except NotVerified as exc:
             error = exc.message
     if error is not None:
@@ -198,6 +215,7 @@ async def code_submit(request: Request) -> Response:
     for key in (CHALLENGE, STARTED, CHANGED, STILL_HELD):
         request.session.pop(key, None)
     request.session[TOKEN] = session.token
+    rotate_csrf(request)
     request.session[ACTOR] = request.session.pop(ACTING, None) or Actor.SELF.value
     return _see_other("/your-choices")
 
@@ -263,9 +281,8 @@ def change_page(request: Request) -> Response:
 
 
 @router.post("/change")
-async def change_submit(request: Request) -> Response:
+def change_submit(request: Request, form: Form = Depends(posted_form)) -> Response:
     """Record the difference between what is held and what was ticked, as one change."""
-    form = await read_form(request)
     number = _signed_in(request)
     if number is None:
         return _ended(request)
@@ -292,10 +309,7 @@ async def change_submit(request: Request) -> Response:
         )
     except InvalidInput as exc:
         return _change_page(request, held, {"choices": exc.message}, 422)
-    found = state.identity.demographics.lookup(number)
-    state.notices.choices_changed(
-        found[1].contact if found else None, event.changes, event.recorded_at, parent
-    )
+    tell_person(state.identity, state.notices, number, event)
     request.session[CHANGED] = {c.value: v for c, v in event.changes.items()}
     request.session[STILL_HELD] = _still_held(state.registry, number, event.changes)
     return _see_other("/confirmation")
@@ -362,9 +376,9 @@ def _forget_person(request: Request) -> None:
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request) -> Response:
-    await read_form(request)
+def sign_out(request: Request, _form: Form = Depends(posted_form)) -> Response:
     _forget_person(request)
+    rotate_csrf(request)
     return render(
         request,
         "problem.html",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from confide.access.model import Role
@@ -22,7 +22,7 @@ from confide.rollout.api import make_router, require_operator
 from confide.rollout.figures import public_figures
 from confide.rollout.service import LedgerPort, Rollout
 from confide.web.context import web_state
-from confide.web.forms import error_summary, read_form
+from confide.web.forms import Form, error_summary, posted_form
 from confide.web.pages.staff_context import StaffRoute, page, principal, see_other
 from confide.web.rendering import render
 
@@ -89,9 +89,8 @@ def pause_page(request: Request) -> Response:
 
 
 @staff.post("")
-async def pause_submit(request: Request) -> Response:
+def pause_submit(request: Request, form: Form = Depends(posted_form)) -> Response:
     """Pause or resume nationally, with a reason (operators only)."""
-    form = await read_form(request)
     who = _operator(request)
     action = form.get("action")
     rollout = _open(request)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from confide.access.service import Access
 from confide.access.signin import CodeSender, NotSignedIn, StaffSignIn, normal_email
@@ -18,7 +19,7 @@ from confide.common.errors import InvalidInput
 from confide.tre.review import ReviewQueue
 from confide.tre.service import QueryService
 from confide.web.context import WebState, client_of
-from confide.web.forms import error_summary, read_form
+from confide.web.forms import Form, error_summary, posted_form, read_form
 from confide.web.pages import console_approvals, console_projects, console_queries, console_reviews
 from confide.web.pages.staff_context import (
     CHALLENGE,
@@ -33,6 +34,7 @@ from confide.web.pages.staff_context import (
     principal,
     see_other,
 )
+from confide.web.security import rotate_csrf
 
 router = APIRouter(prefix="/staff", include_in_schema=False, route_class=StaffRoute)
 
@@ -102,7 +104,8 @@ async def sign_in(request: Request) -> Response:
         email = normal_email(raw)
     except InvalidInput as exc:
         return _field_error(request, "staff-sign-in.html", "email", exc.message)
-    started = console(request).signin.start(email, client_of(request))
+    paced = await run_in_threadpool(console(request).signin.begin_start, email, client_of(request))
+    started = await paced.settle_async()  # the floor and any throttle hold: a timer, no thread
     request.session.pop(TOKEN, None)
     request.session[CHALLENGE] = started.challenge_id
     request.session[STARTED] = started.message
@@ -127,13 +130,16 @@ async def code_submit(request: Request) -> Response:
         return _field_error(request, "staff-code.html", "code", "Enter the code")
     if not (code.isascii() and code.isdigit() and len(code) == 6):
         return _field_error(request, "staff-code.html", "code", "The code must be 6 numbers")
+    signin = console(request).signin
+    paced = await run_in_threadpool(signin.begin_verify, challenge, code, client_of(request))
     try:
-        token = console(request).signin.verify(challenge, code, client_of(request))
+        token = await paced.settle_async()
     except NotSignedIn as exc:
         return _field_error(request, "staff-code.html", "code", exc.message)
     for key in (CHALLENGE, STARTED):
         request.session.pop(key, None)
     request.session[TOKEN] = token
+    rotate_csrf(request)
     return see_other("/staff")
 
 
@@ -154,8 +160,7 @@ def organisation_page(request: Request) -> Response:
 
 
 @router.post("/organisation")
-async def organisation_choose(request: Request) -> Response:
-    form = await read_form(request)
+def organisation_choose(request: Request, form: Form = Depends(posted_form)) -> Response:
     try:
         console(request).signin.choose(request.session.get(TOKEN), form.get("organisation"))
     except InvalidInput as exc:
@@ -164,13 +169,13 @@ async def organisation_choose(request: Request) -> Response:
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request) -> Response:
-    await read_form(request)
+def sign_out(request: Request, _form: Form = Depends(posted_form)) -> Response:
     token = request.session.pop(TOKEN, None)
     if isinstance(token, str):
         console(request).signin.end(token)
     for key in (CHALLENGE, STARTED):
         request.session.pop(key, None)
+    rotate_csrf(request)
     context = {
         "title": "You have signed out",
         "message": "Your staff session has ended on this device.",
