@@ -192,7 +192,7 @@ class HttpEntry:
         from confide.web.cli import installation_app
 
         with self.world.parties() as parties:
-            app = installation_app(parties, demo=False, gp_token=GP_TOKEN)
+            app = installation_app(parties, demo=True, gp_token=GP_TOKEN)  # codes in the outbox
             with TestClient(app, base_url="https://testserver") as http:
                 yield http
 
