@@ -27,9 +27,9 @@ LookupReason = Annotated[
 def logged_lookup(home: Path | None, *, what: str, email: str, org: str, reason: str) -> None:
     """Refuse unless the operator role is held; log the look-up before anything is shown."""
     from confide.access.lookups import record_lookup
-    from confide.access.service import Access
-    from confide.ledger.log import Ledger
+    from confide.composition import compose
 
-    where = Home.at(home)
-    with Access.open(where) as access, Ledger.open(where) as ledger:
-        record_lookup(access, ledger, organisation=org, email=email, what=what, reason=reason)
+    with compose(Home.at(home)) as parties:
+        record_lookup(
+            parties.access, parties.ledger, organisation=org, email=email, what=what, reason=reason
+        )
