@@ -9,6 +9,7 @@ choices through :meth:`ChoicesRegistry.current_many` / :meth:`ChoicesRegistry.ho
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -125,7 +126,8 @@ class ChoicesRegistry:
         at: datetime | None = None,
     ) -> ChoiceEvent:
         """Record one change (one or more choices together) and tell the listeners."""
-        request = ChangeRequest(nhs_number, changes, channel, actor, proxy, at)
+        given: dict[str | Choice, bool] = dict(changes.items())
+        request = ChangeRequest(nhs_number, given, channel, actor, proxy, at)
         return self.bulk_set([request])[0]
 
     def bulk_set(
@@ -142,11 +144,12 @@ class ChoicesRegistry:
         with self.engine.begin() as conn:
             proxied = [p[0] for p in parsed if p[3] in (Actor.PARENT, Actor.LPA)]
             births, lpas = self._proxy_facts(conn, proxied)
-            details = []
+            details: list[dict[str, Any] | None] = []
             for i, (number, _c, channel, actor, proxy, _at) in enumerate(parsed):
                 if actor == Actor.SELF and proxy is None and channel in _SELF_CHANNELS:
                     details.append(None)  # the common case, decided without the rules' cost
                     continue
+                held = lpas.get(number, frozenset())
                 try:
                     details.append(
                         authorise(
@@ -155,7 +158,7 @@ class ChoicesRegistry:
                             proxy,
                             today=today,
                             birth_date_on_record=births.get(number),
-                            lpa_on_record=lambda ref, n=number: ref in lpas.get(n, ()),
+                            lpa_on_record=held.__contains__,
                         )
                     )
                 except InvalidInput as exc:
@@ -341,10 +344,10 @@ class ChoicesRegistry:
             ids = store.person_ids(conn, [number], create=False)
             if number not in ids:
                 return []
-            rows = conn.execute(
+            found = conn.execute(
                 select(ev).where(ev.c.person_id == ids[number]).order_by(ev.c.seq)
             ).mappings()
-            rows = [dict(r) for r in rows]
+            rows = [dict(r) for r in found]
         return self._events_from_rows(rows, {ids[number]: number})
 
     def derived_current(self, nhs_number: str) -> Choices:
@@ -359,14 +362,14 @@ class ChoicesRegistry:
         """Changes recorded after ``seq`` (a propagator catching up after a failure)."""
         ev, pp = store.choice_events, store.people
         with self.engine.connect() as conn:
-            rows = conn.execute(
+            found = conn.execute(
                 select(ev, pp.c.nhs_number)
                 .join(pp, pp.c.id == ev.c.person_id)
                 .where(ev.c.seq > seq)
                 .order_by(ev.c.seq)
                 .limit(limit)
             ).mappings()
-            rows = [dict(r) for r in rows]
+            rows = [dict(r) for r in found]
         names = {r["person_id"]: r["nhs_number"] for r in rows}
         return self._events_from_rows(rows, names)
 
@@ -410,7 +413,7 @@ class ChoicesRegistry:
         contact])`` tuples or records. Postcodes are normalised; the district is derived from
         the postcode when not given. Returns the number of people enrolled."""
         recs = [r if isinstance(r, DemographicRecord) else DemographicRecord(*r) for r in records]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i, rec in enumerate(recs):
             number = checked_number(rec.nhs_number, f"Record {i + 1}: ")
             birth = rec.birth_date
@@ -470,13 +473,13 @@ class ChoicesRegistry:
 
     def _proxy_facts(
         self, conn: Any, numbers: list[str]
-    ) -> tuple[dict[str, date], dict[str, set[str]]]:
+    ) -> tuple[dict[str, date], dict[str, frozenset[str]]]:
         if not numbers:
             return {}, {}
         ids = store.person_ids(conn, numbers, create=False)
         by_id = {v: k for k, v in ids.items()}
         births: dict[str, date] = {}
-        lpas: dict[str, set[str]] = defaultdict(set)
+        lpas: dict[str, builtins.set[str]] = defaultdict(builtins.set)
         dm, pa = store.demographics, store.proxy_authorities
         for part in store.chunks(list(by_id)):
             for person, birth in conn.execute(
@@ -490,7 +493,7 @@ class ChoicesRegistry:
                 )
             ):
                 lpas[by_id[person]].add(ref)
-        return births, lpas
+        return births, {number: frozenset(refs) for number, refs in lpas.items()}
 
     @staticmethod
     def _events_from_rows(

@@ -136,7 +136,9 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
         store = parties.records_to_read()  # a status only reads: nothing is created
         if store is not None:
             con = store.connect()
-            counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+            counts = {
+                t: (con.execute(f"SELECT count(*) FROM {t}").fetchone() or (0,))[0] for t in TABLES
+            }
             sources = {
                 ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
                 for ods, e in store.catalog()["sources"].items()
