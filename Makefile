@@ -24,7 +24,8 @@ test: setup
 	bash scripts/ensure-browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 -q --cov --cov-report=term:skip-covered
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
