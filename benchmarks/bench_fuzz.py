@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -188,7 +189,9 @@ def fuzz_api(home: Path, patients: int, examples: int, max_seconds: int) -> dict
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, str(HERE / "load" / "serve_app.py"), "--home", str(home),
-         "--port", str(port), "--codes", str(home / "fuzz-codes"), "--query-seconds", "0"]
+         "--port", str(port), "--codes", str(home / "fuzz-codes"), "--query-seconds", "0"],
+        # The GP endpoints enabled, as in a real deployment (unset, they answer 503 by design).
+        env={**os.environ, "CONFIDE_GP_TOKEN": "fuzz-gp-token"},
     )  # fmt: skip
     har = RESULTS / "api_fuzz.har"
     try:

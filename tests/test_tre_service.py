@@ -338,3 +338,14 @@ def test_a_second_project_of_the_organisation_cannot_difference_the_first(tre: T
     second = tre.service.run(researcher, "second-study", BY_SEX)
     assert second.status == "held_for_review", second.reason
     assert second.result is None
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [{"population": "SELECT patient_id FROM patients", "x": 10**40}, {"\ud800": 1}],
+    ids=["number out of range", "lone surrogate"],
+)
+def test_a_definition_that_cannot_be_read_is_a_clear_error(tre: TreWorld, definition) -> None:
+    """Found by fuzzing the API: such a definition was a server error, not a refusal."""
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        tre.service.run(tre.principal("researcher"), "demo-research", definition)

@@ -143,6 +143,13 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
+class OAuthErrorOut(BaseModel):
+    """The token endpoint's errors, in OAuth 2.0's own shape (RFC 6749, section 5.2)."""
+
+    error: str
+    error_description: str | None = None
+
+
 def _http_error(exc: ConfideError) -> HTTPException:
     if isinstance(exc, Unauthenticated):
         code = status.HTTP_401_UNAUTHORIZED
@@ -231,7 +238,10 @@ def make_router(access: Access | Callable[[], Access], *, prefix: str = PREFIX) 
         "/token",
         response_model=TokenOut,
         summary="Exchange client credentials for a bearer token",
-        responses={400: {"description": "Bad request"}, 401: {"description": "Bad client"}},
+        responses={
+            400: {"description": "Bad request", "model": OAuthErrorOut},
+            401: {"description": "Bad client", "model": OAuthErrorOut},
+        },
     )
     def token(
         request: Request,

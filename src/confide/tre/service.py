@@ -607,7 +607,14 @@ def _query_text(query: str | Mapping[str, Any]) -> str:
             raise InvalidInput("The query is empty.", hint="Send one SELECT statement.")
         return query
     if isinstance(query, Mapping):
-        return canonical.dumps(dict(query)).decode()
+        try:
+            return canonical.dumps(dict(query)).decode()
+        except (TypeError, ValueError):  # not canonical JSON: a number or text out of range
+            raise InvalidInput(
+                "The query definition has a value that cannot be read (a number too large, "
+                "or text that is not valid Unicode).",
+                hint="Send the definition as the guide for researchers describes.",
+            ) from None
     raise InvalidInput("A query is SQL text or a definition object.")
 
 

@@ -48,6 +48,7 @@ from confide.web.hardening import (
 )
 from confide.web.notices import ChangeNotices, OutboxNotices, tell_person
 from confide.web.notify import NotifyMessenger, NotifySettings, WithheldOutbox
+from confide.web.openapi_errors import with_problem_errors
 from confide.web.pages import demo as demo_pages
 from confide.web.pages import letter, patient, public, register
 from confide.web.pages import usage as usage_pages
@@ -253,6 +254,7 @@ def create_app(
         app.include_router(demo_pages.router)
     app.mount("/assets", StaticFiles(directory=STATIC), name="assets")
     _install_error_pages(app)
+    app.openapi = with_problem_errors(app)  # type: ignore[method-assign]  # FastAPI's hook
 
     error_page = render_text(
         "problem.html",
