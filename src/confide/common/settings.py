@@ -87,6 +87,35 @@ HUB_MAX_SHRINK = Setting(
     "--confirm-shrink`.",
 )
 
+NOTIFY_API_KEY = Setting(
+    "CONFIDE_NOTIFY_API_KEY",
+    None,
+    "A GOV.UK Notify API key: when set (with the four template ids), a served app sends "
+    "one-time codes and change notices through Notify. Unset outside the demo: codes are "
+    "withheld, never written in plain text.",
+)
+NOTIFY_CODE_EMAIL_TEMPLATE = Setting(
+    "CONFIDE_NOTIFY_CODE_EMAIL_TEMPLATE", None, "Notify template id for a one-time code by email."
+)
+NOTIFY_CODE_SMS_TEMPLATE = Setting(
+    "CONFIDE_NOTIFY_CODE_SMS_TEMPLATE", None, "Notify template id for a one-time code by text."
+)
+NOTIFY_CHANGE_EMAIL_TEMPLATE = Setting(
+    "CONFIDE_NOTIFY_CHANGE_EMAIL_TEMPLATE",
+    None,
+    "Notify template id for the notice, by email, that a person's choices changed.",
+)
+NOTIFY_CHANGE_SMS_TEMPLATE = Setting(
+    "CONFIDE_NOTIFY_CHANGE_SMS_TEMPLATE",
+    None,
+    "Notify template id for the notice, by text, that a person's choices changed.",
+)
+NOTIFY_URL = Setting(
+    "CONFIDE_NOTIFY_URL",
+    "https://api.notifications.service.gov.uk",
+    "GOV.UK Notify's API address (a test double's address in integration tests).",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     HOME,
     DATABASE_URL,
@@ -99,6 +128,12 @@ SETTINGS: tuple[Setting, ...] = (
     CLIENT_SECRET,
     DEBUG,
     HUB_MAX_SHRINK,
+    NOTIFY_API_KEY,
+    NOTIFY_CODE_EMAIL_TEMPLATE,
+    NOTIFY_CODE_SMS_TEMPLATE,
+    NOTIFY_CHANGE_EMAIL_TEMPLATE,
+    NOTIFY_CHANGE_SMS_TEMPLATE,
+    NOTIFY_URL,
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
+from confide.common import exit_codes
 from confide.common.home import Home
 
 relay_app = typer.Typer(
@@ -41,7 +42,7 @@ def run_cmd(
 
     report(result, as_json, human)
     if done.pending:
-        raise typer.Exit(1)
+        raise typer.Exit(exit_codes.PARTLY_DONE)  # some events still wait for a retry
 
 
 @relay_app.command("status")
