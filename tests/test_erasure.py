@@ -6,11 +6,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from factories import small_extract
+from submit_helpers import write_extract
 
 from confide.choices.model import ChangeRequest, Channel, Choice
 from confide.common.home import Home
 from confide.embedded import Installation
-from confide.practice import keys
 
 
 @pytest.fixture
@@ -20,23 +20,7 @@ def parties(tmp_path, opstore):
 
 
 def _submit(parties: Installation, extract) -> None:
-    from confide.practice.minimise import minimise
-    from confide.practice.type1 import type1_states
-    from confide.practice.writer import write_submission
-
-    parties.hub.enrol(extract.source, extract.kind, keys.verify_key(parties.home, extract.source))
-    done = minimise(extract, type1_states(extract.table("events")))
-    _, path = write_submission(
-        parties.home.root / "outbox",
-        ods=extract.source,
-        kind=extract.kind,
-        identities=done.identities,
-        tables=done.tables,
-        counts={},
-        pseudonymiser_key=parties.pseudonymiser.public_key(),
-        signing_key=keys.signing_key(parties.home, extract.source),
-    )
-    parties.hub.ingest(path)
+    parties.hub.ingest(write_extract(parties, extract))
 
 
 def _values_in_hub(parties: Installation) -> set[str]:
