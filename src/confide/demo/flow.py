@@ -45,12 +45,13 @@ def linkage_rate(hub: Hub) -> float | None:
         return None
     con = hub.records.connect()
     listing = ", ".join(f"'{t}'" for t in trusts)
-    linked = con.execute(
-        f"""SELECT count(*) FROM (SELECT DISTINCT pseudonym, source FROM patient_sources
+    linked = _scalar(
+        con.execute(
+            f"""SELECT count(*) FROM (SELECT DISTINCT pseudonym, source FROM patient_sources
             WHERE source IN ({listing})) h
             WHERE EXISTS (SELECT 1 FROM registrations g WHERE g.pseudonym = h.pseudonym)"""
+        )
     )
-    linked = _scalar(linked)
     return round(linked / submitted, 4)
 
 
