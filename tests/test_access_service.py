@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from confide.access import Access, ProjectApplication, ProjectStatus, Purpose, RecipientKind
-from confide.access import store as t
+from confide.access import store as tables
 from confide.access.errors import PROJECT_NOT_FOUND, Conflict, Forbidden, Unauthenticated
 from confide.access.model import LegalBasis, Principal
 from confide.access.service import ProjectNotActive
@@ -530,8 +530,8 @@ def test_secrets_and_tokens_are_stored_only_as_hashes(world: World) -> None:
     client_id, secret = world.access.create_client("uni", email_of("alice"))
     token = world.access.issue_token(client_id, secret).access_token
     with world.access.engine.connect() as conn:
-        stored = [tuple(r) for r in conn.execute(select(t.api_clients)).all()]
-        stored += [tuple(r) for r in conn.execute(select(t.tokens)).all()]
+        stored = [tuple(r) for r in conn.execute(select(tables.api_clients)).all()]
+        stored += [tuple(r) for r in conn.execute(select(tables.tokens)).all()]
     text = repr(stored)
     assert secret not in text and token not in text
     assert "scrypt$" in text

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from confide.access.model import (
     LegalBasis,
@@ -105,17 +106,24 @@ def refusal_for_purpose(purpose: Purpose) -> str | None:
     return REFUSED_PURPOSES.get(purpose)
 
 
+class Refusal(NamedTuple):
+    """Why a combination may not be applied for, and what would fit instead."""
+
+    reason: str
+    hint: str
+
+
 def why_not_allowed(
     purpose: Purpose, recipient: RecipientKind, basis: LegalBasis
-) -> tuple[str, str] | None:
-    """(reason, hint) when this combination may not be applied for, else None."""
+) -> Refusal | None:
+    """The :class:`Refusal` when this combination may not be applied for, else None."""
     refused = refusal_for_purpose(purpose)
     if refused:
-        return refused, "No other purpose, recipient or legal basis changes this."
+        return Refusal(refused, "No other purpose, recipient or legal basis changes this.")
     kinds = PURPOSE_RECIPIENTS[purpose]
     if recipient not in kinds:
         allowed = ", ".join(sorted(k.value for k in kinds))
-        return (
+        return Refusal(
             f"{_a(recipient.value).capitalize()} organisation may not apply for {purpose.value}.",
             f"Organisations that may: {allowed}.",
         )
@@ -126,7 +134,7 @@ def why_not_allowed(
             for b, r in LEGAL_BASES.items()
             if purpose in r.purposes and recipient in r.recipients
         )
-        return (
+        return Refusal(
             f"The legal basis {basis.value} does not fit {purpose.value} by "
             f"{_a(recipient.value)} organisation: {rule.why}.",
             f"Legal bases that fit: {', '.join(usable) or 'none'}.",

@@ -24,14 +24,16 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.engine import Row
 
-from confide.access import store as t
+from confide.access import store as tables
+from confide.access.context import aware
+from confide.access.directory import organisation_from_row
 from confide.access.errors import Unauthenticated
 from confide.access.model import Organisation, Principal, Role
 from confide.access.service import Access
@@ -122,10 +124,6 @@ class Membership:
     roles: frozenset[Role]
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -194,9 +192,9 @@ class StaffSignIn:
 
     def _person_with_roles(self, conn: Connection, email: str) -> str | None:
         row = conn.execute(
-            select(t.people.c.id)
-            .join(t.memberships, t.memberships.c.person_id == t.people.c.id)
-            .where(t.people.c.email == email)
+            select(tables.people.c.id)
+            .join(tables.memberships, tables.memberships.c.person_id == tables.people.c.id)
+            .where(tables.people.c.email == email)
             .limit(1)
         ).first()
         return row.id if row else None
@@ -244,7 +242,7 @@ class StaffSignIn:
         row = conn.execute(
             select(staff_sessions).where(staff_sessions.c.token_hash == _digest(token))
         ).first()
-        if row is None or _aware(row.expires_at) <= self._now():
+        if row is None or aware(row.expires_at) <= self._now():
             raise self._ended()
         return row.person_id, row.organisation_id
 
@@ -258,15 +256,18 @@ class StaffSignIn:
     @staticmethod
     def _organisations(conn: Connection, person_id: str) -> list[Membership]:
         rows = conn.execute(
-            select(t.organisations, t.memberships.c.role)
-            .join(t.memberships, t.memberships.c.organisation_id == t.organisations.c.id)
-            .where(t.memberships.c.person_id == person_id)
-            .order_by(t.organisations.c.name)
+            select(tables.organisations, tables.memberships.c.role)
+            .join(
+                tables.memberships,
+                tables.memberships.c.organisation_id == tables.organisations.c.id,
+            )
+            .where(tables.memberships.c.person_id == person_id)
+            .order_by(tables.organisations.c.name)
         ).all()
         held: dict[str, tuple[Organisation, set[Role]]] = {}
-        for r in rows:
-            org = Access._org(r)
-            held.setdefault(org.id, (org, set()))[1].add(Role(r.role))
+        for row in rows:
+            org = organisation_from_row(row)
+            held.setdefault(org.id, (org, set()))[1].add(Role(row.role))
         return [Membership(org, frozenset(roles)) for org, roles in held.values()]
 
     def memberships(self, token: str | None) -> list[Membership]:
@@ -304,12 +305,12 @@ class StaffSignIn:
             if organisation_id is None:
                 return None
             org = conn.execute(
-                select(t.organisations).where(t.organisations.c.id == organisation_id)
+                select(tables.organisations).where(tables.organisations.c.id == organisation_id)
             ).one()
             roles = conn.execute(
-                select(t.memberships.c.role).where(
-                    t.memberships.c.person_id == person_id,
-                    t.memberships.c.organisation_id == organisation_id,
+                select(tables.memberships.c.role).where(
+                    tables.memberships.c.person_id == person_id,
+                    tables.memberships.c.organisation_id == organisation_id,
                 )
             ).all()
         return Principal(
