@@ -7,9 +7,10 @@ else is answered exactly like a name nobody uses ("no such project").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, or_, select
 
 from confide.access import rules
 from confide.access import store as tables
@@ -70,12 +71,8 @@ class Projects:
 
     def history(self, principal: Principal, slug: str) -> list[dict[str, Any]]:
         """The project's audit trail as the caller may see it (roles, never names)."""
-        events = tables.project_events
         with self.context.engine.connect() as conn:
-            project = self.load(conn, principal, slug)
-            rows = conn.execute(
-                select(events).where(events.c.project_id == project.id).order_by(events.c.seq)
-            ).all()
+            rows = _trail_rows(conn, self.load(conn, principal, slug).id)
         return [
             {
                 "kind": row.kind,
@@ -88,16 +85,13 @@ class Projects:
 
     def audit_trail(self, slug: str) -> list[dict[str, Any]]:
         """The full audit trail of a project, actors included (operators and tests only)."""
-        events = tables.project_events
         with self.context.engine.connect() as conn:
             found = conn.execute(
                 select(tables.projects.c.id).where(tables.projects.c.slug == slug)
             ).first()
             if found is None:
                 raise project_not_found()
-            rows = conn.execute(
-                select(events).where(events.c.project_id == found.id).order_by(events.c.seq)
-            ).all()
+            rows = _trail_rows(conn, found.id)
         return [
             {
                 "kind": row.kind,
@@ -153,6 +147,14 @@ class Projects:
             updated_at=aware(row.updated_at),
             protection=protection_from(row.protection),
         )
+
+
+def _trail_rows(conn: Connection, project_id: str) -> Sequence[Row[Any]]:
+    """The project's audit trail rows, oldest first."""
+    events = tables.project_events
+    return conn.execute(
+        select(events).where(events.c.project_id == project_id).order_by(events.c.seq)
+    ).all()
 
 
 def _project_query() -> Select[Any]:

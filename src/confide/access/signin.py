@@ -33,7 +33,7 @@ from sqlalchemy.engine import Row
 
 from confide.access import store as tables
 from confide.access.context import aware
-from confide.access.directory import organisation_from_row
+from confide.access.directory import organisation_from_row, roles_held
 from confide.access.errors import Unauthenticated
 from confide.access.model import Organisation, Principal, Role
 from confide.access.service import Access
@@ -282,9 +282,9 @@ class StaffSignIn:
             person_id, _ = self._session(conn, token)
             chosen = next(
                 (
-                    m
-                    for m in self._organisations(conn, person_id)
-                    if m.organisation.slug == str(organisation_slug)
+                    membership
+                    for membership in self._organisations(conn, person_id)
+                    if membership.organisation.slug == str(organisation_slug)
                 ),
                 None,
             )
@@ -307,17 +307,12 @@ class StaffSignIn:
             org = conn.execute(
                 select(tables.organisations).where(tables.organisations.c.id == organisation_id)
             ).one()
-            roles = conn.execute(
-                select(tables.memberships.c.role).where(
-                    tables.memberships.c.person_id == person_id,
-                    tables.memberships.c.organisation_id == organisation_id,
-                )
-            ).all()
+            roles = roles_held(conn, person_id, organisation_id)
         return Principal(
             person_id=person_id,
             organisation_id=organisation_id,
             organisation=org.slug,
-            roles=frozenset(Role(r.role) for r in roles),
+            roles=frozenset(roles),
             approving_body=bool(org.approving_body),
         )
 
