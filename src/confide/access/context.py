@@ -28,6 +28,8 @@ class Notice(NamedTuple):
 
 @dataclass(frozen=True)
 class Context:
+    """The store, the clock and the listeners of one :class:`Access`, shared by its parts."""
+
     engine: Engine
     now: Clock
     """The service's current time, aware and in UTC (read afresh on every call)."""
