@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from confide.access.model import ProjectGrant
 from confide.choices.policy import Terms
 from confide.common import canonical
+from confide.common.clock import utcnow
 from confide.ledger.entries import find_identifiers, loggable_sql
 from confide.tre.disclosure import round_to
 from confide.tre.store import QueryRecord
@@ -119,5 +119,5 @@ def release_entry(facts: Mapping[str, Any], output_id: str, result: dict[str, An
         **facts,
         "output_id": output_id,
         "output_digest": output_digest(result),
-        "date": datetime.now(UTC).date().isoformat(),
+        "date": utcnow().date().isoformat(),
     }

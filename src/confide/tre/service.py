@@ -63,6 +63,7 @@ from confide.access.model import Principal, ProjectGrant
 from confide.access.protection import ProtectionMode
 from confide.access.service import ProjectNotActive
 from confide.common import canonical
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
 from confide.rollout.gate import release_stopped
@@ -86,7 +87,7 @@ from confide.tre.person_level import PersonLevelQuery, check_person_level
 from confide.tre.rules import RuleSet, rule_set
 from confide.tre.runner import Limits, lock_down, run_aggregation
 from confide.tre.sketching import released_sketches
-from confide.tre.store import QueryRecord, TreStore, query_not_found, utcnow
+from confide.tre.store import QueryRecord, TreStore, query_not_found
 from confide.tre.translate import read_query
 
 ENGINES = ("duckdb", "spark")

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from confide.common import opstore
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
 from confide.common.secrets import load_or_create
@@ -91,10 +92,6 @@ spends = Table(
 )
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
