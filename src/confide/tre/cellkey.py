@@ -46,7 +46,9 @@ class CountPerturbation:
 
     @property
     def variance(self) -> float:
-        return sum(p * (i - self.max) ** 2 for i, p in enumerate(self.probabilities))
+        return sum(
+            probability * (i - self.max) ** 2 for i, probability in enumerate(self.probabilities)
+        )
 
     def rows(self) -> list[tuple[int, float, int, int]]:
         """(perturbation, probability, first cell key, last cell key) rows: the table itself."""
@@ -70,8 +72,8 @@ class CountPerturbation:
 def _cumulative(probabilities: tuple[float, ...]) -> tuple[int, ...]:
     total = 0.0
     ends = []
-    for p in probabilities:
-        total += p
+    for probability in probabilities:
+        total += probability
         ends.append(min(KEY_SPACE, round(total * KEY_SPACE)))
     ends[-1] = KEY_SPACE
     return tuple(ends)

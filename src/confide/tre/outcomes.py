@@ -21,7 +21,7 @@ from confide.common import canonical
 from confide.common.clock import utcnow
 from confide.ledger.entries import find_identifiers, loggable_sql
 from confide.tre.disclosure import round_to
-from confide.tre.store import QueryRecord
+from confide.tre.store import QueryRecord, Vote
 
 _PUBLIC_TEXT_MAX = 500
 
@@ -176,7 +176,7 @@ def refusal_entry(
     )
 
 
-def vote_entries(record: QueryRecord, votes: Sequence[Mapping[str, Any]]) -> list[Entry]:
+def vote_entries(record: QueryRecord, votes: Sequence[Vote]) -> list[Entry]:
     """One ``review_vote`` entry per checker's vote, in order, logged only once the output is
     decided, so no checker can learn another's vote from the log before casting their own.
     Checkers are not named; a reason that cannot be public is left out."""
@@ -185,10 +185,10 @@ def vote_entries(record: QueryRecord, votes: Sequence[Mapping[str, Any]]) -> lis
         body: dict[str, Any] = {
             "project_id": record.project_slug,
             "output_id": record.id,
-            "vote": "approve" if vote["approve"] else "reject",
+            "vote": "approve" if vote.approve else "reject",
             "order": order,
         }
-        reason = public_text(vote["reason"], "")
+        reason = public_text(vote.reason, "")
         if reason:
             body["reason"] = reason
         entries.append(Entry("review_vote", body))

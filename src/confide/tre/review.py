@@ -31,7 +31,7 @@ from confide.tre.outcomes import (
     vote_entries,
 )
 from confide.tre.service import MEMBERSHIP_FILES, SKETCH_SUFFIX
-from confide.tre.store import QueryRecord, TreStore, query_not_found
+from confide.tre.store import QueryRecord, TreStore, Vote, query_not_found
 
 APPROVALS_NEEDED = 2
 METHOD = "two_checker_review"
@@ -105,7 +105,7 @@ class ReviewQueue:
     def _item(self, principal: Principal, record: QueryRecord) -> dict[str, Any]:
         votes = self.store.votes(record.id)
         decided = record.status != HELD
-        mine = next((v for v in votes if v["checker_id"] == principal.person_id), None)
+        mine = next((vote for vote in votes if vote.checker_id == principal.person_id), None)
         item: dict[str, Any] = {
             "id": record.id,
             "project": record.project_slug,
@@ -118,7 +118,7 @@ class ReviewQueue:
             "your_vote": _vote(mine) if mine else None,
         }
         if decided:
-            item["votes"] = [_vote(v) for v in votes]
+            item["votes"] = [_vote(vote) for vote in votes]
         return item
 
     # --- voting -----------------------------------------------------------------------------
@@ -141,10 +141,10 @@ class ReviewQueue:
 
     def _decide(self, record: QueryRecord) -> None:
         votes = self.store.votes(record.id)
-        rejections = [v for v in votes if not v["approve"]]
-        approvals = [v for v in votes if v["approve"]]
+        rejections = [vote for vote in votes if not vote.approve]
+        approvals = [vote for vote in votes if vote.approve]
         if rejections:
-            self._refuse(record, rejections[0]["reason"])
+            self._refuse(record, rejections[0].reason)
         elif len(approvals) >= APPROVALS_NEEDED:
             self._release(record)
 
@@ -187,5 +187,5 @@ class ReviewQueue:
         self.ledger.append_many([*votes, checked, refusal])
 
 
-def _vote(row: dict[str, Any]) -> dict[str, Any]:
-    return {"approve": bool(row["approve"]), "reason": row["reason"], "at": str(row["at"])}
+def _vote(vote: Vote) -> dict[str, Any]:
+    return {"approve": bool(vote.approve), "reason": vote.reason, "at": str(vote.at)}

@@ -54,9 +54,9 @@ def lock_down(
 
     Call after the project's views are created and before any researcher query runs; the
     connection cannot be unlocked afterwards, so give each project run its own connection."""
-    paths = [os.fspath(p) for p in readable]
+    paths = [os.fspath(path) for path in readable]
     if paths:
-        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        listing = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
         con.execute(f"SET allowed_paths = [{listing}]")
     con.execute(f"SET memory_limit = '{_safe_memory(limits.memory)}'")
     con.execute(f"SET threads = {int(limits.threads)}")

@@ -285,13 +285,13 @@ class QueryService:
         """Why a new query must wait (too many running), or None. Counted from the store, so
         every process of one TRE shares the caps."""
         since = utcnow() - timedelta(seconds=2 * self.limits.seconds + 120)
-        overall, per_project = self.store.running(since)
-        if per_project.get(project_id, 0) >= self.limits.running_per_project:
+        running = self.store.running(since)
+        if running.per_project.get(project_id, 0) >= self.limits.running_per_project:
             return (
                 f"this project already has {self.limits.running_per_project} queries running; "
                 "run this one when they have finished"
             )
-        if overall >= self.limits.running_overall:
+        if running.overall >= self.limits.running_overall:
             return "the research environment is busy; run the query again in a minute"
         return None
 

@@ -61,7 +61,10 @@ def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
     """The Arrow schema of each project view: ``patient_id`` then the approved columns."""
     return {
         table: pa.schema(
-            [pa.field(PATIENT_COLUMN, pa.string()), *(SCHEMAS[table].field(c) for c in cols)]
+            [
+                pa.field(PATIENT_COLUMN, pa.string()),
+                *(SCHEMAS[table].field(column) for column in cols),
+            ]
         )
         for table, cols in approved_columns(grant).items()
     }
@@ -70,7 +73,7 @@ def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
 def people_sql(patient_columns: list[str]) -> str:
     """The DuckDB-dialect people table: everyone with a ``patients`` row, not excluded, with
     the HMAC their hidden record keys come from (``__h``)."""
-    extra = "".join(f", r.{quote(c)}" for c in patient_columns)
+    extra = "".join(f", r.{quote(column)}" for column in patient_columns)
     return (
         f"SELECT r.pseudonym, {_PSEUDONYM} AS {PATIENT_COLUMN}{extra}, {_RECORD_HMAC} AS __h "
         f"FROM {RAW}patients AS r "
@@ -80,7 +83,7 @@ def people_sql(patient_columns: list[str]) -> str:
 
 def rows_sql(table: str, columns: list[str], start: date, end: date) -> str:
     """The DuckDB-dialect rows of one raw table inside the window, with the hub pseudonym."""
-    selected = ", ".join(["t.pseudonym", *(f"t.{quote(c)}" for c in columns)])
+    selected = ", ".join(["t.pseudonym", *(f"t.{quote(column)}" for column in columns)])
     where = window_filter(table, window_literals(start, end))
     return f"SELECT {selected} FROM {RAW}{table} AS t{where}"
 
@@ -161,7 +164,7 @@ def _raw(
         return session.createDataFrame(SCHEMAS[table].empty_table())
     # The store's schema is known, so Spark need not open files to infer it.
     schema = from_arrow_schema(SCHEMAS[table])
-    return session.read.schema(schema).parquet(*(str(f) for f in files))
+    return session.read.schema(schema).parquet(*(str(path) for path in files))
 
 
 def _sql(session: SparkSession, duckdb_sql: str) -> DataFrame:

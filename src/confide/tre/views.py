@@ -100,13 +100,14 @@ def approved_columns(grant: ProjectGrant) -> dict[str, list[str]]:
                 f"The project is approved for columns {', '.join(unknown)} of {table}, which "
                 "the record store does not have."
             )
-        out[table] = [c for c in schema.names if c in wanted and c not in _HIDDEN_COLUMNS]
+        shown = wanted - _HIDDEN_COLUMNS
+        out[table] = [name for name in schema.names if name in shown]
     return out
 
 
 def view_columns(grant: ProjectGrant) -> dict[str, set[str]]:
     """The guard's allowlist for ``grant``: approved columns plus ``patient_id``."""
-    return {t: {*cols, PATIENT_COLUMN} for t, cols in approved_columns(grant).items()}
+    return {table: {*cols, PATIENT_COLUMN} for table, cols in approved_columns(grant).items()}
 
 
 def project_pseudonym(project_key: bytes, hub_pseudonym: str) -> str:
@@ -209,10 +210,10 @@ def build_views(
     wanted = set(materialise)
     for table, cols in columns.items():
         if table == "patients":
-            selected = ", ".join([PATIENT_COLUMN, *(quote(c) for c in cols)])
+            selected = ", ".join([PATIENT_COLUMN, *(quote(column) for column in cols)])
             con.execute(f"CREATE VIEW patients AS SELECT {selected} FROM {PEOPLE}")
             continue
-        selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{quote(c)}" for c in cols)])
+        selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{quote(column)}" for column in cols)])
         joined = (
             f"SELECT {selected} FROM {RAW}{table} t "
             f"JOIN {{people}} p ON p.pseudonym = t.pseudonym{window_filter(table, window)}"
@@ -231,7 +232,7 @@ def build_views(
         else:
             con.execute(f"CREATE VIEW {table} AS {joined.format(people=PEOPLE)}")
     return ProjectViews(
-        allowed={t: {*cols, PATIENT_COLUMN} for t, cols in columns.items()},
+        allowed={table: {*cols, PATIENT_COLUMN} for table, cols in columns.items()},
         readable=tuple(readable),
         cohort=cohort,
         window=window,
@@ -240,7 +241,7 @@ def build_views(
 
 
 def _small(files: list[str]) -> bool:
-    return sum(os.path.getsize(f) for f in files) <= MATERIALISE_BYTES
+    return sum(os.path.getsize(path) for path in files) <= MATERIALISE_BYTES
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, definition: str, path: Path) -> None:
@@ -264,7 +265,7 @@ def _build_cohort(
     the approved patients columns and their hidden record keys (exclusions are applied by each
     query)."""
     mapping = _mapping(con, project_key, grant.project_id, version, cache)
-    extra = "".join(f", r.{quote(c)}" for c in patient_columns)
+    extra = "".join(f", r.{quote(column)}" for column in patient_columns)
     people = folder / PEOPLE_FILE
     outer, inner = hmac_pads(record_key)
     hmac_hex = DUCKDB.hmac_hex("?::BLOB", "?::BLOB", "m.pseudonym")
