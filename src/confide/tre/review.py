@@ -30,7 +30,7 @@ from confide.tre.outcomes import (
     release_entry,
     vote_entries,
 )
-from confide.tre.service import MEMBERSHIP_FILES, SKETCH_SUFFIX
+from confide.tre.release_files import MEMBERSHIP_FILES, SKETCH_SUFFIX
 from confide.tre.store import QueryRecord, TreStore, Vote, query_not_found
 
 APPROVALS_NEEDED = 2

@@ -20,39 +20,19 @@ Any failure becomes a refusal with a reason that depends on the query's text onl
 and the model's reasons are about the SQL; an engine error is reported as one generic refusal
 (its detail kept for operators). No release file is written before the query's record.
 
-Contract for the patients' usage report (built elsewhere on these files)
------------------------------------------------------------------------
-For every release (automatic, or after two checkers approved) the TRE writes, under
-``<home>/tre/releases``:
-
-* ``<release_id>.salt``: 32 hex digits, the salt of the release's cohort
-  (:mod:`confide.tre.cohorts`);
-* ``<release_id>.contributors``: the sorted, unique SHA-256 digests of
-  ``salt + ":" + hub_pseudonym`` (UTF-8, no separator between digests: raw 32-byte values
-  concatenated) of everyone with rows in the views the query read, after exclusions;
-* ``<release_id>.excluded``: the same construction for the people in the record store whom
-  their choices left out of this project at the time of the query.
-
-``release_id`` is the ``release_id`` of the ledger's ``release`` entry (32 hex digits). A
-person's report recomputes SHA-256(salt ":" their hub pseudonym) for each release in the
-ledger and looks it up (binary search) in the two files (releases made before salts were
-published have no ``.salt`` file and use the release id as their salt). Outputs held for review
-keep their files under ``<home>/tre/pending`` until the decision (moved on approval, deleted on
-rejection).
+The files each release leaves for the patients' usage report, and their contract, are
+described in :mod:`confide.tre.release_files`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import duckdb
@@ -94,14 +74,13 @@ from confide.tre.outcomes import (
     release_facts,
 )
 from confide.tre.person_level import PersonLevelQuery, check_person_level
+from confide.tre.release_files import SKETCH_SUFFIX, MembershipFiles, link_files, membership
 from confide.tre.rules import rule_set
 from confide.tre.runner import EngineResult, Limits, lock_down, run_aggregation
 from confide.tre.store import QueryRecord, TreStore, query_not_found
 from confide.tre.translate import read_query
 
 ENGINES = ("duckdb", "spark")
-MEMBERSHIP_FILES = ("salt", "contributors", "excluded")
-SKETCH_SUFFIX = "sketches.parquet"
 DEFAULT_EPSILON = 0.5
 GENERIC_FAILURE = (
     "the query could not be run (the TRE keeps the details for its operators); check the "
@@ -134,18 +113,6 @@ class _Prepared:
     @property
     def tables(self) -> frozenset[str]:
         return self.population.checked.tables
-
-
-@dataclass(frozen=True)
-class MembershipFiles:
-    """A release's membership files (see the module docstring), by their suffix."""
-
-    salt: Path
-    contributors: Path
-    excluded: Path
-
-    def by_suffix(self) -> dict[str, Path]:
-        return {suffix: getattr(self, suffix) for suffix in MEMBERSHIP_FILES}
 
 
 @dataclass(frozen=True)
@@ -449,7 +416,7 @@ class QueryService:
     ) -> QueryOutcome:
         """Keep the output for two checkers (:mod:`confide.tre.review`), its files pending."""
         release_id = facts["release_id"]
-        self._write_files(self.store.pending, release_id, files)
+        link_files(self.store.pending, release_id, files)
         if protected.sketches is not None:
             pending = self.store.pending / f"{release_id}.{SKETCH_SUFFIX}"
             self.sketches.write(pending, release_id, protected.sketches.released)
@@ -484,7 +451,7 @@ class QueryService:
             decided_at=utcnow(),
         )
         self.store.update_query(stored)
-        self._write_files(self.store.releases, release_id, files)
+        link_files(self.store.releases, release_id, files)
         self.ledger.append_many([*entries, Entry("release", body)])
         return self._outcome(stored, result)
 
@@ -504,19 +471,6 @@ class QueryService:
 
     def _outcome(self, record: QueryRecord, result: dict[str, Any] | None) -> QueryOutcome:
         return query_outcome(record, result, self.budgets.left(record.project_id))
-
-    def _write_files(self, folder: Path, release_id: str, files: MembershipFiles) -> None:
-        """Link the cohort's membership files under the release's name (copy if linking fails:
-        another file system)."""
-        for suffix, source in files.by_suffix().items():
-            target = folder / f"{release_id}.{suffix}"
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(source, tmp)
-            except OSError:
-                shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -609,15 +563,3 @@ class _ProjectConnection:
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
             self.con.close()
-
-
-def membership(
-    con: duckdb.DuckDBPyConnection, views: project_views.ProjectViews, tables: frozenset[str]
-) -> MembershipFiles:
-    """The membership files of a release that read ``tables`` (see the module docstring)."""
-    members = views.members
-    return MembershipFiles(
-        salt=members.folder / "salt",
-        contributors=project_views.contributor_commitments(con, views, tables),
-        excluded=members.excluded,
-    )
