@@ -24,6 +24,7 @@ from confide.common.errors import InvalidInput
 from confide.tre.differencing import SketchStore
 from confide.tre.disclosure import OutputStatus
 from confide.tre.outcomes import (
+    Entry,
     OutputCheck,
     checked_entry,
     refusal_entry,
@@ -168,7 +169,7 @@ class ReviewQueue:
             os.replace(sketches, target)
         votes = vote_entries(record, self.store.votes(record.id))
         checked = checked_entry(record, "passed", OutputCheck(METHOD))
-        self.ledger.append_many([*votes, checked, ("release", body)])
+        self.ledger.append_many([*votes, checked, Entry("release", body)])
 
     def _refuse(self, record: QueryRecord, reason: str) -> None:
         why = f"refused by an output checker: {reason}"

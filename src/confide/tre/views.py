@@ -152,6 +152,7 @@ def build_views(
     catalog = catalog if catalog is not None else records.catalog()
     version = int(catalog["version"])
     listing = records.attach(con, prefix=RAW, catalog=catalog, tables=columns)
+    # Each person's patients row, chosen by the SQL the Spark builder runs too.
     con.execute(
         f"CREATE OR REPLACE VIEW {RAW}patients AS {DUCKDB.patients(f'{RAW}patient_sources')}"
     )
