@@ -232,8 +232,8 @@ def test_a_query_left_running_by_a_crash_becomes_a_recorded_refusal(tre: TreWorl
     refuses it, with its ledger entry, so every query that ran ends in the log."""
     from dataclasses import replace
 
+    from confide.common.clock import utcnow
     from confide.tre.service import QueryService
-    from confide.tre.store import utcnow
 
     outcome = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
     stuck = replace(
@@ -255,7 +255,7 @@ def test_too_many_queries_at_once_wait_for_each_other(tre: TreWorld) -> None:
     project's cap a new one is refused, recorded, and nothing of it runs."""
     from dataclasses import replace
 
-    from confide.tre.store import utcnow
+    from confide.common.clock import utcnow
 
     done = tre.service.run(tre.principal("researcher"), "demo-research", BY_SEX)
     template = tre.store.query(done.id)

@@ -27,7 +27,7 @@ from confide.access.seed import PEOPLE, PROJECTS, seed_demo
 from confide.choices.identity import IdentityConfig, IdentityService
 from confide.common.home import Home
 from confide.embedded import Installation
-from confide.tre.service import QueryOutcome
+from confide.tre.outcomes import QueryOutcome
 from confide.usage.report import (
     CONTRIBUTORS,
     EXCLUDED,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput
-from confide.tre.store import TreStore, budgets, spends, utcnow
+from confide.tre.store import TreStore, budgets, spends
 
 DEFAULT_TOTAL_EPSILON = 3.0
 _SLACK = 1e-9  # floating-point slack so a budget can be spent exactly to zero

@@ -15,7 +15,7 @@ measure's declared bound, scaled by a value read from a second table at the cell
 
 The same keyed hash gives each person a 60-bit sketch id with a check value and three bucket
 numbers, used by :mod:`confide.tre.differencing`; they are derived here for reference (tests
-and the decoder), and computed in SQL by the view builders.
+and the decoder), and computed in SQL by the view builders (:mod:`confide.tre.dialects`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ class CountPerturbation:
 
     @property
     def variance(self) -> float:
-        return sum(p * (i - self.max) ** 2 for i, p in enumerate(self.probabilities))
+        return sum(
+            probability * (i - self.max) ** 2 for i, probability in enumerate(self.probabilities)
+        )
 
     def rows(self) -> list[tuple[int, float, int, int]]:
         """(perturbation, probability, first cell key, last cell key) rows: the table itself."""
@@ -70,8 +72,8 @@ class CountPerturbation:
 def _cumulative(probabilities: tuple[float, ...]) -> tuple[int, ...]:
     total = 0.0
     ends = []
-    for p in probabilities:
-        total += p
+    for probability in probabilities:
+        total += probability
         ends.append(min(KEY_SPACE, round(total * KEY_SPACE)))
     ends[-1] = KEY_SPACE
     return tuple(ends)
@@ -142,38 +144,3 @@ def check_of(sid: int) -> int:
 def buckets_of(sid: int) -> tuple[int, ...]:
     """The buckets of a sketch id, one in each sub-table, from independent bits of the id."""
     return tuple(i * BUCKETS_PER_HASH + (sid >> (4 * i)) % BUCKETS_PER_HASH for i in range(HASHES))
-
-
-def record_keys_sql(hmac_hex: str, dialect: str) -> list[str]:
-    """The SELECT-list items of the hidden keys (``__rkey``, ``__sid``, ``__chk`` and the
-    bucket columns) from an expression giving the HMAC in hex, in ``dialect``'s own SQL."""
-    if dialect == "duckdb":
-
-        def number(text: str) -> str:
-            return f"CAST('0x' || {text} AS BIGINT)"
-
-        def sha(text: str) -> str:
-            return f"sha256(CAST({text} AS VARCHAR))"
-
-        div = "//"
-    else:
-
-        def number(text: str) -> str:
-            return f"CAST(conv({text}, 16, 10) AS BIGINT)"
-
-        def sha(text: str) -> str:
-            return f"sha2(CAST({text} AS STRING), 256)"
-
-        div = "div"
-    sid = number(f"substr({hmac_hex}, 1, 15)")
-    n = BUCKETS_PER_HASH
-    buckets = [
-        f"{i * n} + ({sid} {div} {16**i}) % {n} AS {column}"
-        for i, column in enumerate(BUCKET_COLUMNS)
-    ]
-    return [
-        f"{number(f'substr({hmac_hex}, 16, 8)')} AS __rkey",
-        f"{sid} AS __sid",
-        f"{number(f'substr({sha(sid)}, 1, 15)')} AS __chk",
-        *buckets,
-    ]

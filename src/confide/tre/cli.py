@@ -254,7 +254,7 @@ def vote(
 
     with embedded_tre(Home.at(home)) as tre:
         item = tre.review.vote(tre.access.authenticate(token), query_id, approve, reason)
-    report(item, as_json, lambda r: console.print(f"Voted. The output is {r['status']}."))
+    report(item, as_json, lambda voted: console.print(f"Voted. The output is {voted['status']}."))
 
 
 def register(app: typer.Typer) -> None:

@@ -149,7 +149,7 @@ def find_overlaps(
     candidates = list(earlier) + list(new)
     if not candidates:
         return overlaps
-    people = np.array([c.people for c in candidates])
+    people = np.array([candidate.people for candidate in candidates])
     for i, sketch in enumerate(new):
         near = np.flatnonzero(np.abs(people - sketch.people) < threshold)
         for index in near:
@@ -178,10 +178,13 @@ def find_overlaps(
 def new_sketches(sketches: Sequence[CellSketch], earlier: Sequence[CellSketch]) -> list[CellSketch]:
     """The sketches not already kept: a cell asked again (the same cell, the same people) is
     not stored twice, so a project's history grows with what it learns, not with repeats."""
-    kept = {(s.identity, s.kind, s.ids.tobytes(), s.counts.tobytes()) for s in earlier}
-    return [
-        s for s in sketches if (s.identity, s.kind, s.ids.tobytes(), s.counts.tobytes()) not in kept
-    ]
+    kept = {_fingerprint(sketch) for sketch in earlier}
+    return [sketch for sketch in sketches if _fingerprint(sketch) not in kept]
+
+
+def _fingerprint(sketch: CellSketch) -> tuple[str, str, bytes, bytes]:
+    """What makes two sketches the same kept sketch: the cell, its kind and its people."""
+    return (sketch.identity, sketch.kind, sketch.ids.tobytes(), sketch.counts.tobytes())
 
 
 def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
@@ -193,7 +196,7 @@ def _too_different(a: CellSketch, b: CellSketch, threshold: int) -> bool:
 
 
 def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80]
+    return "".join(char if char.isalnum() or char in "-_" else "_" for char in name)[:80]
 
 
 class SketchStore:
@@ -257,13 +260,13 @@ class SketchStore:
         table = pa.table(
             {
                 "release": [release_id] * len(sketches),
-                "cell": [s.cell for s in sketches],
-                "people": [s.people for s in sketches],
-                "identity": [s.identity for s in sketches],
-                "kind": [s.kind for s in sketches],
-                "counts": [s.counts.tolist() for s in sketches],
-                "ids": [s.ids.tolist() for s in sketches],
-                "checks": [s.checks.tolist() for s in sketches],
+                "cell": [sketch.cell for sketch in sketches],
+                "people": [sketch.people for sketch in sketches],
+                "identity": [sketch.identity for sketch in sketches],
+                "kind": [sketch.kind for sketch in sketches],
+                "counts": [sketch.counts.tolist() for sketch in sketches],
+                "ids": [sketch.ids.tolist() for sketch in sketches],
+                "checks": [sketch.checks.tolist() for sketch in sketches],
             }
         )
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -124,11 +124,11 @@ def protect(
 ) -> ProtectedOutput:
     """Apply ``rules`` to the aggregation's cells (see the module docstring)."""
     rows = _rows(plan, list(cells), rules)
-    kept = [r for r in rows if r.declared or r.people >= rules.threshold]
+    kept = [row for row in rows if row.declared or row.people >= rules.threshold]
     for row in kept:
         _primary(row, plan.measures, rules)
     if len(plan.levels) > 1:
-        removed = [r for r in rows if not (r.declared or r.people >= rules.threshold)]
+        removed = [row for row in rows if not (row.declared or row.people >= rules.threshold)]
         for row in removed:  # not shown at all: hidden in every line they belong to
             for measure in plan.measures:
                 row.suppressed[measure.name] = "row not shown"
@@ -146,7 +146,7 @@ def _key_of(stats: Mapping[str, Any], dims: int) -> tuple[Any, ...]:
 def _rows(plan: AggregationPlan, cells: list[Mapping[str, Any]], rules: RuleSet) -> list[_Row]:
     dims = plan.dimensions
     found: dict[tuple[int, tuple[Any, ...]], Mapping[str, Any]] = {
-        (int(c["__level"]), _key_of(c, len(dims))): c for c in cells
+        (int(cell["__level"]), _key_of(cell, len(dims))): cell for cell in cells
     }
     rows: list[_Row] = []
     for level in plan.levels:
@@ -162,13 +162,15 @@ def _rows(plan: AggregationPlan, cells: list[Mapping[str, Any]], rules: RuleSet)
                 rows.append(_Row(level, keys, stats, declared=False))
     order = {level: index for index, level in enumerate(plan.levels)}
     declared_order = [
-        {k: i for i, k in enumerate(d.keys() or [])} for d in dims
+        {key: i for i, key in enumerate(dimension.keys() or [])} for dimension in dims
     ]  # declared keys keep the order they were declared in
 
     def sort_key(row: _Row) -> tuple[Any, ...]:
         parts = [
-            (0, declared_order[i][k], 0.0, "") if k in declared_order[i] else (1, 0, *_sortable(k))
-            for i, k in enumerate(row.keys)
+            (0, declared_order[i][key], 0.0, "")
+            if key in declared_order[i]
+            else (1, 0, *_sortable(key))
+            for i, key in enumerate(row.keys)
         ]
         return (order[row.level], parts)
 
@@ -187,7 +189,7 @@ def _declared_keys(dims: Sequence[Dimension], kept: list[int]) -> list[tuple[Any
         if keys is None:
             return None
         choices.append(list(keys))
-    total = math.prod(len(c) for c in choices)
+    total = math.prod(len(keys) for keys in choices)
     if total > MAX_DECLARED_ROWS:
         return None
     return [tuple(combination) for combination in product(*choices)]
@@ -291,13 +293,13 @@ def _spread(stats: Mapping[str, Any], j: int, measure: Measure, rules: RuleSet) 
 def _secondary(rows: list[_Row], plan: AggregationPlan) -> None:
     """Until stable: any line (cells differing in one kept dimension, with their margin) that
     has exactly one suppressed cell of a measure gets its smallest other cell suppressed."""
-    by_key = {(r.level, r.keys): r for r in rows}
+    by_key = {(row.level, row.keys): row for row in rows}
     dims = len(plan.dimensions)
     groups: dict[tuple[int, int, tuple[Any, ...]], list[_Row]] = {}
     for row in rows:
         for i in range(dims):
             if row.level >> i & 1:
-                rest = tuple(None if d == i else k for d, k in enumerate(row.keys))
+                rest = tuple(None if place == i else key for place, key in enumerate(row.keys))
                 groups.setdefault((row.level, i, rest), []).append(row)
     lines = []
     for (level, i, rest), members in groups.items():
@@ -313,11 +315,11 @@ def _secondary(rows: list[_Row], plan: AggregationPlan) -> None:
                     continue  # not additive: a margin's quantile gives no cell's away
                 # An empty hidden cell protects nothing (it is easily guessed to be empty):
                 # a line needs two hidden cells with people in them, or none.
-                hidden = [r for r in line if measure.name in r.suppressed and r.people > 0]
-                shown = [r for r in line if measure.name not in r.suppressed]
+                hidden = [row for row in line if measure.name in row.suppressed and row.people > 0]
+                shown = [row for row in line if measure.name not in row.suppressed]
                 if len(hidden) != 1 or not shown:
                     continue
-                smallest = min(shown, key=lambda r: r.people)
+                smallest = min(shown, key=lambda row: row.people)
                 smallest.suppressed[measure.name] = (
                     "secondary suppression: it would let a suppressed cell be worked out "
                     "from its total"
@@ -369,7 +371,7 @@ def _significant(value: float, digits: int = 6) -> float:
 
 def _output(plan: AggregationPlan, rows: list[_Row], rules: RuleSet) -> ProtectedOutput:
     dims = plan.dimensions
-    columns = [d.name for d in dims] + [m.name for m in plan.measures]
+    columns = [dimension.name for dimension in dims] + [measure.name for measure in plan.measures]
     out = ProtectedOutput(columns=columns, rows=[])
     for index, row in enumerate(rows):
         record: dict[str, Any] = {}
@@ -402,12 +404,12 @@ def _output(plan: AggregationPlan, rows: list[_Row], rules: RuleSet) -> Protecte
 
 def _notes(plan: AggregationPlan, rules: RuleSet) -> list[str]:
     notes = []
-    if any(not d.declared for d in plan.dimensions):
+    if any(not dimension.declared for dimension in plan.dimensions):
         notes.append(
             f"Rows with fewer than {rules.threshold} people are not shown (declare the "
             "dimension's bands or values to see every row)."
         )
-    counts = any(m.kind is MeasureKind.COUNT for m in plan.measures)
+    counts = any(measure.kind is MeasureKind.COUNT for measure in plan.measures)
     if counts:
         rounding = f", then rounded to the nearest {rules.rounding}" if rules.rounding else ""
         notes.append(

@@ -105,7 +105,7 @@ def _laplace(values: list[float], sensitivity: float, epsilon: float) -> tuple[l
         dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float), scale=scale
     )
     assert measurement.map(sensitivity) <= epsilon * (1 + 1e-9)
-    return list(measurement([float(v) for v in values])), scale
+    return list(measurement([float(value) for value in values])), scale
 
 
 def _threshold_counts(
@@ -160,29 +160,32 @@ def release_dp(
     dims = plan.dimensions
     measures = plan.measures
     share = options.epsilon / _measurements(plan)
-    c = options.contributions
+    per_person = options.contributions
     by_key = {tuple(row.get(f"__d{i}") for i in range(len(dims))): row for row in cells}
-    declared = [d.keys() for d in dims]
+    declared = [dimension.keys() for dimension in dims]
     delta = 0.0
     threshold = None
     released: list[tuple[Any, ...]]
     noisy_n: dict[tuple[Any, ...], float]
-    if dims and all(k is not None for k in declared):
-        released = [tuple(k) for k in product(*[k for k in declared if k is not None])]
+    if dims and all(keys is not None for keys in declared):
+        released = [tuple(key) for key in product(*[keys for keys in declared if keys is not None])]
         counts, n_scale = _laplace(
-            [float(by_key.get(k, {}).get("__n") or 0) for k in released], c, share
+            [float(by_key.get(key, {}).get("__n") or 0) for key in released], per_person, share
         )
         noisy_n = dict(zip(released, counts, strict=True))
     elif dims:
-        text = {repr(k): k for k in by_key}
+        text = {repr(key): key for key in by_key}
         kept, n_scale, delta, threshold = _threshold_counts(
-            {repr(k): float(r["__n"]) for k, r in by_key.items()}, c, share, options.delta
+            {repr(key): float(row["__n"]) for key, row in by_key.items()},
+            per_person,
+            share,
+            options.delta,
         )
-        noisy_n = {text[k]: v for k, v in kept.items()}
-        released = sorted(noisy_n, key=lambda k: [str(x) for x in k])
+        noisy_n = {text[shown]: count for shown, count in kept.items()}
+        released = sorted(noisy_n, key=lambda key: [str(part) for part in key])
     else:
         total = float(cells[0]["__n"]) if cells else 0.0
-        values, n_scale = _laplace([total], c, share)
+        values, n_scale = _laplace([total], per_person, share)
         released = [()]
         noisy_n = {(): values[0]}
     noisy: dict[int, list[float]] = {}
@@ -191,19 +194,19 @@ def release_dp(
         if measure.kind is MeasureKind.COUNT and measure.column is None:
             continue
         if measure.kind is MeasureKind.COUNT:
-            values_j = [float(by_key.get(k, {}).get(f"__n{j}") or 0) for k in released]
-            noisy[j], scales[j] = _laplace(values_j, c, share)
+            values_j = [float(by_key.get(key, {}).get(f"__n{j}") or 0) for key in released]
+            noisy[j], scales[j] = _laplace(values_j, per_person, share)
         else:
-            sums = [float(by_key.get(k, {}).get(f"__s{j}") or 0.0) for k in released]
-            noisy[j], scales[j] = _laplace(sums, c * measure.bound, share)
+            sums = [float(by_key.get(key, {}).get(f"__s{j}") or 0.0) for key in released]
+            noisy[j], scales[j] = _laplace(sums, per_person * measure.bound, share)
             if measure.kind is MeasureKind.MEAN:
-                people = [float(by_key.get(k, {}).get(f"__n{j}") or 0) for k in released]
-                noisy[-1 - j], scales[-1 - j] = _laplace(people, c, share)
+                people = [float(by_key.get(key, {}).get(f"__n{j}") or 0) for key in released]
+                noisy[-1 - j], scales[-1 - j] = _laplace(people, per_person, share)
     rows: list[dict[str, Any]] = []
     intervals: list[dict[str, list[float]]] = []
     rng = np.random.default_rng()
     for index, key in enumerate(released):
-        row: dict[str, Any] = {d.name: key[i] for i, d in enumerate(dims)}
+        row: dict[str, Any] = {dimension.name: key[i] for i, dimension in enumerate(dims)}
         interval: dict[str, list[float]] = {}
         for j, measure in enumerate(measures):
             if measure.kind is MeasureKind.COUNT:
@@ -229,16 +232,20 @@ def release_dp(
         intervals.append(interval)
     labels = [
         {
-            "column": m.name,
+            "column": measure.name,
             "action": "noise",
             "reason": f"Laplace noise (epsilon {share:.4g} of {options.epsilon:g}); each person "
-            f"counted in at most {c} group(s)"
-            + (f"; values clamped to [{m.bounds[0]:g}, {m.bounds[1]:g}]" if m.bounds else ""),
+            f"counted in at most {per_person} group(s)"
+            + (
+                f"; values clamped to [{measure.bounds[0]:g}, {measure.bounds[1]:g}]"
+                if measure.bounds
+                else ""
+            ),
         }
-        for m in measures
+        for measure in measures
     ]
     return DpOutput(
-        columns=[d.name for d in dims] + [m.name for m in measures],
+        columns=[dimension.name for dimension in dims] + [measure.name for measure in measures],
         rows=rows,
         intervals=intervals,
         epsilon=options.epsilon,

@@ -135,5 +135,5 @@ class RegistryExclusions:
         texts = np.char.zfill(np.asarray(numbers, dtype=np.int64).astype(str), 10).tolist()
         mapped = self.pseudonymiser.pseudonyms_for(texts)
         del texts
-        known = sorted({p for p in mapped if p is not None})
+        known = sorted({pseudonym for pseudonym in mapped if pseudonym is not None})
         return pa.array(known, pa.string())

@@ -161,7 +161,9 @@ def check_query(
 
 
 def _check(sql: str, allowed: Mapping[str, Iterable[str]], dialect: str) -> CheckedQuery:
-    allowed_map = {t.lower(): {c.lower() for c in cols} for t, cols in allowed.items()}
+    allowed_map = {
+        table.lower(): {column.lower() for column in cols} for table, cols in allowed.items()
+    }
     if len(sql) > MAX_SQL_CHARS:
         raise QueryRefused(f"the query is longer than {MAX_SQL_CHARS} characters")
     statements = _parse(sql, dialect)
@@ -203,7 +205,7 @@ def _parse(sql: str, dialect: str) -> list[exp.Expr]:
         raise QueryRefused(f"the query could not be read{where}: {detail}") from None
     except TokenError as error:
         raise QueryRefused(f"the query could not be read: {error}") from None
-    return [s for s in parsed if s is not None]
+    return [statement for statement in parsed if statement is not None]
 
 
 def _check_statement_kind(tree: exp.Expr) -> None:
@@ -319,7 +321,7 @@ def _not_a_view(name: str, allowed: Mapping[str, set[str]]) -> str:
 
 def _qualify(tree: exp.Expr, allowed: Mapping[str, set[str]], dialect: str) -> exp.Query:
     schema: dict[str, object] = {
-        t: dict.fromkeys(sorted(cols), "TEXT") for t, cols in allowed.items()
+        table: dict.fromkeys(sorted(cols), "TEXT") for table, cols in allowed.items()
     }
     try:
         qualified = qualify(

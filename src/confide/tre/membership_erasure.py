@@ -35,7 +35,7 @@ def forget(folders: Iterable[Path], pseudonyms: Iterable[str]) -> int:
             salt = release_salt(release_id, salt_file.read_bytes() if salt_file.exists() else None)
             if salt is None:
                 continue
-            marks = {membership_digest(salt, p) for p in people}
+            marks = {membership_digest(salt, person) for person in people}
             for kind in _MEMBER_FILES:
                 removed += _drop(folder / f"{release_id}.{kind}", marks)
     return removed
@@ -46,7 +46,7 @@ def _drop(path: Path, marks: set[bytes]) -> int:
         return 0
     data = path.read_bytes()
     members = [data[i : i + _DIGEST] for i in range(0, len(data) - len(data) % _DIGEST, _DIGEST)]
-    kept = [m for m in members if m not in marks]
+    kept = [member for member in members if member not in marks]
     if len(kept) == len(members):
         return 0
     tmp = path.with_name(f".{path.name}.partial")

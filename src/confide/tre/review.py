@@ -23,9 +23,16 @@ from confide.access.model import Principal, Role
 from confide.common.errors import InvalidInput
 from confide.tre.differencing import SketchStore
 from confide.tre.disclosure import OutputStatus
-from confide.tre.outcomes import public_text, release_entry
-from confide.tre.service import MEMBERSHIP_FILES, SKETCH_SUFFIX
-from confide.tre.store import QueryRecord, TreStore, query_not_found
+from confide.tre.outcomes import (
+    Entry,
+    OutputCheck,
+    checked_entry,
+    refusal_entry,
+    release_entry,
+    vote_entries,
+)
+from confide.tre.release_files import MEMBERSHIP_FILES, SKETCH_SUFFIX
+from confide.tre.store import QueryRecord, TreStore, Vote, query_not_found
 
 APPROVALS_NEEDED = 2
 METHOD = "two_checker_review"
@@ -99,7 +106,7 @@ class ReviewQueue:
     def _item(self, principal: Principal, record: QueryRecord) -> dict[str, Any]:
         votes = self.store.votes(record.id)
         decided = record.status != HELD
-        mine = next((v for v in votes if v["checker_id"] == principal.person_id), None)
+        mine = next((vote for vote in votes if vote.checker_id == principal.person_id), None)
         item: dict[str, Any] = {
             "id": record.id,
             "project": record.project_slug,
@@ -112,7 +119,7 @@ class ReviewQueue:
             "your_vote": _vote(mine) if mine else None,
         }
         if decided:
-            item["votes"] = [_vote(v) for v in votes]
+            item["votes"] = [_vote(vote) for vote in votes]
         return item
 
     # --- voting -----------------------------------------------------------------------------
@@ -135,10 +142,10 @@ class ReviewQueue:
 
     def _decide(self, record: QueryRecord) -> None:
         votes = self.store.votes(record.id)
-        rejections = [v for v in votes if not v["approve"]]
-        approvals = [v for v in votes if v["approve"]]
+        rejections = [vote for vote in votes if not vote.approve]
+        approvals = [vote for vote in votes if vote.approve]
         if rejections:
-            self._refuse(record, rejections[0]["reason"])
+            self._refuse(record, rejections[0].reason)
         elif len(approvals) >= APPROVALS_NEEDED:
             self._release(record)
 
@@ -160,8 +167,9 @@ class ReviewQueue:
             store = SketchStore(self.store.sketches)
             target = store.path(record.organisation_id, record.project_id, release_id)
             os.replace(sketches, target)
-        votes = _vote_entries(record, self.store.votes(record.id))
-        self.ledger.append_many([*votes, _checked(record, "passed"), ("release", body)])
+        votes = vote_entries(record, self.store.votes(record.id))
+        checked = checked_entry(record, "passed", OutputCheck(METHOD))
+        self.ledger.append_many([*votes, checked, Entry("release", body)])
 
     def _refuse(self, record: QueryRecord, reason: str) -> None:
         why = f"refused by an output checker: {reason}"
@@ -172,46 +180,13 @@ class ReviewQueue:
         if record.release_id:
             for suffix in (*MEMBERSHIP_FILES, SKETCH_SUFFIX):
                 (self.store.pending / f"{record.release_id}.{suffix}").unlink(missing_ok=True)
-        refusal = {
-            "subject": "output",
-            "ref": record.id,
-            "project_id": record.project_slug,
-            "reason": public_text(why, "refused by an output checker"),
-        }
-        votes = _vote_entries(record, self.store.votes(record.id))
-        self.ledger.append_many([*votes, _checked(record, "failed"), ("refusal", refusal)])
+        refusal = refusal_entry(
+            record, why, subject="output", fallback="refused by an output checker"
+        )
+        votes = vote_entries(record, self.store.votes(record.id))
+        checked = checked_entry(record, "failed", OutputCheck(METHOD))
+        self.ledger.append_many([*votes, checked, refusal])
 
 
-def _vote(row: dict[str, Any]) -> dict[str, Any]:
-    return {"approve": bool(row["approve"]), "reason": row["reason"], "at": str(row["at"])}
-
-
-def _vote_entries(record: QueryRecord, votes: list[dict[str, Any]]) -> list[tuple[str, dict]]:
-    """One ``review_vote`` entry per vote, logged only once the output is decided, so no
-    checker can learn another's vote from the log before casting their own. Checkers are not
-    named; a reason that cannot be public is left out."""
-    entries = []
-    for order, vote in enumerate(votes, start=1):
-        body: dict[str, Any] = {
-            "project_id": record.project_slug,
-            "output_id": record.id,
-            "vote": "approve" if vote["approve"] else "reject",
-            "order": order,
-        }
-        reason = public_text(vote["reason"], "")
-        if reason:
-            body["reason"] = reason
-        entries.append(("review_vote", body))
-    return entries
-
-
-def _checked(record: QueryRecord, outcome: str) -> tuple[str, dict[str, Any]]:
-    return (
-        "output_checked",
-        {
-            "project_id": record.project_slug,
-            "output_id": record.id,
-            "outcome": outcome,
-            "method": METHOD,
-        },
-    )
+def _vote(vote: Vote) -> dict[str, Any]:
+    return {"approve": bool(vote.approve), "reason": vote.reason, "at": str(vote.at)}

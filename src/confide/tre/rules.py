@@ -58,8 +58,8 @@ class RuleSet:
 
 
 RULE_SETS: dict[str, RuleSet] = {
-    r.name: r
-    for r in (
+    rules.name: rules
+    for rules in (
         RuleSet(
             name="acro",
             summary="ACRO's defaults: threshold 10, p-ratio 0.1, nk (2, 0.9); counts perturbed "
@@ -105,15 +105,16 @@ def rules_table() -> str:
         "| one person changes a count by at most |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in RULE_SETS.values():
-        n, k = r.nk
+    for rules in RULE_SETS.values():
+        top, share = rules.nk
+        default = " (default)" if rules.name == DEFAULT_RULES else ""
         lines.append(
-            f"| `{r.name}`{' (default)' if r.name == DEFAULT_RULES else ''} | {r.threshold} "
-            f"| {r.p_ratio:g} | ({n}, {k:g}) | {r.spread_floor:g} × width² "
-            f"| {r.rounding or 'not rounded'} "
-            f"| {'suppressed' if r.zeros_disclosive else 'shown as 0'} "
-            f"| ±{r.counts.max} (variance {r.counts.variance:.2g}) "
-            f"| ±{r.value_noise:g} × width of the bounds | {r.count_bound:g} |"
+            f"| `{rules.name}`{default} | {rules.threshold} "
+            f"| {rules.p_ratio:g} | ({top}, {share:g}) | {rules.spread_floor:g} × width² "
+            f"| {rules.rounding or 'not rounded'} "
+            f"| {'suppressed' if rules.zeros_disclosive else 'shown as 0'} "
+            f"| ±{rules.counts.max} (variance {rules.counts.variance:.2g}) "
+            f"| ±{rules.value_noise:g} × width of the bounds | {rules.count_bound:g} |"
         )
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -38,6 +39,14 @@ class Limits:
     running_overall: int = 4  # queries running at once in this TRE
 
 
+class EngineResult(NamedTuple):
+    """What an engine returns for a query's aggregation: the cell figures and, when asked
+    for, the contributor sketch rows."""
+
+    cells: pa.Table
+    sketch_rows: pa.Table | None
+
+
 def lock_down(
     con: duckdb.DuckDBPyConnection, limits: Limits, readable: Iterable[Path | str] = ()
 ) -> None:
@@ -45,9 +54,9 @@ def lock_down(
 
     Call after the project's views are created and before any researcher query runs; the
     connection cannot be unlocked afterwards, so give each project run its own connection."""
-    paths = [os.fspath(p) for p in readable]
+    paths = [os.fspath(path) for path in readable]
     if paths:
-        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        listing = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
         con.execute(f"SET allowed_paths = [{listing}]")
     con.execute(f"SET memory_limit = '{_safe_memory(limits.memory)}'")
     con.execute(f"SET threads = {int(limits.threads)}")
@@ -67,7 +76,7 @@ def _safe_memory(memory: str) -> str:
 
 def run_aggregation(
     con: duckdb.DuckDBPyConnection, plan: AggregationPlan, limits: Limits, *, sketches: bool
-) -> tuple[pa.Table, pa.Table | None]:
+) -> EngineResult:
     """Run a query's aggregation on a locked-down ``con``: the per-person cells once (a
     temporary table), then the cell figures and, for disclosure control, the contributor
     sketches. Stops after ``limits.seconds`` and refuses more cells than ``limits.max_rows``
@@ -84,7 +93,7 @@ def run_aggregation(
             else None
         )
         con.execute(f"DROP TABLE IF EXISTS {KEYED}")
-        return cells, sketch_rows
+        return EngineResult(cells, sketch_rows)
     except duckdb.InterruptException:
         raise QueryLimitExceeded(
             f"the query ran for more than {limits.seconds:g} seconds and was stopped"

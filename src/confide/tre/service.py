@@ -11,87 +11,76 @@ ran is on record whatever happens next. Then one pipeline for every query:
 3. ask who is excluded now (choices -> pseudonymiser), build the project's views on a fresh,
    locked-down connection (:func:`views.build_views`, the only way any query sees data) and
    run the aggregation on the chosen engine;
-4. protect every cell: disclosure control (:mod:`confide.tre.disclosure`) and the differencing
-   check (:mod:`confide.tre.differencing`), or differential privacy (:mod:`confide.tre.dp`);
-5. release, hold for two output checkers, or refuse; and record the public facts
-   (:mod:`confide.tre.outcomes`).
+4. protect every cell in the project's mode (:mod:`confide.tre.modes`): disclosure control
+   and the differencing check, or differential privacy;
+5. release, hold for two output checkers, or refuse; and record the public facts, shaped by
+   :mod:`confide.tre.outcomes`.
 
 Any failure becomes a refusal with a reason that depends on the query's text only: the guard's
 and the model's reasons are about the SQL; an engine error is reported as one generic refusal
 (its detail kept for operators). No release file is written before the query's record.
 
-Contract for the patients' usage report (built elsewhere on these files)
------------------------------------------------------------------------
-For every release (automatic, or after two checkers approved) the TRE writes, under
-``<home>/tre/releases``:
-
-* ``<release_id>.salt``: 32 hex digits, the salt of the release's cohort
-  (:mod:`confide.tre.cohorts`);
-* ``<release_id>.contributors``: the sorted, unique SHA-256 digests of
-  ``salt + ":" + hub_pseudonym`` (UTF-8, no separator between digests: raw 32-byte values
-  concatenated) of everyone with rows in the views the query read, after exclusions;
-* ``<release_id>.excluded``: the same construction for the people in the record store whom
-  their choices left out of this project at the time of the query.
-
-``release_id`` is the ``release_id`` of the ledger's ``release`` entry (32 hex digits). A
-person's report recomputes SHA-256(salt ":" their hub pseudonym) for each release in the
-ledger and looks it up (binary search) in the two files (releases made before salts were
-published have no ``.salt`` file and use the release id as their salt). Outputs held for review
-keep their files under ``<home>/tre/pending`` until the decision (moved on approval, deleted on
-rejection).
+The files each release leaves for the patients' usage report, and their contract, are
+described in :mod:`confide.tre.release_files`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import duckdb
-import pyarrow as pa
 
 from confide.access.errors import project_not_found
 from confide.access.model import Principal, ProjectGrant
 from confide.access.protection import ProtectionMode
 from confide.access.service import ProjectNotActive
 from confide.common import canonical
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
 from confide.rollout.gate import release_stopped
 from confide.tre import views as project_views
 from confide.tre.aggregation import AggregationPlan, plan_aggregation
-from confide.tre.budget import BudgetExhausted, PrivacyBudgets
-from confide.tre.differencing import SketchStore, find_overlaps, new_sketches
-from confide.tre.disclosure import OutputStatus, protect
-from confide.tre.dp import DpOptions, check_dp_definition, release_dp
+from confide.tre.budget import PrivacyBudgets
+from confide.tre.differencing import SketchStore
+from confide.tre.disclosure import OutputStatus
+from confide.tre.dp import DpOptions, check_dp_definition
 from confide.tre.exclusions import OUTPUT_FORMS, Exclusions, ExclusionSource
 from confide.tre.guard import check_query
 from confide.tre.model import QueryDefinition
+from confide.tre.modes import (
+    Aggregated,
+    DifferentialPrivacy,
+    DisclosureControl,
+    OutputMode,
+    Protected,
+)
 from confide.tre.outcomes import (
+    Entry,
+    QueryOutcome,
     checked_entry,
+    history_item,
     query_entry,
+    query_outcome,
     refusal_entry,
     release_entry,
     release_facts,
 )
 from confide.tre.person_level import PersonLevelQuery, check_person_level
-from confide.tre.rules import RuleSet, rule_set
-from confide.tre.runner import Limits, lock_down, run_aggregation
-from confide.tre.sketching import released_sketches
-from confide.tre.store import QueryRecord, TreStore, query_not_found, utcnow
+from confide.tre.release_files import SKETCH_SUFFIX, MembershipFiles, link_files, membership
+from confide.tre.rules import rule_set
+from confide.tre.runner import EngineResult, Limits, lock_down, run_aggregation
+from confide.tre.store import QueryRecord, TreStore, query_not_found
 from confide.tre.translate import read_query
 
 ENGINES = ("duckdb", "spark")
-MEMBERSHIP_FILES = ("salt", "contributors", "excluded")
-SKETCH_SUFFIX = "sketches.parquet"
 DEFAULT_EPSILON = 0.5
 GENERIC_FAILURE = (
     "the query could not be run (the TRE keeps the details for its operators); check the "
@@ -112,36 +101,6 @@ class LedgerPort(Protocol):
     def append_many(self, items: Any) -> list[int]: ...
 
 
-@dataclass
-class QueryOutcome:
-    """What the researcher gets back. ``result`` is set only for released outputs."""
-
-    id: str
-    project: str
-    mode: str
-    status: str
-    reason: str | None
-    result: dict[str, Any] | None
-    labels: list[dict[str, Any]] = field(default_factory=list)
-    budget_left: float | None = None
-    release_id: str | None = None
-    definition: dict[str, Any] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "project": self.project,
-            "mode": self.mode,
-            "status": self.status,
-            "reason": self.reason,
-            "result": self.result,
-            "labels": self.labels,
-            "budget_left": self.budget_left,
-            "release_id": self.release_id,
-            "definition": self.definition,
-        }
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """A query read, proven and planned: everything decided before any data is read."""
@@ -149,9 +108,7 @@ class _Prepared:
     definition: QueryDefinition
     population: PersonLevelQuery
     plan: AggregationPlan
-    protection_mode: ProtectionMode
-    rules: RuleSet
-    dp: DpOptions | None
+    mode: OutputMode
 
     @property
     def tables(self) -> frozenset[str]:
@@ -163,9 +120,16 @@ class _Computed:
     """What the engine returned, with the membership files of the people behind it."""
 
     cells: list[dict[str, Any]]
-    sketches: list[dict[str, Any]] | None
-    files: dict[str, Path]
+    sketch_rows: list[dict[str, Any]] | None
+    files: MembershipFiles
     exclusions: Exclusions
+
+
+class _Opened(NamedTuple):
+    """A project connection: the locked-down DuckDB connection and the views it shows."""
+
+    con: duckdb.DuckDBPyConnection
+    views: project_views.ProjectViews
 
 
 class QueryService:
@@ -246,12 +210,10 @@ class QueryService:
             record = replace(
                 record,
                 definition=prepared.definition.as_dict(),
-                epsilon=prepared.dp.epsilon if prepared.dp else None,
+                epsilon=prepared.mode.epsilon,
             )
             computed = self._compute(grant, prepared)
-            if prepared.dp is not None:
-                return self._release_dp(record, grant, prepared, computed)
-            return self._release_sdc(record, grant, prepared, computed)
+            return self._decide(record, grant, prepared, computed)
         except InvalidInput as refusal:
             return self._refuse(record, refusal.message)
         except Exception:  # anything else: one generic reason, the detail for operators only
@@ -290,13 +252,13 @@ class QueryService:
         """Why a new query must wait (too many running), or None. Counted from the store, so
         every process of one TRE shares the caps."""
         since = utcnow() - timedelta(seconds=2 * self.limits.seconds + 120)
-        overall, per_project = self.store.running(since)
-        if per_project.get(project_id, 0) >= self.limits.running_per_project:
+        running = self.store.running(since)
+        if running.per_project.get(project_id, 0) >= self.limits.running_per_project:
             return (
                 f"this project already has {self.limits.running_per_project} queries running; "
                 "run this one when they have finished"
             )
-        if overall >= self.limits.running_overall:
+        if running.overall >= self.limits.running_overall:
             return "the research environment is busy; run the query again in a minute"
         return None
 
@@ -325,55 +287,49 @@ class QueryService:
         population = check_person_level(check_query(definition.population, allowed))
         protection = grant.protection
         rules = rule_set(protection.rules)
-        options = None
+        mode: OutputMode
         if protection.mode is ProtectionMode.DP:
             check_dp_definition(definition)
             options = DpOptions(
                 epsilon=DEFAULT_EPSILON if epsilon is None else epsilon,
                 contributions=protection.contributions,
             )
-            self._check_budget(grant, options)
+            dp_mode = DifferentialPrivacy(options, self.budgets)
+            dp_mode.check_budget(grant)
+            mode = dp_mode
         elif epsilon is not None:
             raise InvalidInput(
                 "This project's outputs are protected by disclosure control, set by its "
                 "approver; it has no privacy budget to spend (leave epsilon out)."
             )
+        else:
+            mode = DisclosureControl(rules, self.sketches)
         plan = plan_aggregation(
             population,
             definition,
             dialect=self.engine,
-            contributions=options.contributions if options else None,
+            contributions=mode.contributions,
             quantile_window=rules.threshold,
         )
-        return _Prepared(definition, population, plan, protection.mode, rules, options)
-
-    def _check_budget(self, grant: ProjectGrant, options: DpOptions) -> None:
-        total = grant.protection.epsilon_total
-        assert total is not None
-        left = self.budgets.status(grant.project_id, total).left
-        if options.epsilon > left + 1e-9:
-            raise BudgetExhausted(
-                f"The project's privacy budget is exhausted: this query needs epsilon "
-                f"{options.epsilon:g} but only {left:g} is left. No other mode answers for a "
-                "differentially private project."
-            )
+        return _Prepared(definition, population, plan, mode)
 
     def _compute(self, grant: ProjectGrant, prepared: _Prepared) -> _Computed:
         catalog = self.records.catalog()
-        form = OUTPUT_FORMS["dp" if prepared.dp else "rounding"]
+        mode = prepared.mode
+        form = OUTPUT_FORMS[mode.output_form]
         exclusions = self.exclusions.excluded(grant, form, int(catalog["version"]))
-        sketching = prepared.dp is None
-        with _ProjectConnection(self, grant, exclusions, catalog, prepared.tables) as (con, views):
+        with _ProjectConnection(self, grant, exclusions, catalog, prepared.tables) as opened:
             if self.engine == "duckdb":
-                cells, sketches = run_aggregation(
-                    con, prepared.plan, self.limits, sketches=sketching
+                engine_result = run_aggregation(
+                    opened.con, prepared.plan, self.limits, sketches=mode.sketching
                 )
             else:
-                cells, sketches = self._on_spark(grant, exclusions, prepared, catalog, sketching)
-            files = membership(con, views, prepared.tables)
+                engine_result = self._on_spark(grant, exclusions, prepared, catalog)
+            files = membership(opened.con, opened.views, prepared.tables)
+        sketch_rows = engine_result.sketch_rows
         return _Computed(
-            cells=cells.to_pylist(),
-            sketches=sketches.to_pylist() if sketches is not None else None,
+            cells=engine_result.cells.to_pylist(),
+            sketch_rows=sketch_rows.to_pylist() if sketch_rows is not None else None,
             files=files,
             exclusions=exclusions,
         )
@@ -384,8 +340,7 @@ class QueryService:
         exclusions: Exclusions,
         prepared: _Prepared,
         catalog: dict[str, Any],
-        sketching: bool,
-    ) -> tuple[pa.Table, pa.Table | None]:
+    ) -> EngineResult:
         from confide.tre.spark_engine import aggregate_on_spark
 
         return aggregate_on_spark(
@@ -398,7 +353,7 @@ class QueryService:
             prepared.plan,
             self.limits,
             catalog=catalog,
-            sketches=sketching,
+            sketches=prepared.mode.sketching,
         )
 
     def _spark(self) -> Any:
@@ -419,91 +374,71 @@ class QueryService:
 
     # --- outcomes ---------------------------------------------------------------------------
 
-    def _release_sdc(
+    def _decide(
         self, record: QueryRecord, grant: ProjectGrant, prepared: _Prepared, computed: _Computed
     ) -> QueryOutcome:
-        rules = prepared.rules
-        output = protect(prepared.plan, computed.cells, rules)
+        """Protect the cells in the project's mode, then release the output or hold it."""
+        mode = prepared.mode
+        protected = mode.protect(
+            Aggregated(
+                record=record,
+                grant=grant,
+                definition=prepared.definition,
+                population=prepared.population,
+                plan=prepared.plan,
+                cells=computed.cells,
+                sketch_rows=computed.sketch_rows,
+            )
+        )
         release_id = uuid.uuid4().hex
         facts = release_facts(
             grant,
             release_id,
-            "aggregate",
+            mode.data_form,
             prepared.tables,
-            computed.files["contributors"],
+            computed.files.contributors,
             computed.exclusions.terms,
         )
-        sketches = released_sketches(
-            prepared.definition, prepared.population, prepared.plan, output, computed.sketches
-        )
-        earlier = self.sketches.load(record.organisation_id)
-        overlaps = find_overlaps(sketches, earlier, rules.threshold)
-        result = output.as_dict()
-        if overlaps:
-            result["overlaps"] = [o.describe() for o in overlaps[:50]]
-            reason = (
-                "held for review: cells differ from other released cells by fewer than "
-                f"{rules.threshold} people (a differencing risk): "
-                + "; ".join(o.describe() for o in overlaps[:5])
-            )
-            self._write_files(self.store.pending, release_id, computed.files)
-            self.sketches.write(
-                self.store.pending / f"{release_id}.{SKETCH_SUFFIX}", release_id, sketches
-            )
-            stored = replace(
-                record,
-                status=str(OutputStatus.HELD_FOR_REVIEW),
-                reason=reason,
-                result=result,
-                release_id=release_id,
-                release=facts,
-            )
-            self.store.update_query(stored)
-            self.ledger.append_many(
-                [checked_entry(record, "failed", f"sdc_{rules.name}", output.suppressed)]
-            )
-            return self._outcome(stored, None)
-        checked = checked_entry(record, "passed", f"sdc_{rules.name}", output.suppressed)
-        self.sketches.save(
-            record.organisation_id, grant.project_id, release_id, new_sketches(sketches, earlier)
-        )
-        return self._release(record, result, facts, computed.files, [checked])
+        if protected.held is not None:
+            return self._hold(record, protected, facts, computed.files)
+        checked = checked_entry(record, "passed", protected.check)
+        if protected.sketches is not None:  # later outputs are checked against these too
+            new = protected.sketches.new()
+            self.sketches.save(record.organisation_id, grant.project_id, release_id, new)
+        return self._release(record, protected.result, facts, computed.files, [checked])
 
-    def _release_dp(
-        self, record: QueryRecord, grant: ProjectGrant, prepared: _Prepared, computed: _Computed
+    def _hold(
+        self,
+        record: QueryRecord,
+        protected: Protected,
+        facts: dict[str, Any],
+        files: MembershipFiles,
     ) -> QueryOutcome:
-        options = prepared.dp
-        assert options is not None and grant.protection.epsilon_total is not None
-        self.budgets.spend(
-            grant.project_id,
-            record.id,
-            options.epsilon,
-            options.delta,
-            total=grant.protection.epsilon_total,
+        """Keep the output for two checkers (:mod:`confide.tre.review`), its files pending."""
+        release_id = facts["release_id"]
+        link_files(self.store.pending, release_id, files)
+        if protected.sketches is not None:
+            pending = self.store.pending / f"{release_id}.{SKETCH_SUFFIX}"
+            self.sketches.write(pending, release_id, protected.sketches.released)
+        stored = replace(
+            record,
+            status=str(OutputStatus.HELD_FOR_REVIEW),
+            reason=protected.held,
+            result=protected.result,
+            release_id=release_id,
+            release=facts,
         )
-        output = release_dp(prepared.plan, computed.cells, options)
-        result = output.as_dict()
-        release_id = uuid.uuid4().hex
-        facts = release_facts(
-            grant,
-            release_id,
-            "dp",
-            prepared.tables,
-            computed.files["contributors"],
-            computed.exclusions.terms,
-        )
-        checked = checked_entry(
-            record, "passed", "dp_laplace", 0, (float(output.epsilon), float(output.delta))
-        )
-        return self._release(record, result, facts, computed.files, [checked])
+        self.store.update_query(stored)
+        self.ledger.append_many([checked_entry(record, "failed", protected.check)])
+        return self._outcome(stored, None)
 
     def _release(
         self,
         record: QueryRecord,
         result: dict[str, Any],
         facts: dict[str, Any],
-        files: Mapping[str, Path],
-        entries: list[tuple[str, dict[str, Any]]],
+        files: MembershipFiles,
+        entries: list[Entry],
     ) -> QueryOutcome:
         release_id = facts["release_id"]
         body = release_entry(facts, record.id, result)
@@ -516,8 +451,8 @@ class QueryService:
             decided_at=utcnow(),
         )
         self.store.update_query(stored)
-        self._write_files(self.store.releases, release_id, files)
-        self.ledger.append_many([*entries, ("release", body)])
+        link_files(self.store.releases, release_id, files)
+        self.ledger.append_many([*entries, Entry("release", body)])
         return self._outcome(stored, result)
 
     def _refuse(
@@ -535,32 +470,7 @@ class QueryService:
         return self._outcome(stored, None)
 
     def _outcome(self, record: QueryRecord, result: dict[str, Any] | None) -> QueryOutcome:
-        labels = list((result or {}).get("labels") or [])
-        return QueryOutcome(
-            id=record.id,
-            project=record.project_slug,
-            mode=record.mode,
-            status=record.status,
-            reason=record.reason,
-            result=result,
-            labels=labels,
-            budget_left=self.budgets.left(record.project_id),
-            release_id=record.release_id if record.status == "released" else None,
-            definition=record.definition,
-        )
-
-    def _write_files(self, folder: Path, release_id: str, files: Mapping[str, Path]) -> None:
-        """Link the cohort's membership files under the release's name (copy if linking fails:
-        another file system)."""
-        for suffix in MEMBERSHIP_FILES:
-            target = folder / f"{release_id}.{suffix}"
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(files[suffix], tmp)
-            except OSError:
-                shutil.copyfile(files[suffix], tmp)
-            os.replace(tmp, target)
+        return query_outcome(record, result, self.budgets.left(record.project_id))
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -577,17 +487,7 @@ class QueryService:
         project = self.access.project(principal, project_slug)
         if project.organisation_id != principal.organisation_id:
             raise project_not_found()
-        return [
-            {
-                "id": r.id,
-                "sql": r.sql_text,
-                "mode": r.mode,
-                "status": r.status,
-                "reason": r.reason,
-                "created_at": r.created_at,
-            }
-            for r in self.store.queries_of_project(project.id)
-        ]
+        return [history_item(record) for record in self.store.queries_of_project(project.id)]
 
     def budget(self, principal: Principal, project_slug: str) -> dict[str, Any]:
         """The project's privacy budget (DP projects), for its own organisation."""
@@ -636,7 +536,7 @@ class _ProjectConnection:
         self.tables = tables
         self.con: duckdb.DuckDBPyConnection | None = None
 
-    def __enter__(self) -> tuple[duckdb.DuckDBPyConnection, project_views.ProjectViews]:
+    def __enter__(self) -> _Opened:
         service = self.service
         con = service.connect()
         try:
@@ -658,20 +558,8 @@ class _ProjectConnection:
             con.close()
             raise
         self.con = con
-        return con, views
+        return _Opened(con, views)
 
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
             self.con.close()
-
-
-def membership(
-    con: duckdb.DuckDBPyConnection, views: project_views.ProjectViews, tables: frozenset[str]
-) -> dict[str, Path]:
-    """The membership files of a release that read ``tables`` (see the module docstring)."""
-    members = views.members
-    return {
-        "salt": members.folder / "salt",
-        "contributors": project_views.contributor_commitments(con, views, tables),
-        "excluded": members.excluded,
-    }

@@ -34,7 +34,7 @@ def released_sketches(
     """The sketches of the sets ``output`` releases, from the aggregation's sketch rows: the
     people of each released count, the contributors of each released sum."""
     names = [name for name, _ in sketch_sets(definition)]
-    measures = {m.name: m for m in definition.measures}
+    measures = {measure.name: measure for measure in definition.measures}
     core = population_core(population)
     describe: dict[tuple[Any, ...], tuple[str, int, str, str]] = {}
     for cell in output.released:
@@ -69,7 +69,7 @@ def population_core(population: PersonLevelQuery) -> dict[str, Any]:
     tree = population.checked.tree
     if not isinstance(tree, exp.Select):
         return {"sql": tree.sql(dialect="duckdb"), "columns": {}}
-    columns = {p.alias_or_name: p.unalias().sql(dialect="duckdb") for p in tree.selects}
+    columns = {item.alias_or_name: item.unalias().sql(dialect="duckdb") for item in tree.selects}
     core = tree.copy()
     core.set("expressions", [exp.column(PATIENT_COLUMN)])
     return {"sql": core.sql(dialect="duckdb"), "columns": columns}
@@ -93,7 +93,7 @@ def identity(
     what: dict[str, Any] = {
         "population": core["sql"],
         "dimensions": kept,
-        "keys": [str(k) for k in cell.keys],
+        "keys": [str(key) for key in cell.keys],
     }
     if name:
         column = measure.column or ""

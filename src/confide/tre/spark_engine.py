@@ -28,7 +28,7 @@ from confide.common.errors import InvalidInput
 from confide.hub.records import RecordStore
 from confide.tre.aggregation import KEYED, AggregationPlan
 from confide.tre.cellkey import BUCKETS
-from confide.tre.runner import Limits, QueryLimitExceeded
+from confide.tre.runner import EngineResult, Limits, QueryLimitExceeded
 from confide.tre.spark_views import RECORD_KEYS, SparkViews, build_spark_views
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def aggregate_on_spark(
     *,
     catalog: dict[str, Any] | None = None,
     sketches: bool = True,
-) -> tuple[pa.Table, pa.Table | None]:
+) -> EngineResult:
     """Build the project's views on Spark and run a query's aggregation (Spark's own SQL from
     the same plan): what :func:`runner.run_aggregation` returns on DuckDB for the same plan.
 
@@ -117,7 +117,7 @@ def aggregate_on_spark(
             sketch_rows = _collect(
                 session, plan.sketches, limits.max_rows * BUCKETS, limits, watchdog
             )
-        return cells, sketch_rows
+        return EngineResult(cells, sketch_rows)
     except (PySparkException, Py4JError) as error:
         if watchdog.late.is_set():
             raise _too_long(limits) from None

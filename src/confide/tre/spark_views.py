@@ -1,16 +1,17 @@
 """Project views on Spark: the same views :func:`confide.tre.views.build_views` makes on DuckDB.
 
 Each view has the approved columns plus ``patient_id``, only rows inside the approved date
-window (:data:`views.WINDOW_RULES`), no rows of excluded people, and no rows whose person has no
-``patients`` row. ``patient_id`` is HMAC-SHA256(project key, hub pseudonym), first 128 bits in
-hex, built from ``sha2``/``unhex`` and binary concatenation exactly as DuckDB builds it.
+window, no rows of excluded people, and no rows whose person has no ``patients`` row.
+``patient_id`` is HMAC-SHA256(project key, hub pseudonym), first 128 bits in hex, built from
+``sha2``/``unhex`` and binary concatenation exactly as DuckDB builds it: the per-person SQL
+comes from :mod:`confide.tre.dialects`, shared with the DuckDB builder.
 
 As on DuckDB, the people table (hub pseudonym → project pseudonym and the approved
 ``patients`` columns, without excluded people) is built first, here once per query and cached
 in Spark's memory, so the keyed hash and the choice of each person's patients row run once
 however many views the query reads; every other view is its table's rows inside the window
 joined to it. The SQL is written once, in DuckDB's dialect like every other record-store
-query, and transpiled to Spark's. The key never appears in SQL text: its HMAC pads are a
+query, and rendered in Spark's. The key never appears in SQL text: its HMAC pads are a
 one-row table. Only the project views stay visible to the session: the raw tables, the key
 and the exclusions are dropped before any query runs, and the people table never has a name.
 """
@@ -19,16 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from confide.access.model import ProjectGrant
 from confide.hub.records import SCHEMAS, RecordStore
-from confide.tre.cellkey import record_keys_sql
-from confide.tre.guard import PATIENT_COLUMN, transpile
-from confide.tre.views import EXCLUDED, PSEUDONYM_HEX, RAW, WINDOW_RULES, approved_columns
+from confide.tre.dialects import SPARK, hmac_pads, quote, window_filter, window_literals
+from confide.tre.guard import PATIENT_COLUMN
+from confide.tre.views import EXCLUDED, RAW, approved_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -36,20 +36,9 @@ if TYPE_CHECKING:
 KEYS = "__keys"
 PATIENT_SOURCES = f"{RAW}patient_sources"
 
-# One row per person from the stored per-source demographics, GP practice first: the same
-# choice RecordStore.attach makes for DuckDB's ``patients`` view.
-_PATIENTS_SQL = (
-    "SELECT pseudonym, source, birth_year, birth_month, sex, area, source_kind FROM ("
-    "SELECT *, row_number() OVER (PARTITION BY pseudonym "
-    "ORDER BY source_kind = 'practice' DESC, source) AS choice "
-    f"FROM {PATIENT_SOURCES} WHERE pseudonym IS NOT NULL) AS ranked WHERE choice = 1"
-)
-_HMAC = (
-    "left(sha256(k.outer_pad || unhex(sha256(k.inner_pad || encode(r.pseudonym)))), "
-    f"{PSEUDONYM_HEX})"
-)
-# The record keys' HMAC (with the TRE's record-key secret), in hex: see confide.tre.cellkey.
-_RECORD_HMAC = "sha256(k.record_outer || unhex(sha256(k.record_inner || encode(r.pseudonym))))"
+# The pads of the project key's HMAC and of the record-key secret's, as columns of KEYS.
+_PSEUDONYM = SPARK.pseudonym_hex("k.outer_pad", "k.inner_pad", "r.pseudonym")
+_RECORD_HMAC = SPARK.hmac_hex("k.record_outer", "k.record_inner", "r.pseudonym")
 
 
 @dataclass
@@ -68,19 +57,14 @@ class SparkViews:
 RECORD_KEYS = "__record_keys"
 
 
-def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
-    """The outer and inner HMAC-SHA256 pads of ``key`` (RFC 2104)."""
-    if len(key) > 64:
-        key = sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    return bytes(b ^ 0x5C for b in key), bytes(b ^ 0x36 for b in key)
-
-
 def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
     """The Arrow schema of each project view: ``patient_id`` then the approved columns."""
     return {
         table: pa.schema(
-            [pa.field(PATIENT_COLUMN, pa.string()), *(SCHEMAS[table].field(c) for c in cols)]
+            [
+                pa.field(PATIENT_COLUMN, pa.string()),
+                *(SCHEMAS[table].field(column) for column in cols),
+            ]
         )
         for table, cols in approved_columns(grant).items()
     }
@@ -89,9 +73,9 @@ def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
 def people_sql(patient_columns: list[str]) -> str:
     """The DuckDB-dialect people table: everyone with a ``patients`` row, not excluded, with
     the HMAC their hidden record keys come from (``__h``)."""
-    extra = "".join(f', r."{c}"' for c in patient_columns)
+    extra = "".join(f", r.{quote(column)}" for column in patient_columns)
     return (
-        f"SELECT r.pseudonym, {_HMAC} AS {PATIENT_COLUMN}{extra}, {_RECORD_HMAC} AS __h "
+        f"SELECT r.pseudonym, {_PSEUDONYM} AS {PATIENT_COLUMN}{extra}, {_RECORD_HMAC} AS __h "
         f"FROM {RAW}patients AS r "
         f"CROSS JOIN {KEYS} AS k ANTI JOIN {EXCLUDED} AS x ON x.pseudonym = r.pseudonym"
     )
@@ -99,10 +83,8 @@ def people_sql(patient_columns: list[str]) -> str:
 
 def rows_sql(table: str, columns: list[str], start: date, end: date) -> str:
     """The DuckDB-dialect rows of one raw table inside the window, with the hub pseudonym."""
-    selected = ", ".join(["t.pseudonym", *(f't."{c}"' for c in columns)])
-    rule = WINDOW_RULES[table]
-    window = {"start": _date(start), "end": _date(end)}
-    where = f" WHERE {rule.format(**window)}" if rule else ""
+    selected = ", ".join(["t.pseudonym", *(f"t.{quote(column)}" for column in columns)])
+    where = window_filter(table, window_literals(start, end))
     return f"SELECT {selected} FROM {RAW}{table} AS t{where}"
 
 
@@ -129,7 +111,7 @@ def build_spark_views(
     catalog = catalog if catalog is not None else records.catalog()
     internal = [PATIENT_SOURCES, f"{RAW}patients", KEYS, EXCLUDED]
     _raw(session, records, catalog, "patients").createOrReplaceTempView(PATIENT_SOURCES)
-    _sql(session, _PATIENTS_SQL).createOrReplaceTempView(f"{RAW}patients")
+    session.sql(SPARK.patients(PATIENT_SOURCES)).createOrReplaceTempView(f"{RAW}patients")
     for table in columns:
         if table != "patients":
             _raw(session, records, catalog, table).createOrReplaceTempView(f"{RAW}{table}")
@@ -154,9 +136,8 @@ def build_spark_views(
         # People are joined as a DataFrame, never registered under a name: dropping a view
         # would also drop its cached data.
         keyed = people.select("pseudonym", PATIENT_COLUMN)
-        people.selectExpr(PATIENT_COLUMN, *record_keys_sql("__h", "spark")).createOrReplaceTempView(
-            RECORD_KEYS
-        )
+        record_keys = people.selectExpr(PATIENT_COLUMN, *SPARK.record_keys("__h"))
+        record_keys.createOrReplaceTempView(RECORD_KEYS)
         for table, cols in columns.items():
             if table == "patients":
                 view = people.select(PATIENT_COLUMN, *cols)
@@ -183,12 +164,8 @@ def _raw(
         return session.createDataFrame(SCHEMAS[table].empty_table())
     # The store's schema is known, so Spark need not open files to infer it.
     schema = from_arrow_schema(SCHEMAS[table])
-    return session.read.schema(schema).parquet(*(str(f) for f in files))
+    return session.read.schema(schema).parquet(*(str(path) for path in files))
 
 
 def _sql(session: SparkSession, duckdb_sql: str) -> DataFrame:
-    return session.sql(transpile(duckdb_sql, "spark"))
-
-
-def _date(value: date) -> str:
-    return f"DATE '{date.fromisoformat(str(value)).isoformat()}'"
+    return session.sql(SPARK.render(duckdb_sql))

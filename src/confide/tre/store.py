@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from confide.common import opstore
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
 from confide.common.secrets import load_or_create
@@ -93,10 +94,6 @@ spends = Table(
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -109,6 +106,23 @@ def query_not_found() -> NotFound:
         "No query with that id is visible to you.",
         hint="Check the id printed when the query ran (`confide query run`).",
     )
+
+
+class Running(NamedTuple):
+    """How many queries are running: overall, and per project id."""
+
+    overall: int
+    per_project: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One output checker's vote on a held output."""
+
+    checker_id: str
+    approve: bool
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -224,11 +238,15 @@ class TreStore:
 
     def update_query(self, record: QueryRecord) -> None:
         """Store a running query's outcome (its row exists since it started)."""
-        values = {c.name: getattr(record, c.name) for c in queries.columns if c.name != "id"}
+        values = {
+            column.name: getattr(record, column.name)
+            for column in queries.columns
+            if column.name != "id"
+        }
         with self.engine.begin() as conn:
             conn.execute(update(queries).where(queries.c.id == record.id).values(**values))
 
-    def running(self, started_after: datetime) -> tuple[int, dict[str, int]]:
+    def running(self, started_after: datetime) -> Running:
         """Queries running now (started after ``started_after``): overall and per project."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -239,7 +257,7 @@ class TreStore:
         per: dict[str, int] = {}
         for (project_id,) in rows:
             per[project_id] = per.get(project_id, 0) + 1
-        return len(rows), per
+        return Running(len(rows), per)
 
     def stale_running(self, started_before: datetime) -> list[QueryRecord]:
         """Queries still marked running that started before ``started_before``: their process
@@ -250,7 +268,7 @@ class TreStore:
                     queries.c.status == "running", queries.c.created_at < started_before
                 )
             ).all()
-        return [_record(r) for r in rows]
+        return [_record(row) for row in rows]
 
     def query(self, query_id: str) -> QueryRecord:
         if not _ID.match(str(query_id)):
@@ -270,14 +288,14 @@ class TreStore:
                 .order_by(queries.c.created_at.desc())
                 .limit(limit)
             ).all()
-        return [_record(r) for r in rows]
+        return [_record(row) for row in rows]
 
     def queries_with_status(self, status: str) -> list[QueryRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(queries).where(queries.c.status == status).order_by(queries.c.created_at)
             ).all()
-        return [_record(r) for r in rows]
+        return [_record(row) for row in rows]
 
     def decide(
         self,
@@ -319,12 +337,13 @@ class TreStore:
                 "You have already voted on this output; each checker votes once."
             ) from None
 
-    def votes(self, query_id: str) -> list[dict[str, Any]]:
+    def votes(self, query_id: str) -> list[Vote]:
+        """The checkers' votes on an output, in the order they were cast."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(votes).where(votes.c.query_id == query_id).order_by(votes.c.at)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [Vote(row.checker_id, row.approve, row.reason, row.at) for row in rows]
 
 
 def _record(row: Any) -> QueryRecord:

@@ -4,7 +4,7 @@
 it creates, on a fresh DuckDB connection, one view per approved table that
 
 * has only the approved columns, plus ``patient_id``;
-* has only rows inside the approved date window (:data:`WINDOW_RULES`);
+* has only rows inside the approved date window (:data:`confide.tre.dialects.WINDOW_RULES`);
 * has no rows of people whose choices exclude them (an anti-join on every query, against the
   exclusions asked for at its start);
 * carries ``patient_id`` = the first 128 bits (hex) of HMAC-SHA256(project key, hub pseudonym)
@@ -14,10 +14,10 @@ The people table (``__people``: hub pseudonym → project pseudonym and the appr
 columns, without excluded people) is the hub's ``patients`` list, read from the project's
 current cohort (:mod:`confide.tre.cohorts`), built once per store version: a row of any other
 table whose person has no ``patients`` row is left out (failing closed).
-The HMAC is computed inside DuckDB from SHA-256 (RFC 2104: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))),
-so no per-person Python work is needed; the test suite
-checks it against a reference HMAC. Internal names start with ``__``, which the guard refuses
-in researchers' SQL.
+The per-person SQL (each person's ``patients`` row, the HMAC computed inside DuckDB so no
+per-person Python work is needed, the date windows) comes from :mod:`confide.tre.dialects`,
+shared with the Spark builder; the test suite checks the HMAC against a reference HMAC.
+Internal names start with ``__``, which the guard refuses in researchers' SQL.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
 from confide.hub.records import SCHEMAS, RecordStore
 from confide.tre.aggregation import RECORD_KEYS
-from confide.tre.cellkey import BUCKET_COLUMNS, record_keys_sql
+from confide.tre.cellkey import BUCKET_COLUMNS
 from confide.tre.cohorts import (
     EXCLUDED_FILE,
     PEOPLE_FILE,
@@ -48,6 +47,14 @@ from confide.tre.cohorts import (
     open_cohort,
     safe_name,
     write_commitments,
+)
+from confide.tre.dialects import (
+    DUCKDB,
+    PSEUDONYM_HEX,
+    hmac_pads,
+    quote,
+    window_filter,
+    window_literals,
 )
 from confide.tre.exclusions import pseudonyms_digest
 from confide.tre.guard import PATIENT_COLUMN
@@ -60,20 +67,10 @@ COHORT_LAYOUT = 4  # bumped whenever a cohort's files change, so older caches ar
 EVERYONE = "__everyone"
 RECORD_KEY_COLUMNS = ("__rkey", "__sid", "__chk", *BUCKET_COLUMNS)
 RAW = "__raw_"
-PSEUDONYM_HEX = 32
 # A table whose stored files total at most this is copied into the cohort, joined and filtered,
 # the first time a query of the cohort reads it (larger tables are joined on every query).
 MATERIALISE_BYTES = 64 * 1024 * 1024
 
-# table → how its rows meet the window [start, end] (None: not restricted by date).
-WINDOW_RULES: dict[str, str | None] = {
-    "patients": None,
-    "registrations": "t.start_date <= {end} AND (t.end_date IS NULL OR t.end_date >= {start})",
-    "events": "t.date BETWEEN {start} AND {end}",
-    "medications": "t.date BETWEEN {start} AND {end}",
-    "hospital_episodes": "t.admission_date BETWEEN {start} AND {end}",
-    "deaths": "t.date_of_death BETWEEN {start} AND {end}",
-}
 _HIDDEN_COLUMNS = frozenset({"pseudonym"})
 
 
@@ -103,34 +100,20 @@ def approved_columns(grant: ProjectGrant) -> dict[str, list[str]]:
                 f"The project is approved for columns {', '.join(unknown)} of {table}, which "
                 "the record store does not have."
             )
-        out[table] = [c for c in schema.names if c in wanted and c not in _HIDDEN_COLUMNS]
+        shown = wanted - _HIDDEN_COLUMNS
+        out[table] = [name for name in schema.names if name in shown]
     return out
 
 
 def view_columns(grant: ProjectGrant) -> dict[str, set[str]]:
     """The guard's allowlist for ``grant``: approved columns plus ``patient_id``."""
-    return {t: {*cols, PATIENT_COLUMN} for t, cols in approved_columns(grant).items()}
+    return {table: {*cols, PATIENT_COLUMN} for table, cols in approved_columns(grant).items()}
 
 
 def project_pseudonym(project_key: bytes, hub_pseudonym: str) -> str:
     """The reference computation of one project pseudonym (tests and audits use it)."""
     digest = hmac.new(project_key, hub_pseudonym.encode(), sha256).hexdigest()
     return digest[:PSEUDONYM_HEX]
-
-
-def _pads(key: bytes) -> tuple[bytes, bytes]:
-    if len(key) > 64:
-        key = sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    return bytes(b ^ 0x5C for b in key), bytes(b ^ 0x36 for b in key)
-
-
-def _date(value: date) -> str:
-    return f"DATE '{date.fromisoformat(str(value)).isoformat()}'"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def build_views(
@@ -169,10 +152,14 @@ def build_views(
     catalog = catalog if catalog is not None else records.catalog()
     version = int(catalog["version"])
     listing = records.attach(con, prefix=RAW, catalog=catalog, tables=columns)
+    # Each person's patients row, chosen by the SQL the Spark builder runs too.
+    con.execute(
+        f"CREATE OR REPLACE VIEW {RAW}patients AS {DUCKDB.patients(f'{RAW}patient_sources')}"
+    )
     excluded = pa.array(excluded_pseudonyms, pa.string())
     fingerprint = sha256(b"confide-project-key:" + project_key).hexdigest()[:16]
     record_fingerprint = sha256(b"confide-record-key:" + record_key).hexdigest()[:16]
-    window = {"start": _date(grant.window_start), "end": _date(grant.window_end)}
+    window = window_literals(grant.window_start, grant.window_end)
     patient_columns = columns.get("patients", [])
     key = cohort_key(
         layout=COHORT_LAYOUT,
@@ -224,13 +211,13 @@ def build_views(
     wanted = set(materialise)
     for table, cols in columns.items():
         if table == "patients":
-            selected = ", ".join([PATIENT_COLUMN, *(_quote(c) for c in cols)])
+            selected = ", ".join([PATIENT_COLUMN, *(quote(column) for column in cols)])
             con.execute(f"CREATE VIEW patients AS SELECT {selected} FROM {PEOPLE}")
             continue
-        selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{_quote(c)}" for c in cols)])
+        selected = ", ".join([f"p.{PATIENT_COLUMN}", *(f"t.{quote(column)}" for column in cols)])
         joined = (
             f"SELECT {selected} FROM {RAW}{table} t "
-            f"JOIN {{people}} p ON p.pseudonym = t.pseudonym{_where(table, window)}"
+            f"JOIN {{people}} p ON p.pseudonym = t.pseudonym{window_filter(table, window)}"
         )
         files = listing.get(table, [])
         readable.extend(files)  # contributor commitments read the store's rows
@@ -246,7 +233,7 @@ def build_views(
         else:
             con.execute(f"CREATE VIEW {table} AS {joined.format(people=PEOPLE)}")
     return ProjectViews(
-        allowed={t: {*cols, PATIENT_COLUMN} for t, cols in columns.items()},
+        allowed={table: {*cols, PATIENT_COLUMN} for table, cols in columns.items()},
         readable=tuple(readable),
         cohort=cohort,
         window=window,
@@ -255,7 +242,7 @@ def build_views(
 
 
 def _small(files: list[str]) -> bool:
-    return sum(os.path.getsize(f) for f in files) <= MATERIALISE_BYTES
+    return sum(os.path.getsize(path) for path in files) <= MATERIALISE_BYTES
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, definition: str, path: Path) -> None:
@@ -279,13 +266,13 @@ def _build_cohort(
     the approved patients columns and their hidden record keys (exclusions are applied by each
     query)."""
     mapping = _mapping(con, project_key, grant.project_id, version, cache)
-    extra = "".join(f", r.{_quote(c)}" for c in patient_columns)
+    extra = "".join(f", r.{quote(column)}" for column in patient_columns)
     people = folder / PEOPLE_FILE
-    outer, inner = _pads(record_key)
-    hmac_hex = "sha256(?::BLOB || unhex(sha256(?::BLOB || encode(m.pseudonym))))"
+    outer, inner = hmac_pads(record_key)
+    hmac_hex = DUCKDB.hmac_hex("?::BLOB", "?::BLOB", "m.pseudonym")
     con.execute(
         f"COPY (SELECT m.pseudonym, m.{PATIENT_COLUMN}{extra}, "
-        f"{', '.join(record_keys_sql('__h', 'duckdb'))} FROM (SELECT m.*, {hmac_hex} AS __h "
+        f"{', '.join(DUCKDB.record_keys('__h'))} FROM (SELECT m.*, {hmac_hex} AS __h "
         f"FROM {mapping} m) m JOIN {RAW}patients r ON r.pseudonym = m.pseudonym) "
         f"TO {_path(people)} (FORMAT parquet)",
         [outer, inner],
@@ -296,11 +283,6 @@ def _build_cohort(
 
 def _path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
-
-
-def _where(table: str, window: dict[str, str]) -> str:
-    rule = WINDOW_RULES[table]
-    return f" WHERE {rule.format(**window)}" if rule else ""
 
 
 def _mapping(
@@ -317,12 +299,11 @@ def _mapping(
     path = cache / f"{safe}-{fingerprint}-v{version}.parquet" if cache else None
     if path is not None and path.exists():
         return f"read_parquet({_path(path)})"
-    outer, inner = _pads(project_key)
+    outer, inner = hmac_pads(project_key)
+    pseudonym_hex = DUCKDB.pseudonym_hex("?::BLOB", "?::BLOB", "pseudonym")
     con.execute(
         f"CREATE TEMP TABLE {EVERYONE} AS "
-        "SELECT pseudonym, "
-        f"left(sha256(?::BLOB || unhex(sha256(?::BLOB || encode(pseudonym)))), {PSEUDONYM_HEX})"
-        f" AS {PATIENT_COLUMN} "
+        f"SELECT pseudonym, {pseudonym_hex} AS {PATIENT_COLUMN} "
         f"FROM (SELECT DISTINCT pseudonym FROM {RAW}patient_sources WHERE pseudonym IS NOT NULL)",
         [outer, inner],
     )
@@ -354,7 +335,7 @@ def contributor_commitments(
     else:
         people_sql = " UNION ".join(
             f"SELECT t.pseudonym FROM {RAW}{name} t SEMI JOIN {PEOPLE} p "
-            f"ON p.pseudonym = t.pseudonym{_where(name, views.window)}"
+            f"ON p.pseudonym = t.pseudonym{window_filter(name, views.window)}"
             for name in names
         )
     write_commitments(con, people_sql, views.members.salt, path)

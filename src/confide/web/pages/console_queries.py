@@ -18,7 +18,8 @@ from confide.access.model import Principal
 from confide.access.protection import ProtectionMode
 from confide.common.errors import InvalidInput
 from confide.tre.model import parse_bounds
-from confide.tre.service import DEFAULT_EPSILON, QueryOutcome
+from confide.tre.outcomes import QueryOutcome
+from confide.tre.service import DEFAULT_EPSILON
 from confide.web.forms import Form, error_summary, posted_form
 from confide.web.pages.console_projects import applicant, own_project
 from confide.web.pages.console_results import as_csv, as_json, result_table
