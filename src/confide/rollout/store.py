@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -28,6 +27,8 @@ from sqlalchemy import (
 )
 
 from confide.common import opstore
+from confide.common.clock import utcnow
+from confide.common.columns import UTC_DATETIME
 from confide.common.home import Home
 from confide.rollout.model import DEFAULT_WAITING_WEEKS, Participation
 
@@ -47,7 +48,7 @@ areas = Table(
     Column("start_date", Date, nullable=False),
     Column("paused", Boolean, nullable=False),
     Column("reason", Text),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UTC_DATETIME, nullable=False),
 )
 practices = Table(
     "practices",
@@ -57,13 +58,13 @@ practices = Table(
     Column("area", String(40)),
     Column("status", String(16), nullable=False),
     Column("reason", Text),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UTC_DATETIME, nullable=False),
 )
 history = Table(
     "history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
     Column("action", String(40), nullable=False),
     Column("subject", String(40), nullable=False),
     Column("actor", String(80), nullable=False),
@@ -114,10 +115,6 @@ class RolloutState:
     waiting_weeks: int
     areas: dict[str, Area]
     practices: dict[str, Practice]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RolloutStore:
@@ -173,7 +170,7 @@ class RolloutStore:
     def _log(self, conn, action: str, subject: str, actor: str, reason: str | None) -> None:
         conn.execute(
             insert(history).values(
-                at=now(), action=action, subject=subject, actor=actor, reason=reason
+                at=utcnow(), action=action, subject=subject, actor=actor, reason=reason
             )
         )
 
@@ -196,7 +193,7 @@ class RolloutStore:
             "start_date": area.start_date,
             "paused": area.paused,
             "reason": area.reason,
-            "changed_at": now(),
+            "changed_at": utcnow(),
         }
         with self.engine.begin() as conn:
             found = conn.execute(select(areas.c.area).where(areas.c.area == area.area)).first()
@@ -212,7 +209,7 @@ class RolloutStore:
             "area": practice.area,
             "status": practice.status.value,
             "reason": practice.reason,
-            "changed_at": now(),
+            "changed_at": utcnow(),
         }
         with self.engine.begin() as conn:
             found = conn.execute(
