@@ -214,5 +214,5 @@ def erasures_cmd(
     report(result, as_json, human)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(hub_app, name="hub")

@@ -40,7 +40,7 @@ def _rows_for(hub: Hub, ods: str, submission_id: str, people: pa.Table) -> dict[
         if table.num_rows:
             table = table.filter(pc.is_in(table.column("ref").cast(pa.int32()), refs))
         tables[name] = table
-    kind = hub.ops.source_key(ods)[0]
+    kind = hub.ops.source_key(ods).kind
     return validate.check(ods, kind, people, tables).tables
 
 

@@ -1,13 +1,14 @@
-"""The hub's operational store: which sources are enrolled, and every submission seen."""
+"""The hub's store: which sources are enrolled, and every submission seen."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import JSON, Column, MetaData, String, Table, Text, insert, select, update
 
 from confide.common import opstore
+from confide.common.clock import utcnow
+from confide.common.columns import UTC_DATETIME
 from confide.common.errors import SubmissionRejected
 from confide.common.home import Home
 from confide.events import outbox as outbox_rows
@@ -22,7 +23,7 @@ sources = Table(
     Column("kind", String(16), nullable=False),
     Column("name", String(200)),
     Column("verify_key", String(64), nullable=False),
-    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("enrolled_at", UTC_DATETIME, nullable=False),
 )
 submissions = Table(
     "submissions",
@@ -30,7 +31,7 @@ submissions = Table(
     Column("submission_id", String(80), primary_key=True),
     Column("source", String(8)),
     Column("created_at", String(40)),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UTC_DATETIME, nullable=False),
     Column("status", String(16), nullable=False),
     Column("reason", Text),
     Column("summary", JSON),
@@ -40,7 +41,17 @@ submissions = Table(
 outbox = outbox_table(metadata)
 
 
-class HubOpStore:
+class EnrolledSource(NamedTuple):
+    """What the hub holds of an enrolled source: its kind and the key its submissions verify
+    against."""
+
+    kind: str
+    verify_key: bytes
+
+
+class HubStore:
+    """The hub's own tables: enrolled sources, every submission seen, and the outbox."""
+
     def __init__(self, home: Home) -> None:
         self.engine = opstore.make_engine("hub", home.party("hub"))
         opstore.migrate(self.engine, "hub")
@@ -50,7 +61,7 @@ class HubOpStore:
 
     def enrol(self, ods: str, kind: str, verify_key: bytes, name: str | None = None) -> None:
         """Enrol (or re-key) a source; re-enrolling with the same key changes nothing."""
-        now = datetime.now(UTC)
+        now = utcnow()
         with self.engine.begin() as conn:
             row = conn.execute(select(sources).where(sources.c.ods == ods)).first()
             if row is None:
@@ -66,7 +77,8 @@ class HubOpStore:
                     .values(kind=kind, verify_key=verify_key.hex(), enrolled_at=now)
                 )
 
-    def source_key(self, ods: str) -> tuple[str, bytes]:
+    def source_key(self, ods: str) -> EnrolledSource:
+        """The enrolled source ``ods`` (refused when it is not enrolled)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(sources).where(sources.c.ods == ods)).first()
         if row is None:
@@ -76,7 +88,7 @@ class HubOpStore:
                 hint="Ask the Confide operators to enrol the source's public key "
                 "(confide hub enrol).",
             )
-        return row.kind, bytes.fromhex(row.verify_key)
+        return EnrolledSource(row.kind, bytes.fromhex(row.verify_key))
 
     def sources(self) -> dict[str, str]:
         """Enrolled sources: ODS code → kind."""
@@ -99,7 +111,7 @@ class HubOpStore:
         values = {
             "source": source,
             "created_at": created_at,
-            "received_at": datetime.now(UTC),
+            "received_at": utcnow(),
             "status": status,
             "reason": reason,
             "summary": summary,

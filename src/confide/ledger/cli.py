@@ -175,7 +175,7 @@ def show_cmd(
     report(result, as_json, human)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     from confide.ledger import register_cli, witness_cli
 

@@ -87,5 +87,5 @@ def public_key_cmd(
     report({"source": ods, "public_key": key}, as_json, lambda r: console.print(r["public_key"]))
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(practice_app, name="practice")

@@ -37,8 +37,8 @@ def rotate_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None
     )
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     from confide.pseudonymiser.linkage import cli as linkage_cli
 
-    linkage_cli.register(app, pseudonymiser_app)
+    linkage_cli.mount(app, pseudonymiser_app)
     app.add_typer(pseudonymiser_app, name="pseudonymiser")
