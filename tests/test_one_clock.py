@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "confide"
+from source_rules import offending_lines, stale_exceptions
 
 THE_CLOCK = "common/clock.py"
 
@@ -40,20 +39,11 @@ def test_the_scan_finds_every_spelling_of_reading_the_clock() -> None:
 
 
 def test_only_the_clock_reads_the_time() -> None:
-    found = {
-        f"{path.relative_to(SRC)}:{line}"
-        for path in SRC.rglob("*.py")
-        if str(path.relative_to(SRC)) not in NOT_YET_MOVED | {THE_CLOCK}
-        for line in _own_clock_reads(path.read_text())
-    }
+    found = offending_lines(_own_clock_reads, NOT_YET_MOVED | {THE_CLOCK})
     assert not found, f"read the time through confide.common.clock instead: {sorted(found)}"
 
 
 def test_the_not_yet_moved_list_names_only_modules_that_still_need_it() -> None:
     """A module that has moved leaves the list, so the list can only shrink."""
-    stale = {
-        m
-        for m in NOT_YET_MOVED
-        if not (SRC / m).exists() or not _own_clock_reads((SRC / m).read_text())
-    }
+    stale = stale_exceptions(_own_clock_reads, NOT_YET_MOVED)
     assert not stale, f"remove from NOT_YET_MOVED: {sorted(stale)}"

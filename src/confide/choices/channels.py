@@ -124,9 +124,9 @@ def channel_rules_markdown() -> str:
         "| channel | whose voice | holds | its fact is changed only by |",
         "|---|---|---|---|",
     ]
-    for r in CHANNEL_RULES:
-        holds = "yes" if r.holds else "no"
-        lines.append(f"| {r.channel.value} | {r.voice} | {holds} | {r.changed_by} |")
+    for rule in CHANNEL_RULES:
+        holds = "yes" if rule.holds else "no"
+        lines.append(f"| {rule.channel.value} | {rule.voice} | {holds} | {rule.changed_by} |")
     lines.append("")
     lines.append(COMBINATION)
     return "\n".join(lines)

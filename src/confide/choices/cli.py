@@ -265,7 +265,7 @@ def check_cmd(
         f"numbers, {result['malformed']:,} malformed lines."
     )
     if out is not None:
-        report(result, as_json, lambda r: err_console.print(text, highlight=False))
+        report(result, as_json, lambda shown: err_console.print(text, highlight=False))
     elif as_json:
         import orjson
 
@@ -301,14 +301,14 @@ def import_cmd(
     except ImportRejected as exc:
         for line, reason in exc.report.rejected:
             err_console.print(f"line {line}: {escape(reason)}", highlight=False)
-        report(exc.as_dict() | {"exit_code": exc.exit_code}, as_json, lambda r: None)
+        report(exc.as_dict() | {"exit_code": exc.exit_code}, as_json, lambda shown: None)
         show(describe(exc), as_json=False)
         raise typer.Exit(exc.exit_code) from None
     report(
         done.as_dict(),
         as_json,
-        lambda r: console.print(
-            f"[green]Recorded[/] {r['recorded']:,} changes from {r['lines']:,} lines."
+        lambda shown: console.print(
+            f"[green]Recorded[/] {shown['recorded']:,} changes from {shown['lines']:,} lines."
         ),
     )
 
@@ -362,7 +362,7 @@ def record_lpa_cmd(
     """Record a registered lasting power of attorney so its holder may act for the person."""
     with _registry(home) as registry:
         ref = registry.record_lpa(nhs_number, reference)
-    report({"lpa_reference": ref}, as_json, lambda r: console.print(f"Recorded LPA {ref}."))
+    report({"lpa_reference": ref}, as_json, lambda shown: console.print(f"Recorded LPA {ref}."))
 
 
 def mount(app: typer.Typer) -> None:

@@ -129,9 +129,7 @@ class ChoicesRegistry:
     @classmethod
     def open(cls, home: Home) -> ChoicesRegistry:
         folder = home.party("choices")
-        engine = opstore.make_engine("choices", folder)
-        opstore.migrate(engine, "choices")
-        return cls(engine, folder)
+        return cls(opstore.open_store("choices", folder), folder)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -493,8 +491,8 @@ class ChoicesRegistry:
             )
         demographics_table = store.demographics
         with self.engine.begin() as conn:
-            ids = store.person_ids(conn, (r["nhs_number"] for r in rows), create=True)
-            values = [{**r, "person_id": ids[r.pop("nhs_number")]} for r in rows]
+            ids = store.person_ids(conn, (row["nhs_number"] for row in rows), create=True)
+            values = [{**row, "person_id": ids[row.pop("nhs_number")]} for row in rows]
             for part in store.chunks([v["person_id"] for v in values]):
                 conn.execute(
                     demographics_table.delete().where(demographics_table.c.person_id.in_(part))
@@ -597,7 +595,7 @@ def _numbered(exc: InvalidInput, index: int, total: int) -> InvalidInput:
 
 def _parse_requests(items: list[ChangeRequest]) -> list[ValidChange]:
     """Validate every request (NHS numbers vectorised) before anything is written."""
-    numbers = [nhs.normalise(r.nhs_number) or "" for r in items]
+    numbers = [nhs.normalise(request.nhs_number) or "" for request in items]
     ok = np.array([len(n) == 10 for n in numbers], dtype=bool)
     if len(items):
         ok &= nhs.valid_mask(np.array(numbers, dtype="S10"))

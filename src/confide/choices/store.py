@@ -229,14 +229,14 @@ def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         stmt,
         [
             {
-                "person_id": r["person_id"],
-                "choice": r["choice"],
-                "channel": r["channel"],
-                "value": r["value"],
-                "effective_at": r["effective_at"],
-                "seq": r["seq"],
+                "person_id": row["person_id"],
+                "choice": row["choice"],
+                "channel": row["channel"],
+                "value": row["value"],
+                "effective_at": row["effective_at"],
+                "seq": row["seq"],
             }
-            for r in winners.values()
+            for row in winners.values()
         ],
     )
 

@@ -154,7 +154,7 @@ class ErasureRegister:
                 .where(es.c.confirmed_at.is_(None))
                 .order_by(es.c.requested_at, es.c.erasure_id, es.c.store)
             ).all()
-            ids = sorted({r.erasure_id for r in rows})
+            ids = sorted({row.erasure_id for row in rows})
             people: dict[str, int] = {}
             if ids:
                 people = {

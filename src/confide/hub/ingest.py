@@ -360,7 +360,7 @@ class Hub:
             submission_id,
             ods,
             hashlib.sha256(manifest.read_bytes()).hexdigest(),
-            sum(int(counts.get(t, 0)) for t in RECORD_TABLES),
+            sum(int(counts.get(table, 0)) for table in RECORD_TABLES),
             int(counts.get("quarantined", 0)),
         )
 

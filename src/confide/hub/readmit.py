@@ -83,5 +83,5 @@ def readmit(hub: Hub) -> dict[str, Any]:
                 summary["readmitted"] = int(summary.get("readmitted", 0)) + count
 
         hub.records.add_rows(additions, update)
-    rows = sum(t.num_rows for tables in additions.values() for t in tables.values())
+    rows = sum(table.num_rows for tables in additions.values() for table in tables.values())
     return {"records": sum(records.values()), "rows": rows}

@@ -53,8 +53,7 @@ class HubStore:
     """The hub's own tables: enrolled sources, every submission seen, and the outbox."""
 
     def __init__(self, home: Home) -> None:
-        self.engine = opstore.make_engine("hub", home.party("hub"))
-        opstore.migrate(self.engine, "hub")
+        self.engine = opstore.open_store("hub", home.party("hub"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -93,7 +92,9 @@ class HubStore:
     def sources(self) -> dict[str, str]:
         """Enrolled sources: ODS code → kind."""
         with self.engine.connect() as conn:
-            return {r.ods: r.kind for r in conn.execute(select(sources.c.ods, sources.c.kind))}
+            return {
+                row.ods: row.kind for row in conn.execute(select(sources.c.ods, sources.c.kind))
+            }
 
     def record(
         self,
@@ -136,4 +137,4 @@ class HubStore:
     def submissions(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(submissions).order_by(submissions.c.received_at)).all()
-        return [dict(r._mapping) for r in rows]
+        return [dict(row._mapping) for row in rows]

@@ -162,9 +162,7 @@ class LogStore:
 
     @classmethod
     def open(cls, folder: Path) -> LogStore:
-        engine = opstore.make_engine("ledger", folder)
-        opstore.migrate(engine, "ledger")
-        return cls(engine)
+        return cls(opstore.open_store("ledger", folder))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -314,7 +312,7 @@ class LogStore:
                 .where(cosignatures.c.size == size, cosignatures.c.root == root)
                 .order_by(cosignatures.c.witness, cosignatures.c.key_id)
             ).all()
-        return [r.line for r in rows]
+        return [row.line for row in rows]
 
     def cosigned_size(self, witness: str, key_id: bytes) -> int:
         """The largest tree size this witness has cosigned (0 when none)."""
@@ -329,7 +327,7 @@ class LogStore:
     def checkpoints(self) -> list[StoredCheckpoint]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(checkpoints).order_by(checkpoints.c.id)).all()
-        return [StoredCheckpoint(r.size, r.root, r.note, r.created_at) for r in rows]
+        return [StoredCheckpoint(row.size, row.root, row.note, row.created_at) for row in rows]
 
     def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """``(index, leaf_input)`` for stored indices in ``[start, end)``."""
@@ -339,7 +337,7 @@ class LogStore:
                 .where(entries.c.leaf_index >= start, entries.c.leaf_index < end)
                 .order_by(entries.c.leaf_index)
             ).all()
-        return [(r.leaf_index, bytes(r.leaf_input)) for r in rows]
+        return [(row.leaf_index, bytes(row.leaf_input)) for row in rows]
 
     def iter_rows(self, page: int = 10_000) -> Iterator[tuple[int, bytes, bytes]]:
         """Every stored entry as ``(index, leaf_input, leaf_hash)``, in index order."""

@@ -56,16 +56,16 @@ def _keep_rejections(home: Home, ods: str, submission_id: str, rows: list[Reject
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{submission_id}.ndjson"
     with path.open("wb") as fh:
-        for r in rows:
+        for row in rows:
             fh.write(
                 orjson.dumps(
                     {
-                        "file": r.file,
-                        "location": r.location,
-                        "reason": r.reason,
-                        "outcome": r.outcome,
-                        "resource_type": r.resource_type,
-                        "original_base64": base64.b64encode(r.original).decode(),
+                        "file": row.file,
+                        "location": row.location,
+                        "reason": row.reason,
+                        "outcome": row.outcome,
+                        "resource_type": row.resource_type,
+                        "original_base64": base64.b64encode(row.original).decode(),
                     }
                 )
                 + b"\n"

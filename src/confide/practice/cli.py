@@ -84,7 +84,11 @@ def public_key_cmd(
 
     ods = check_ods(source)
     key = verify_key(Home.at(home), ods).hex()
-    report({"source": ods, "public_key": key}, as_json, lambda r: console.print(r["public_key"]))
+    report(
+        {"source": ods, "public_key": key},
+        as_json,
+        lambda shown: console.print(shown["public_key"]),
+    )
 
 
 def mount(app: typer.Typer) -> None:

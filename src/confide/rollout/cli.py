@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from confide.cli.output import HomeOption, JsonOption, console, handle_errors, r
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
 from confide.rollout.model import Participation
+
+if TYPE_CHECKING:
+    from confide.rollout.notices import NoticeRegister
 
 rollout_app = typer.Typer(help="The roll-out: waves, practices, notices and the national pause.")
 area_app = typer.Typer(help="Roll-out areas and their waves.")
@@ -315,17 +318,19 @@ def _mark_notices(
     nhs_numbers: Path,
     on: str | None,
     home: Path | None,
-    mark: Callable[[Any, str, list[str], date], None],
+    mark: Callable[[NoticeRegister, str, list[str], Any, date], int],
+    how: Any,
 ) -> tuple[str, Home, list[str]]:
     """Mark the notices of the people listed in ``nhs_numbers`` in the practice's notice
-    register (``mark(register, ods, numbers, day)``); the practice's ODS code, home and list."""
+    register (``mark``, one of its methods, with ``how``); the practice's ODS code, home and
+    list."""
     from confide.practice.keys import check_ods
     from confide.rollout.notices import NoticeRegister
 
     ods, where = check_ods(source), Home.at(home)
     numbers = _numbers(nhs_numbers)
     with NoticeRegister(where) as notice_register:
-        mark(notice_register, ods, numbers, _day(on) or date.today())
+        mark(notice_register, ods, numbers, how, _day(on) or date.today())
     return ods, where, numbers
 
 
@@ -341,17 +346,11 @@ def returned_cmd(
 ) -> None:
     """Record notices that came back (their people are held until resolved)."""
     from confide.rollout.model import NoticeStatus
+    from confide.rollout.notices import NoticeRegister
 
     status = NoticeStatus.UNDELIVERABLE if undeliverable else NoticeStatus.RETURNED
-    ods, where, numbers = _mark_notices(
-        source,
-        nhs_numbers,
-        on,
-        home,
-        lambda notice_register, ods, numbers, day: notice_register.statuses(
-            ods, numbers, status, day
-        ),
-    )
+    mark = NoticeRegister.statuses
+    ods, where, numbers = _mark_notices(source, nhs_numbers, on, home, mark, status)
     with _rollout(home) as rollout:
         _publish(rollout, where, ods)
     _done(f"{len(numbers)} notices recorded as {status.value}.", as_json, {status: len(numbers)})
@@ -370,17 +369,11 @@ def resolve_cmd(
     """The practice confirmed these addresses (or told them another way): their waiting
     period runs from today."""
     from confide.rollout.model import Resolution
+    from confide.rollout.notices import NoticeRegister
 
     how = Resolution.TOLD_ANOTHER_WAY if told_another_way else Resolution.ADDRESS_CONFIRMED
-    _ods, _where, numbers = _mark_notices(
-        source,
-        nhs_numbers,
-        on,
-        home,
-        lambda notice_register, ods, numbers, day: notice_register.resolve_many(
-            ods, numbers, how, day
-        ),
-    )
+    mark = NoticeRegister.resolve_many
+    _ods, _where, numbers = _mark_notices(source, nhs_numbers, on, home, mark, how)
     _done(f"{len(numbers)} notices resolved ({how.value}).", as_json, {how: len(numbers)})
 
 

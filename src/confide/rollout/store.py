@@ -121,8 +121,7 @@ class RolloutStore:
     """The roll-out party's tables (SQLite in its folder, or its PostgreSQL schema)."""
 
     def __init__(self, home: Home) -> None:
-        self.engine = opstore.make_engine("rollout", home.party("rollout"))
-        opstore.migrate(self.engine, "rollout")
+        self.engine = opstore.open_store("rollout", home.party("rollout"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -130,7 +129,7 @@ class RolloutStore:
     # --- reading ----------------------------------------------------------------------------
     def state(self) -> RolloutState:
         with self.engine.connect() as conn:
-            values = {r.name: r.value for r in conn.execute(select(settings))}
+            values = {row.name: row.value for row in conn.execute(select(settings))}
             area_rows = conn.execute(select(areas)).all()
             practice_rows = conn.execute(select(practices)).all()
         national = National(
@@ -143,19 +142,21 @@ class RolloutStore:
             started=values.get("started") == "1",
             waiting_weeks=int(values.get("waiting_weeks", DEFAULT_WAITING_WEEKS)),
             areas={
-                r.area: Area(r.area, r.name, r.wave, r.start_date, r.paused, r.reason)
-                for r in area_rows
+                row.area: Area(row.area, row.name, row.wave, row.start_date, row.paused, row.reason)
+                for row in area_rows
             },
             practices={
-                r.ods: Practice(r.ods, r.name, r.area, Participation(r.status), r.reason)
-                for r in practice_rows
+                row.ods: Practice(
+                    row.ods, row.name, row.area, Participation(row.status), row.reason
+                )
+                for row in practice_rows
             },
         )
 
     def history(self, limit: int = 200) -> list[dict[str, object]]:
         query = select(history).order_by(history.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def notice_counts(self) -> dict[str, dict[str, int]]:
         """Per practice: notices by status (all weeks)."""
@@ -231,7 +232,7 @@ class RolloutStore:
     def held(self) -> dict[str, dict[str, int]]:
         query = select(settings).where(settings.c.name.like("held:%"))
         with self.engine.connect() as conn:
-            return {r.name[5:]: json.loads(r.value) for r in conn.execute(query)}
+            return {row.name[5:]: json.loads(row.value) for row in conn.execute(query)}
 
     def set_notice_counts(self, practice: str, weeks: dict[date, dict[str, int]]) -> None:
         """Replace a practice's published notice figures (per week and status)."""

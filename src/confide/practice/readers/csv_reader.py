@@ -244,7 +244,12 @@ def read_csv_table(
                 original=rec.original if rec else b"",
             )
         )
-    rejected.sort(key=lambda r: (r.location.startswith("line") is False, _line_no(r.location)))
+    rejected.sort(
+        key=lambda rejection: (
+            rejection.location.startswith("line") is False,
+            _line_no(rejection.location),
+        )
+    )
     return good, rejected
 
 
