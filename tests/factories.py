@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from confide.common.nhs_number import generate_test_numbers
-from confide.practice.model import SCHEMAS, Extract
+from confide.practice.model import EXTRACT_SCHEMAS, Extract
 
 DISSENT = "827241000000103"
 WITHDRAWN = "827261000000102"
@@ -45,7 +45,7 @@ def small_extract(
             "sex": ["female" if i % 2 else "male" for i in range(patients)],
             "death_date": [date(2024, 1, 1) if i == 0 else None for i in range(patients)],
         },
-        schema=SCHEMAS["patients"],
+        schema=EXTRACT_SCHEMAS["patients"],
     )
     ev_rows = []
     for i, pid in enumerate(ids):
@@ -62,8 +62,8 @@ def small_extract(
                 (pid, "observation", "snomed", "827261000000102", date(2022, 5, 1), None, None)
             )
     events = pa.Table.from_pylist(
-        [dict(zip(SCHEMAS["events"].names[:7], r, strict=True)) for r in ev_rows],
-        schema=SCHEMAS["events"],
+        [dict(zip(EXTRACT_SCHEMAS["events"].names[:7], r, strict=True)) for r in ev_rows],
+        schema=EXTRACT_SCHEMAS["events"],
     )
     regs = pa.table(
         {
@@ -72,7 +72,7 @@ def small_extract(
             "start_date": [date(2010, 1, 1)] * patients,
             "end_date": [None] * patients,
         },
-        schema=SCHEMAS["registrations"],
+        schema=EXTRACT_SCHEMAS["registrations"],
     )
     meds = pa.table(
         {
@@ -83,7 +83,7 @@ def small_extract(
             "quantity": [56.0] * patients,
             "quantity_unit": ["tablet"] * patients,
         },
-        schema=SCHEMAS["medications"],
+        schema=EXTRACT_SCHEMAS["medications"],
     )
     return Extract(
         source=source,

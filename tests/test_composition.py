@@ -24,6 +24,7 @@ SRC = Path(confide.__file__).resolve().parent
 PARTY_MAKERS = {
     "Pseudonymiser",
     "Hub",
+    "HubStore",
     "HubOpStore",
     "RecordStore",
     "ChoicesRegistry",

@@ -18,7 +18,7 @@ from pipeline_helpers import hub_rows, make_world
 
 from confide.common.codes import PREFERRED_URI
 from confide.practice.minimise import minimise
-from confide.practice.model import SCHEMAS, Extract, conform
+from confide.practice.model import EXTRACT_SCHEMAS, Extract, conform
 from confide.practice.readers import read_source
 from confide.practice.readers.status import DROPPED, KEPT, NOT_EVENT, PRESENT, RULES, rules_table
 from confide.practice.type1 import type1_states
@@ -178,10 +178,10 @@ def _people(rows: list[tuple[str, str, str, str]]) -> Extract:
                 "date": [date(2020, 1, 2)] * len(rows),
             }
         ),
-        SCHEMAS["events"],
+        EXTRACT_SCHEMAS["events"],
     )
-    return Extract("B82001", "practice", {"patients": conform(patients, SCHEMAS["patients"]),
-                                          "events": events})  # fmt: skip
+    patients = conform(patients, EXTRACT_SCHEMAS["patients"])
+    return Extract("B82001", "practice", {"patients": patients, "events": events})
 
 
 ROWS = [

@@ -13,7 +13,7 @@ from pipeline_helpers import hub_rows, make_world, store_fingerprint
 from confide.common import canonical
 from confide.common.errors import SubmissionRejected
 from confide.common.submission import MANIFEST, sign_manifest
-from confide.hub.opstore import sources
+from confide.hub.store import sources
 from confide.practice import keys
 
 

@@ -220,7 +220,7 @@ def test_erasure_entries_carry_no_row_count() -> None:
         entries.validate("erasure", counted)
     entries.validate("erasure", counted, 1)
     assert entries.version_of("erasure") == 2
-    assert "rows" not in entries.SCHEMAS["erasure"]
+    assert "rows" not in entries.ENTRY_SCHEMAS["erasure"]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from confide.ledger.store import checkpoints, entries, node_id, nodes, tree_stat
 from confide.ledger.verify import HttpSource, verify
 
 app = typer.Typer()
-cli.register(app)
+cli.mount(app)
 runner = CliRunner()
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from confide.common.codes import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PREFERRED_URI
-from confide.practice.model import SCHEMAS
+from confide.practice.model import EXTRACT_SCHEMAS
 from confide.practice.readers import read_source
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -271,7 +271,7 @@ def test_all_formats_read_to_the_same_tables(tmp_path_factory, data):
         tables[fmt] = canonical(folder)
     expected = {
         name: sorted(
-            ({**dict.fromkeys(SCHEMAS[name].names), **r} for r in data.get(name, [])),
+            ({**dict.fromkeys(EXTRACT_SCHEMAS[name].names), **r} for r in data.get(name, [])),
             key=lambda r: repr(sorted(r.items())),
         )
         for name in ("patients", "registrations", "events", "medications", "episodes")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from confide.ledger.entries import SCHEMAS
+from confide.ledger.entries import ENTRY_SCHEMAS
 from confide.rollout.api import make_router
 from confide.rollout.cli import rollout_app
 from confide.rollout.waiting import Held
@@ -30,7 +30,7 @@ def test_every_command_is_in_the_guide() -> None:
 
 
 def test_every_ledger_action_and_held_reason_is_in_the_guide() -> None:
-    actions = SCHEMAS["rollout"]["action"].check.__doc__ or ""
+    actions = ENTRY_SCHEMAS["rollout"]["action"].check.__doc__ or ""
     for action in actions.removeprefix("one of ").split(", "):
         assert f"`{action}`" in DOC, action
     for reason in Held:

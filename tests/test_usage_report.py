@@ -315,7 +315,7 @@ def test_snapshot_proofs_equal_the_logs_own(tmp_path_factory, size, data) -> Non
 
 def test_the_usage_command(flow) -> None:
     app = typer.Typer()
-    usage_cli.register(app)
+    usage_cli.mount(app)
     runner = CliRunner()
     home = ["--home", str(flow.home.root)]
     operator = add_operator(flow.home.root)

@@ -16,7 +16,7 @@ from confide.access.service import Access
 from confide.choices.registry import ChoicesRegistry
 from confide.common.nhs_number import generate_test_numbers
 from confide.ledger.log import Ledger
-from confide.practice.model import SCHEMAS, Extract
+from confide.practice.model import EXTRACT_SCHEMAS, Extract
 from confide.tre.review import ReviewQueue
 from confide.tre.service import QueryService
 from confide.tre.store import TreStore
@@ -44,7 +44,7 @@ def population_extract(source: str, patients: int, seed: int) -> tuple[Extract, 
             "sex": rng.choice(["female", "male"], patients).tolist(),
             "death_date": [None] * patients,
         },
-        schema=SCHEMAS["patients"],
+        schema=EXTRACT_SCHEMAS["patients"],
     )
     events, meds = [], []
     start = date(2012, 1, 1)
@@ -57,15 +57,15 @@ def population_extract(source: str, patients: int, seed: int) -> tuple[Extract, 
             if code == DIABETES and rng.random() < 0.6:
                 later = when + timedelta(days=int(rng.integers(1, 200)))
                 meds.append((pid, "dmd", METFORMIN, later, 56.0, "tablet"))
-    names = SCHEMAS["events"].names
+    names = EXTRACT_SCHEMAS["events"].names
     events = [r + (None,) * (len(names) - len(r)) for r in events]  # later columns: none
     ev = pa.Table.from_pylist(
-        [dict(zip(SCHEMAS["events"].names, r, strict=False)) for r in events],
-        schema=SCHEMAS["events"],
+        [dict(zip(EXTRACT_SCHEMAS["events"].names, r, strict=False)) for r in events],
+        schema=EXTRACT_SCHEMAS["events"],
     )
     md = pa.Table.from_pylist(
-        [dict(zip(SCHEMAS["medications"].names, r, strict=True)) for r in meds],
-        schema=SCHEMAS["medications"],
+        [dict(zip(EXTRACT_SCHEMAS["medications"].names, r, strict=True)) for r in meds],
+        schema=EXTRACT_SCHEMAS["medications"],
     )
     regs = pa.table(
         {
@@ -74,7 +74,7 @@ def population_extract(source: str, patients: int, seed: int) -> tuple[Extract, 
             "start_date": [date(2005, 1, 1)] * patients,
             "end_date": [None] * patients,
         },
-        schema=SCHEMAS["registrations"],
+        schema=EXTRACT_SCHEMAS["registrations"],
     )
     tables = {"patients": people, "events": ev, "medications": md, "registrations": regs}
     return Extract(source=source, kind="practice", tables=tables), numbers

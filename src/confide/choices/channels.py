@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from confide.choices.model import Channel, Choice, Choices, utc
 
@@ -52,11 +53,37 @@ COMBINATION = (
     "has it on. Withdrawing through one channel never undoes a fact from another."
 )
 
-_RULE = {r.channel: r for r in CHANNEL_RULES}
+_RULE = {rule.channel: rule for rule in CHANNEL_RULES}
 # The channels whose "on" keeps a choice in force (what the registry's SQL reads).
-HOLDING_CHANNELS: tuple[str, ...] = tuple(r.channel.value for r in CHANNEL_RULES if r.holds)
+HOLDING_CHANNELS: tuple[str, ...] = tuple(
+    rule.channel.value for rule in CHANNEL_RULES if rule.holds
+)
 
-Fact = tuple[Choice | str, Channel | str, bool, datetime, int]
+
+class Fact(NamedTuple):
+    """One recorded change of one choice through one channel, as the rule table reads it."""
+
+    choice: Choice | str
+    channel: Channel | str
+    value: bool
+    effective_at: datetime
+    seq: int
+
+
+class FactKey(NamedTuple):
+    """Which channel fact: a choice and a channel (their stored values)."""
+
+    choice: str
+    channel: str
+
+
+class LatestFact(NamedTuple):
+    """A channel's latest fact for one choice: when it took effect, its recording order, and
+    whether it turned the choice on."""
+
+    effective_at: datetime
+    seq: int
+    value: bool
 
 
 def in_force(latest: Mapping[Channel, bool]) -> bool:
@@ -64,24 +91,25 @@ def in_force(latest: Mapping[Channel, bool]) -> bool:
     return any(value and _RULE[Channel(channel)].holds for channel, value in latest.items())
 
 
-def latest_per_channel(facts: Iterable[Fact]) -> dict[tuple[str, str], tuple[datetime, int, bool]]:
-    """(choice, channel) → (effective_at, seq, value) of the latest fact: later time wins,
-    ties to the later recording (``seq``)."""
-    latest: dict[tuple[str, str], tuple[datetime, int, bool]] = {}
-    for choice, channel, value, effective_at, seq in facts:
-        key = (Choice(choice).value, Channel(channel).value)
-        stamp = (utc(effective_at), seq)
-        if key not in latest or stamp > latest[key][:2]:
-            latest[key] = (*stamp, bool(value))
+def latest_per_channel(facts: Iterable[Fact]) -> dict[FactKey, LatestFact]:
+    """The latest fact per choice and channel: later time wins, ties to the later recording
+    (``seq``)."""
+    latest: dict[FactKey, LatestFact] = {}
+    for fact in map(Fact._make, facts):  # plain 5-tuples are read as facts too
+        key = FactKey(Choice(fact.choice).value, Channel(fact.channel).value)
+        candidate = LatestFact(utc(fact.effective_at), fact.seq, bool(fact.value))
+        held = latest.get(key)
+        if held is None or (candidate.effective_at, candidate.seq) > (held.effective_at, held.seq):
+            latest[key] = candidate
     return latest
 
 
 def effective(facts: Iterable[Fact]) -> Choices:
     """The choices in force: the rule table applied to the latest fact of each channel."""
     per_choice: dict[str, dict[Channel, bool]] = {}
-    for (choice, channel), (_at, _seq, value) in latest_per_channel(facts).items():
-        per_choice.setdefault(choice, {})[Channel(channel)] = value
-    return Choices(**{c: in_force(v) for c, v in per_choice.items()})
+    for key, latest in latest_per_channel(facts).items():
+        per_choice.setdefault(key.choice, {})[Channel(key.channel)] = latest.value
+    return Choices(**{choice: in_force(held) for choice, held in per_choice.items()})
 
 
 # --- documentation -----------------------------------------------------------------------------
@@ -96,9 +124,9 @@ def channel_rules_markdown() -> str:
         "| channel | whose voice | holds | its fact is changed only by |",
         "|---|---|---|---|",
     ]
-    for r in CHANNEL_RULES:
-        holds = "yes" if r.holds else "no"
-        lines.append(f"| {r.channel.value} | {r.voice} | {holds} | {r.changed_by} |")
+    for rule in CHANNEL_RULES:
+        holds = "yes" if rule.holds else "no"
+        lines.append(f"| {rule.channel.value} | {rule.voice} | {holds} | {rule.changed_by} |")
     lines.append("")
     lines.append(COMBINATION)
     return "\n".join(lines)

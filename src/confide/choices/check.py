@@ -30,7 +30,7 @@ from confide.choices import policy
 from confide.choices.registry import ChoicesRegistry
 from confide.common import exit_codes
 from confide.common import nhs_number as nhs
-from confide.common.errors import ConfideError, FileProblem, InvalidInput
+from confide.common.errors import ConfideError, FileProblem, InvalidInput, reading_file
 
 _NL, _CR, _COMMA, _ZERO = 10, 13, 44, 48
 _SPACED = re.compile(rb"[ \t]*([0-9]{10})[ \t]*,[ \t]*")
@@ -200,20 +200,10 @@ def clean(
 
 def read_buffer(path: Path) -> np.ndarray:
     """The file's bytes as a read-only uint8 array (memory-mapped when non-empty)."""
-    where = path.resolve()
-    if path.is_dir():
-        raise FileProblem(f"{where} is a folder; the check list is a file.", hint="Give a file.")
-    try:
+    with reading_file(path, "is a folder; the check list is a file."):
         size = path.stat().st_size
         with path.open("rb"):
             pass
-    except FileNotFoundError:
-        raise FileProblem(f"{where} does not exist.", hint="Check the file path.") from None
-    except OSError as exc:
-        raise FileProblem(
-            f"{where} cannot be read ({exc.strerror or type(exc).__name__}).",
-            hint="Check the file path and its permissions.",
-        ) from None
     if size == 0:
         return np.empty(0, dtype=np.uint8)
     return np.memmap(path, dtype=np.uint8, mode="r")

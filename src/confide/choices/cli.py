@@ -47,7 +47,7 @@ def _print_choices(r: dict) -> None:
     else:
         console.print("No opt-out recorded: data may be used for approved purposes.")
     for choice, facts in sorted(r.get("channels", {}).items()):
-        holding = [ch for ch, on in facts.items() if on]
+        holding = [channel for channel, on in facts.items() if on]
         if holding:
             console.print(f"  {choice}: held through {', '.join(sorted(holding))}")
 
@@ -122,9 +122,11 @@ def set_cmd(
         facts = registry.facts(nhs_number)
         # A withdrawal through one channel leaves another channel's fact in force: say which.
         still_held = {
-            c.value: sorted(ch.value for ch, on in facts.get(c, {}).items() if on)
-            for c, value in changes.items()
-            if not value and current[c.value]
+            choice.value: sorted(
+                channel.value for channel, on in facts.get(choice, {}).items() if on
+            )
+            for choice, value in changes.items()
+            if not value and current[choice.value]
         }
         result = {"event": event.as_dict(), "choices": current, "still_held": still_held}
 
@@ -157,8 +159,8 @@ def show_cmd(
         result = {
             "choices": registry.current(nhs_number).as_dict(),
             "channels": {
-                c.value: {ch.value: on for ch, on in facts.items()}
-                for c, facts in registry.facts(nhs_number).items()
+                choice.value: {channel.value: on for channel, on in facts.items()}
+                for choice, facts in registry.facts(nhs_number).items()
             },
         }
     report(result, as_json, _print_choices)
@@ -177,7 +179,7 @@ def history_cmd(
     """Show every change to a person's choices, oldest first (operators only; logged)."""
     logged_lookup(home, what="choices_history", email=operator, org=organisation, reason=reason)
     with _registry(home, reading=True) as registry:
-        result = {"history": [e.as_dict() for e in registry.history(nhs_number)]}
+        result = {"history": [event.as_dict() for event in registry.history(nhs_number)]}
 
     def human(r: dict) -> None:
         if not r["history"]:
@@ -263,7 +265,7 @@ def check_cmd(
         f"numbers, {result['malformed']:,} malformed lines."
     )
     if out is not None:
-        report(result, as_json, lambda r: err_console.print(text, highlight=False))
+        report(result, as_json, lambda shown: err_console.print(text, highlight=False))
     elif as_json:
         import orjson
 
@@ -299,33 +301,23 @@ def import_cmd(
     except ImportRejected as exc:
         for line, reason in exc.report.rejected:
             err_console.print(f"line {line}: {escape(reason)}", highlight=False)
-        report(exc.as_dict() | {"exit_code": exc.exit_code}, as_json, lambda r: None)
+        report(exc.as_dict() | {"exit_code": exc.exit_code}, as_json, lambda shown: None)
         show(describe(exc), as_json=False)
         raise typer.Exit(exc.exit_code) from None
     report(
         done.as_dict(),
         as_json,
-        lambda r: console.print(
-            f"[green]Recorded[/] {r['recorded']:,} changes from {r['lines']:,} lines."
+        lambda shown: console.print(
+            f"[green]Recorded[/] {shown['recorded']:,} changes from {shown['lines']:,} lines."
         ),
     )
 
 
 def _read_file(path: Path) -> bytes:
-    from confide.common.errors import FileProblem
+    from confide.common.errors import reading_file
 
-    where = path.resolve()
-    if path.is_dir():
-        raise FileProblem(f"{where} is a folder; give the CSV file.", hint="Give a file.")
-    try:
+    with reading_file(path, "is a folder; give the CSV file."):
         return path.read_bytes()
-    except FileNotFoundError:
-        raise FileProblem(f"{where} does not exist.", hint="Check the file path.") from None
-    except OSError as exc:
-        raise FileProblem(
-            f"{where} cannot be read ({exc.strerror or type(exc).__name__}).",
-            hint="Check the file path and its permissions.",
-        ) from None
 
 
 @choices_app.command("stats")
@@ -370,9 +362,9 @@ def record_lpa_cmd(
     """Record a registered lasting power of attorney so its holder may act for the person."""
     with _registry(home) as registry:
         ref = registry.record_lpa(nhs_number, reference)
-    report({"lpa_reference": ref}, as_json, lambda r: console.print(f"Recorded LPA {ref}."))
+    report({"lpa_reference": ref}, as_json, lambda shown: console.print(f"Recorded LPA {ref}."))
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     app.add_typer(choices_app, name="choices")

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from confide.common.clock import as_utc, utcnow
 from confide.common.enums import parse_enum
 from confide.common.errors import InvalidInput
 
@@ -79,11 +80,7 @@ def parse_changes(changes: Mapping[str | Choice, bool]) -> dict[Choice, bool]:
 
 def utc(moment: datetime | None) -> datetime:
     """``moment`` as an aware UTC datetime (naive values are taken to be UTC already)."""
-    if moment is None:
-        return datetime.now(UTC)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return utcnow() if moment is None else as_utc(moment).astimezone(UTC)
 
 
 @dataclass(frozen=True)

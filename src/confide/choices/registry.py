@@ -15,13 +15,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
 from confide.choices import store
-from confide.choices.channels import HOLDING_CHANNELS, in_force
+from confide.choices.channels import HOLDING_CHANNELS, Fact, in_force
 from confide.choices.model import (
     Actor,
     ChangeRequest,
@@ -79,6 +79,34 @@ def checked_number(raw: str, where: str = "") -> str:
     return nhs.normalise(raw)  # type: ignore[return-value]
 
 
+class ValidChange(NamedTuple):
+    """A :class:`ChangeRequest` once checked: every field parsed, the NHS number normalised."""
+
+    nhs_number: str
+    changes: dict[Choice, bool]
+    channel: Channel
+    actor: Actor
+    proxy: Proxy | None
+    at: datetime
+
+
+class CommittedChange(NamedTuple):
+    """What :func:`change_events` needs of one change written to the registry."""
+
+    change_id: str
+    nhs_number: str
+    changes: dict[Choice, bool]
+    channel: Channel
+
+
+class _GpCodeSeen(NamedTuple):
+    """A type 1 code as the registry compares it with the codes it already holds."""
+
+    nhs_number: str
+    dissent: bool
+    at: datetime
+
+
 def _moment(at: date | datetime | None) -> datetime:
     if isinstance(at, datetime):
         return utc(at)
@@ -101,9 +129,7 @@ class ChoicesRegistry:
     @classmethod
     def open(cls, home: Home) -> ChoicesRegistry:
         folder = home.party("choices")
-        engine = opstore.make_engine("choices", folder)
-        opstore.migrate(engine, "choices")
-        return cls(engine, folder)
+        return cls(opstore.open_store("choices", folder), folder)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -140,61 +166,66 @@ class ChoicesRegistry:
         parsed = _parse_requests(items)
         today = utc(None).date()
         recorded = utc(None)
-        ev = store.choice_events
+        events_table = store.choice_events
         with self.engine.begin() as conn:
-            proxied = [p[0] for p in parsed if p[3] in (Actor.PARENT, Actor.LPA)]
+            proxied = [c.nhs_number for c in parsed if c.actor in (Actor.PARENT, Actor.LPA)]
             births, lpas = self._proxy_facts(conn, proxied)
             details: list[dict[str, Any] | None] = []
-            for i, (number, _c, channel, actor, proxy, _at) in enumerate(parsed):
-                if actor == Actor.SELF and proxy is None and channel in _SELF_CHANNELS:
+            for i, change in enumerate(parsed):
+                if (
+                    change.actor == Actor.SELF
+                    and change.proxy is None
+                    and change.channel in _SELF_CHANNELS
+                ):
                     details.append(None)  # the common case, decided without the rules' cost
                     continue
-                held = lpas.get(number, frozenset())
+                held = lpas.get(change.nhs_number, frozenset())
                 try:
                     details.append(
                         authorise(
-                            actor,
-                            channel,
-                            proxy,
+                            change.actor,
+                            change.channel,
+                            change.proxy,
                             today=today,
-                            birth_date_on_record=births.get(number),
+                            birth_date_on_record=births.get(change.nhs_number),
                             lpa_on_record=held.__contains__,
                         )
                     )
                 except InvalidInput as exc:
                     raise _numbered(exc, i, len(parsed)) from None
-            ids = store.person_ids(conn, (p[0] for p in parsed), create=True)
+            ids = store.person_ids(conn, (c.nhs_number for c in parsed), create=True)
             rows: list[dict[str, Any]] = []
             change_ids = []
-            for (number, changes, channel, actor, _p, at), proxy_details in zip(
-                parsed, details, strict=True
-            ):
+            for change, proxy_details in zip(parsed, details, strict=True):
                 change_id = uuid.uuid4().hex
                 change_ids.append(change_id)
-                person = ids[number]
-                for choice, value in changes.items():
+                person = ids[change.nhs_number]
+                for choice, value in change.changes.items():
                     rows.append(
                         {
                             "change_id": change_id,
                             "person_id": person,
                             "choice": choice.value,
                             "value": value,
-                            "effective_at": at,
+                            "effective_at": change.at,
                             "recorded_at": recorded,
-                            "channel": channel.value,
-                            "actor": actor.value,
+                            "channel": change.channel.value,
+                            "actor": change.actor.value,
                             "proxy": proxy_details,
                         }
                     )
             # Plain executemany, then read our sequence numbers back: sequences only grow, so
             # our rows are all above the maximum seen before (RETURNING per row is far slower).
-            before = conn.execute(select(func.coalesce(func.max(ev.c.seq), 0))).scalar_one()
-            conn.execute(insert(ev), rows)
+            seq_column = events_table.c.seq
+            before = conn.execute(select(func.coalesce(func.max(seq_column), 0))).scalar_one()
+            conn.execute(insert(events_table), rows)
             mine = set(change_ids)
             seq_of = {
                 (change_id, choice): seq
                 for seq, change_id, choice in conn.execute(
-                    select(ev.c.seq, ev.c.change_id, ev.c.choice).where(ev.c.seq > before)
+                    select(seq_column, events_table.c.change_id, events_table.c.choice).where(
+                        seq_column > before
+                    )
                 )
                 if change_id in mine
             }
@@ -206,29 +237,25 @@ class ChoicesRegistry:
                 conn,
                 store.outbox,
                 change_events(
-                    (change_id, number, changes, channel)
-                    for change_id, (number, changes, channel, *_rest) in zip(
-                        change_ids, parsed, strict=True
-                    )
+                    CommittedChange(change_id, change.nhs_number, change.changes, change.channel)
+                    for change_id, change in zip(change_ids, parsed, strict=True)
                 ),
             )
         events = []
-        for change_id, (number, changes, channel, actor, _p, at), proxy_details in zip(
-            change_ids, parsed, details, strict=True
-        ):
-            seqs = tuple(seq_of[(change_id, c.value)] for c in changes)
+        for change_id, change, proxy_details in zip(change_ids, parsed, details, strict=True):
+            seqs = tuple(seq_of[(change_id, choice.value)] for choice in change.changes)
             events.append(
                 ChoiceEvent(
-                    change_id,
-                    number,
-                    changes,
-                    at,
-                    recorded,
-                    channel,
-                    actor,
-                    proxy_details,
-                    max(seqs),
-                    seqs,
+                    change_id=change_id,
+                    nhs_number=change.nhs_number,
+                    changes=change.changes,
+                    effective_at=change.at,
+                    recorded_at=recorded,
+                    channel=change.channel,
+                    actor=change.actor,
+                    proxy=proxy_details,
+                    seq=max(seqs),
+                    seqs=seqs,
                 )
             )
         if notify:
@@ -248,32 +275,49 @@ class ChoicesRegistry:
 
     def apply_gp_codes(self, codes: Iterable[GpCode]) -> list[ChoiceEvent]:
         """Bulk form of :meth:`apply_gp_code` (fits the pseudonymiser's ``type1_listeners``)."""
-        wanted = [(checked_number(c.nhs_number), bool(c.dissent), _moment(c.at)) for c in codes]
+        wanted = [
+            _GpCodeSeen(checked_number(code.nhs_number), bool(code.dissent), _moment(code.at))
+            for code in codes
+        ]
         if not wanted:
             return []
-        ev = store.choice_events
-        seen: set[tuple[str, bool, datetime]] = set()
+        events_table = store.choice_events
+        seen: set[_GpCodeSeen] = set()
         with self.engine.connect() as conn:
-            ids = store.person_ids(conn, (w[0] for w in wanted), create=False)
-            by_id = {v: k for k, v in ids.items()}
-            for part in store.chunks(list(by_id)):
+            ids = store.person_ids(conn, (w.nhs_number for w in wanted), create=False)
+            number_of = {person_id: number for number, person_id in ids.items()}
+            for part in store.chunks(list(number_of)):
                 rows = conn.execute(
-                    select(ev.c.person_id, ev.c.value, ev.c.effective_at).where(
-                        ev.c.person_id.in_(part),
-                        ev.c.choice == Choice.SHARE_NOTHING.value,
-                        ev.c.channel == Channel.GP_CODE.value,
+                    select(
+                        events_table.c.person_id,
+                        events_table.c.value,
+                        events_table.c.effective_at,
+                    ).where(
+                        events_table.c.person_id.in_(part),
+                        events_table.c.choice == Choice.SHARE_NOTHING.value,
+                        events_table.c.channel == Channel.GP_CODE.value,
                     )
                 )
-                seen.update((by_id[p], bool(v), utc(t)) for p, v, t in rows)
+                seen.update(
+                    _GpCodeSeen(number_of[person_id], bool(value), utc(effective_at))
+                    for person_id, value, effective_at in rows
+                )
         fresh = []
-        for item in wanted:
-            if item not in seen:
-                seen.add(item)
-                fresh.append(item)
+        for code_seen in wanted:
+            if code_seen not in seen:
+                seen.add(code_seen)
+                fresh.append(code_seen)
         return (
             self.bulk_set(
-                ChangeRequest(n, {Choice.SHARE_NOTHING: d}, Channel.GP_CODE, Actor.GP, None, at)
-                for n, d, at in fresh
+                ChangeRequest(
+                    code_seen.nhs_number,
+                    {Choice.SHARE_NOTHING: code_seen.dissent},
+                    Channel.GP_CODE,
+                    Actor.GP,
+                    None,
+                    code_seen.at,
+                )
+                for code_seen in fresh
             )
             if fresh
             else []
@@ -296,15 +340,18 @@ class ChoicesRegistry:
     def current_many(self, nhs_numbers: Iterable[str]) -> dict[str, Choices]:
         """Current choices for many people in a few queries, keyed by normalised NHS number."""
         numbers = [checked_number(n) for n in nhs_numbers]
-        st = store.choice_state
+        state_table = store.choice_state
         facts: dict[int, dict[str, dict[Channel, bool]]] = defaultdict(lambda: defaultdict(dict))
         with self.engine.connect() as conn:
             ids = store.person_ids(conn, numbers, create=False)
             for part in store.chunks(list(ids.values())):
                 rows = conn.execute(
-                    select(st.c.person_id, st.c.choice, st.c.channel, st.c.value).where(
-                        st.c.person_id.in_(part)
-                    )
+                    select(
+                        state_table.c.person_id,
+                        state_table.c.choice,
+                        state_table.c.channel,
+                        state_table.c.value,
+                    ).where(state_table.c.person_id.in_(part))
                 )
                 for person, choice, channel, value in rows:
                     facts[person][choice][Channel(channel)] = bool(value)
@@ -318,14 +365,16 @@ class ChoicesRegistry:
         """The latest fact of each channel for each choice (why a choice is or is not in force,
         and which channel must withdraw it)."""
         number = checked_number(nhs_number)
-        st = store.choice_state
+        state_table = store.choice_state
         out: dict[Choice, dict[Channel, bool]] = {}
         with self.engine.connect() as conn:
             ids = store.person_ids(conn, [number], create=False)
             if number not in ids:
                 return out
             rows = conn.execute(
-                select(st.c.choice, st.c.channel, st.c.value).where(st.c.person_id == ids[number])
+                select(state_table.c.choice, state_table.c.channel, state_table.c.value).where(
+                    state_table.c.person_id == ids[number]
+                )
             )
             for choice, channel, value in rows:
                 out.setdefault(Choice(choice), {})[Channel(channel)] = bool(value)
@@ -339,38 +388,40 @@ class ChoicesRegistry:
     def history(self, nhs_number: str) -> list[ChoiceEvent]:
         """Every change recorded for the person, in recording order."""
         number = checked_number(nhs_number)
-        ev = store.choice_events
+        events_table = store.choice_events
         with self.engine.connect() as conn:
             ids = store.person_ids(conn, [number], create=False)
             if number not in ids:
                 return []
             found = conn.execute(
-                select(ev).where(ev.c.person_id == ids[number]).order_by(ev.c.seq)
+                select(events_table)
+                .where(events_table.c.person_id == ids[number])
+                .order_by(events_table.c.seq)
             ).mappings()
-            rows = [dict(r) for r in found]
+            rows = [dict(row) for row in found]
         return self._events_from_rows(rows, {ids[number]: number})
 
     def derived_current(self, nhs_number: str) -> Choices:
         """Current choices folded from the full history (the check on the state index)."""
         return store.derive(
-            (c.value, e.channel.value, v, e.effective_at, seq)
-            for e in self.history(nhs_number)
-            for (c, v), seq in zip(e.changes.items(), e.seqs, strict=True)
+            Fact(choice.value, event.channel.value, value, event.effective_at, seq)
+            for event in self.history(nhs_number)
+            for (choice, value), seq in zip(event.changes.items(), event.seqs, strict=True)
         )
 
     def events_since(self, seq: int, limit: int = 10_000) -> list[ChoiceEvent]:
         """Changes recorded after ``seq`` (a propagator catching up after a failure)."""
-        ev, pp = store.choice_events, store.people
+        events_table, people_table = store.choice_events, store.people
         with self.engine.connect() as conn:
             found = conn.execute(
-                select(ev, pp.c.nhs_number)
-                .join(pp, pp.c.id == ev.c.person_id)
-                .where(ev.c.seq > seq)
-                .order_by(ev.c.seq)
+                select(events_table, people_table.c.nhs_number)
+                .join(people_table, people_table.c.id == events_table.c.person_id)
+                .where(events_table.c.seq > seq)
+                .order_by(events_table.c.seq)
                 .limit(limit)
             ).mappings()
-            rows = [dict(r) for r in found]
-        names = {r["person_id"]: r["nhs_number"] for r in rows}
+            rows = [dict(row) for row in found]
+        names = {row["person_id"]: row["nhs_number"] for row in rows}
         return self._events_from_rows(rows, names)
 
     def version(self) -> int:
@@ -386,16 +437,16 @@ class ChoicesRegistry:
         wanted = [Choice(c).value for c in choices]
         if not wanted:
             return np.empty(0, dtype=np.int64)
-        st, pp = store.choice_state, store.people
+        state_table, people_table = store.choice_state, store.people
         with self.engine.connect() as conn:
             numbers = (
                 conn.execute(
-                    select(pp.c.nhs_number)
-                    .join(st, st.c.person_id == pp.c.id)
+                    select(people_table.c.nhs_number)
+                    .join(state_table, state_table.c.person_id == people_table.c.id)
                     .where(
-                        st.c.choice.in_(wanted),
-                        st.c.value.is_(True),
-                        st.c.channel.in_(HOLDING_CHANNELS),
+                        state_table.c.choice.in_(wanted),
+                        state_table.c.value.is_(True),
+                        state_table.c.channel.in_(HOLDING_CHANNELS),
                     )
                     .distinct()
                 )
@@ -412,7 +463,10 @@ class ChoicesRegistry:
         """Load (or refresh) identity facts: ``(nhs, dob, postcode[, practice, district,
         contact])`` tuples or records. Postcodes are normalised; the district is derived from
         the postcode when not given. Returns the number of people enrolled."""
-        recs = [r if isinstance(r, DemographicRecord) else DemographicRecord(*r) for r in records]
+        recs = [
+            record if isinstance(record, DemographicRecord) else DemographicRecord(*record)
+            for record in records
+        ]
         rows: list[dict[str, Any]] = []
         for i, rec in enumerate(recs):
             number = checked_number(rec.nhs_number, f"Record {i + 1}: ")
@@ -435,14 +489,16 @@ class ChoicesRegistry:
                     "contact": rec.contact,
                 }
             )
-        dm = store.demographics
+        demographics_table = store.demographics
         with self.engine.begin() as conn:
-            ids = store.person_ids(conn, (r["nhs_number"] for r in rows), create=True)
-            values = [{**r, "person_id": ids[r.pop("nhs_number")]} for r in rows]
+            ids = store.person_ids(conn, (row["nhs_number"] for row in rows), create=True)
+            values = [{**row, "person_id": ids[row.pop("nhs_number")]} for row in rows]
             for part in store.chunks([v["person_id"] for v in values]):
-                conn.execute(dm.delete().where(dm.c.person_id.in_(part)))
+                conn.execute(
+                    demographics_table.delete().where(demographics_table.c.person_id.in_(part))
+                )
             if values:
-                conn.execute(insert(dm), values)
+                conn.execute(insert(demographics_table), values)
         return len(values)
 
     def record_lpa(self, nhs_number: str, reference: str, at: datetime | None = None) -> str:
@@ -461,13 +517,16 @@ class ChoicesRegistry:
     def revoke_lpa(self, nhs_number: str, reference: str, at: datetime | None = None) -> None:
         number = checked_number(nhs_number)
         ref = normalise_lpa_reference(reference)
-        pa = store.proxy_authorities
+        authorities_table = store.proxy_authorities
         with self.engine.begin() as conn:
             ids = store.person_ids(conn, [number], create=False)
             if number in ids:
                 conn.execute(
-                    update(pa)
-                    .where(pa.c.person_id == ids[number], pa.c.reference == ref)
+                    update(authorities_table)
+                    .where(
+                        authorities_table.c.person_id == ids[number],
+                        authorities_table.c.reference == ref,
+                    )
                     .values(revoked_at=utc(at))
                 )
 
@@ -477,19 +536,23 @@ class ChoicesRegistry:
         if not numbers:
             return {}, {}
         ids = store.person_ids(conn, numbers, create=False)
-        by_id = {v: k for k, v in ids.items()}
+        by_id = {person_id: number for number, person_id in ids.items()}
         births: dict[str, date] = {}
         lpas: dict[str, builtins.set[str]] = defaultdict(builtins.set)
-        dm, pa = store.demographics, store.proxy_authorities
+        demographics_table, authorities_table = store.demographics, store.proxy_authorities
         for part in store.chunks(list(by_id)):
             for person, birth in conn.execute(
-                select(dm.c.person_id, dm.c.birth_date).where(dm.c.person_id.in_(part))
+                select(demographics_table.c.person_id, demographics_table.c.birth_date).where(
+                    demographics_table.c.person_id.in_(part)
+                )
             ):
                 if birth is not None:
                     births[by_id[person]] = birth
             for person, ref in conn.execute(
-                select(pa.c.person_id, pa.c.reference).where(
-                    pa.c.person_id.in_(part), pa.c.revoked_at.is_(None), pa.c.kind == "lpa"
+                select(authorities_table.c.person_id, authorities_table.c.reference).where(
+                    authorities_table.c.person_id.in_(part),
+                    authorities_table.c.revoked_at.is_(None),
+                    authorities_table.c.kind == "lpa",
                 )
             ):
                 lpas[by_id[person]].add(ref)
@@ -509,14 +572,14 @@ class ChoicesRegistry:
                 ChoiceEvent(
                     change_id=change_id,
                     nhs_number=numbers[first["person_id"]],
-                    changes={Choice(r["choice"]): bool(r["value"]) for r in group},
+                    changes={Choice(row["choice"]): bool(row["value"]) for row in group},
                     effective_at=utc(first["effective_at"]),
                     recorded_at=utc(first["recorded_at"]),
                     channel=Channel(first["channel"]),
                     actor=Actor(first["actor"]),
                     proxy=first["proxy"],
-                    seq=max(r["seq"] for r in group),
-                    seqs=tuple(r["seq"] for r in group),
+                    seq=max(row["seq"] for row in group),
+                    seqs=tuple(row["seq"] for row in group),
                 )
             )
         return events
@@ -527,15 +590,12 @@ _SELF_CHANNELS = frozenset({Channel.ONLINE, Channel.LETTER, Channel.PHONE})
 
 def _numbered(exc: InvalidInput, index: int, total: int) -> InvalidInput:
     """Say which change of a bulk call was wrong (numbered from 1)."""
-    if total > 1:
-        exc.message = f"Change {index + 1}: {exc.message}"
-        exc.args = (exc.message,)
-    return exc
+    return exc.prefixed(f"Change {index + 1}: ") if total > 1 else exc
 
 
-def _parse_requests(items: list[ChangeRequest]) -> list[tuple[Any, ...]]:
+def _parse_requests(items: list[ChangeRequest]) -> list[ValidChange]:
     """Validate every request (NHS numbers vectorised) before anything is written."""
-    numbers = [nhs.normalise(r.nhs_number) or "" for r in items]
+    numbers = [nhs.normalise(request.nhs_number) or "" for request in items]
     ok = np.array([len(n) == 10 for n in numbers], dtype=bool)
     if len(items):
         ok &= nhs.valid_mask(np.array(numbers, dtype="S10"))
@@ -546,7 +606,7 @@ def _parse_requests(items: list[ChangeRequest]) -> list[tuple[Any, ...]]:
                 checked_number(req.nhs_number)
                 raise InvalidInput("NHS number is not valid.")  # pragma: no cover - safety
             parsed.append(
-                (
+                ValidChange(
                     numbers[i],
                     parse_changes(req.changes),
                     parse_channel(req.channel),
@@ -568,15 +628,16 @@ class _Code:
 
 
 def change_events(
-    changes: Iterable[tuple[str, str, dict[Choice, bool], Channel]],
+    changes: Iterable[CommittedChange],
 ) -> list[Event]:
     """The events one committed batch of changes means for other parties: a type 1 code seen
     at a practice or another channel's change, and an erasure request for each change that
     turns share-nothing on."""
     out: list[Event] = []
     erasures: list[Event] = []  # after the changes, so the relay erases a batch in one pass
-    for change_id, number, choices, channel in changes:
-        if channel == Channel.GP_CODE and Choice.SHARE_NOTHING in choices:
+    for change in changes:
+        change_id, number, choices = change.change_id, change.nhs_number, change.changes
+        if change.channel == Channel.GP_CODE and Choice.SHARE_NOTHING in choices:
             out.append(
                 Type1ObjectionSeen(
                     f"{change_id}.type1", change_id, number, bool(choices[Choice.SHARE_NOTHING])
@@ -588,9 +649,9 @@ def change_events(
                     f"{change_id}.changed",
                     change_id,
                     number,
-                    tuple(sorted(c.value for c, on in choices.items() if on)),
-                    tuple(sorted(c.value for c, on in choices.items() if not on)),
-                    channel.value,
+                    tuple(sorted(choice.value for choice, on in choices.items() if on)),
+                    tuple(sorted(choice.value for choice, on in choices.items() if not on)),
+                    change.channel.value,
                 )
             )
         if choices.get(Choice.SHARE_NOTHING) is True:

@@ -11,7 +11,6 @@ behind; :func:`derive` is the reference fold it must always equal.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,7 +20,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -38,31 +36,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from confide.choices import channels
 from confide.choices.model import Choices, utc
+from confide.common.columns import SERIAL_ID, UTC_DATETIME
 from confide.events.outbox import outbox_table
 
 metadata = MetaData()
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
-_SeqType = BigInteger().with_variant(Integer(), "sqlite")
-
 people = Table(
     "people",
     metadata,
-    Column("id", _SeqType, primary_key=True, autoincrement=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("nhs_number", String(10), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
 )
 
 choice_events = Table(
     "choice_events",
     metadata,
-    Column("seq", _SeqType, primary_key=True, autoincrement=True),
+    Column("seq", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("change_id", String(32), nullable=False, index=True),
-    Column("person_id", _SeqType, ForeignKey("people.id"), nullable=False),
+    Column("person_id", SERIAL_ID, ForeignKey("people.id"), nullable=False),
     Column("choice", String(16), nullable=False),
     Column("value", Boolean, nullable=False),
-    Column("effective_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("effective_at", UTC_DATETIME, nullable=False),
+    Column("recorded_at", UTC_DATETIME, nullable=False),
     Column("channel", String(16), nullable=False),
     Column("actor", String(16), nullable=False),
     Column("proxy", JSON(none_as_null=True), nullable=True),
@@ -72,11 +68,11 @@ choice_events = Table(
 choice_state = Table(
     "choice_state",
     metadata,
-    Column("person_id", _SeqType, ForeignKey("people.id"), primary_key=True),
+    Column("person_id", SERIAL_ID, ForeignKey("people.id"), primary_key=True),
     Column("choice", String(16), primary_key=True),
     Column("channel", String(16), primary_key=True),
     Column("value", Boolean, nullable=False),
-    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("effective_at", UTC_DATETIME, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Index("ix_choice_state_choice_value", "choice", "value"),
 )
@@ -84,7 +80,7 @@ choice_state = Table(
 demographics = Table(
     "demographics",
     metadata,
-    Column("person_id", _SeqType, ForeignKey("people.id"), primary_key=True),
+    Column("person_id", SERIAL_ID, ForeignKey("people.id"), primary_key=True),
     Column("birth_date", Date, nullable=True),
     Column("postcode", String(8), nullable=True),
     Column("practice", String(8), nullable=True),
@@ -95,34 +91,34 @@ demographics = Table(
 proxy_authorities = Table(
     "proxy_authorities",
     metadata,
-    Column("id", _SeqType, primary_key=True, autoincrement=True),
-    Column("person_id", _SeqType, ForeignKey("people.id"), nullable=False, index=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
+    Column("person_id", SERIAL_ID, ForeignKey("people.id"), nullable=False, index=True),
     Column("kind", String(8), nullable=False),
     Column("reference", String(32), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("recorded_at", UTC_DATETIME, nullable=False),
+    Column("revoked_at", UTC_DATETIME, nullable=True),
 )
 
 identity_challenges = Table(
     "identity_challenges",
     metadata,
     Column("challenge_id", String(64), primary_key=True),
-    Column("person_id", _SeqType, ForeignKey("people.id"), nullable=True),
+    Column("person_id", SERIAL_ID, ForeignKey("people.id"), nullable=True),
     Column("subject", String(64), nullable=False),
     Column("code_hash", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("expires_at", UTC_DATETIME, nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("used_at", UTC_DATETIME, nullable=True),
 )
 
 identity_attempts = Table(
     "identity_attempts",
     metadata,
-    Column("id", _SeqType, primary_key=True, autoincrement=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("key", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
     Index("ix_identity_attempts_key", "key", "kind", "at"),
 )
 
@@ -130,9 +126,9 @@ identity_sessions = Table(
     "identity_sessions",
     metadata,
     Column("session_id", String(64), primary_key=True),
-    Column("person_id", _SeqType, ForeignKey("people.id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("person_id", SERIAL_ID, ForeignKey("people.id"), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("expires_at", UTC_DATETIME, nullable=False),
 )
 
 # One row, bumped in the same transaction as every change to the choices: readers (the TRE's
@@ -233,21 +229,21 @@ def fold_into_state(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         stmt,
         [
             {
-                "person_id": r["person_id"],
-                "choice": r["choice"],
-                "channel": r["channel"],
-                "value": r["value"],
-                "effective_at": r["effective_at"],
-                "seq": r["seq"],
+                "person_id": row["person_id"],
+                "choice": row["choice"],
+                "channel": row["channel"],
+                "value": row["value"],
+                "effective_at": row["effective_at"],
+                "seq": row["seq"],
             }
-            for r in winners.values()
+            for row in winners.values()
         ],
     )
 
 
-def derive(events: Iterable[tuple[str, str, bool, datetime, int]]) -> Choices:
-    """The reference fold: (choice, channel, value, effective_at, seq) events → the choices in
-    force (latest fact per channel, combined by the channel rule table)."""
+def derive(events: Iterable[channels.Fact]) -> Choices:
+    """The reference fold: channel facts → the choices in force (latest fact per channel,
+    combined by the channel rule table)."""
     return channels.effective(events)
 
 

@@ -16,6 +16,7 @@ import errno
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -48,59 +49,75 @@ def _path_of(exc: OSError) -> str | None:
     return os.path.abspath(os.fsdecode(name))
 
 
+def _is(*kinds: type[OSError]) -> Callable[[OSError], bool]:
+    return lambda exc: isinstance(exc, kinds)
+
+
+def _errno(*codes: int) -> Callable[[OSError], bool]:
+    return lambda exc: exc.errno in codes
+
+
+# OS errors in the order they are tried: which ones, the exit code, what went wrong at
+# ``{where}`` and the usual remedy. The first that matches says it.
+_OS_FAILURES: tuple[tuple[Callable[[OSError], bool], int, str, str], ...] = (
+    (
+        _errno(errno.EROFS),
+        exit_codes.FILES,
+        "{where} is on a read-only disk, and this command needs to write there.",
+        "Give --home (or --out) a folder on a writable disk.",
+    ),
+    (
+        _is(PermissionError),
+        exit_codes.FILES,
+        "Permission denied for {where}.",
+        "Give a path you may read and write, or ask its owner to change its permissions.",
+    ),
+    (
+        _is(FileNotFoundError),
+        exit_codes.FILES,
+        "{where} does not exist.",
+        "Check the path; folders that hold input are not created for you.",
+    ),
+    (
+        _is(NotADirectoryError),
+        exit_codes.FILES,
+        "{where} is a file (or lies under one) where a folder is expected.",
+        "Give the path of a folder.",
+    ),
+    (
+        _is(IsADirectoryError),
+        exit_codes.FILES,
+        "{where} is a folder where a file is expected.",
+        "Give the path of a file.",
+    ),
+    (
+        _is(FileExistsError),
+        exit_codes.FILES,
+        "{where} already exists.",
+        "Give a new path, or move the existing one away first.",
+    ),
+    (
+        _errno(errno.ENOSPC, getattr(errno, "EDQUOT", -1)),
+        exit_codes.FILES,
+        "The disk holding {where} is full.",
+        "Free some space, or give a folder on another disk.",
+    ),
+    (
+        _is(ConnectionError, TimeoutError),
+        exit_codes.UNAVAILABLE,
+        "A server this command needs did not answer.",
+        "Check the URL and that the server is running.",
+    ),
+)
+
+
 def _os_failure(exc: OSError) -> Failure:
     """OS errors, with the full path and the usual remedy for each kind."""
     path = _path_of(exc)
     where = path or "a file or folder"
-    code = exc.errno
-    if code == errno.EROFS:
-        return Failure(
-            exit_codes.FILES,
-            f"{where} is on a read-only disk, and this command needs to write there.",
-            "Give --home (or --out) a folder on a writable disk.",
-        )
-    if isinstance(exc, PermissionError):
-        return Failure(
-            exit_codes.FILES,
-            f"Permission denied for {where}.",
-            "Give a path you may read and write, or ask its owner to change its permissions.",
-        )
-    if isinstance(exc, FileNotFoundError):
-        return Failure(
-            exit_codes.FILES,
-            f"{where} does not exist.",
-            "Check the path; folders that hold input are not created for you.",
-        )
-    if isinstance(exc, NotADirectoryError):
-        return Failure(
-            exit_codes.FILES,
-            f"{where} is a file (or lies under one) where a folder is expected.",
-            "Give the path of a folder.",
-        )
-    if isinstance(exc, IsADirectoryError):
-        return Failure(
-            exit_codes.FILES,
-            f"{where} is a folder where a file is expected.",
-            "Give the path of a file.",
-        )
-    if isinstance(exc, FileExistsError):
-        return Failure(
-            exit_codes.FILES,
-            f"{where} already exists.",
-            "Give a new path, or move the existing one away first.",
-        )
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return Failure(
-            exit_codes.FILES,
-            f"The disk holding {where} is full.",
-            "Free some space, or give a folder on another disk.",
-        )
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return Failure(
-            exit_codes.UNAVAILABLE,
-            "A server this command needs did not answer.",
-            "Check the URL and that the server is running.",
-        )
+    for matches, code, message, hint in _OS_FAILURES:
+        if matches(exc):
+            return Failure(code, message.format(where=where), hint)
     reason = exc.strerror or type(exc).__name__
     return Failure(
         exit_codes.FILES,

@@ -1,6 +1,6 @@
 """Party commands loaded only when used, so ``confide --help`` and ``confide version`` start fast.
 
-Each party module adds its commands with ``register(app)``; importing one pulls in DuckDB,
+Each party module adds its commands with ``mount(app)``; importing one pulls in DuckDB,
 SQLAlchemy, Splink and the rest, over a second in all. The root group knows each command's
 name, its module and its one-line help from :data:`PARTY_COMMANDS` and imports the module only
 when the command runs (or a tool walks the whole tree). A test checks the table against the
@@ -21,10 +21,12 @@ __all__ = ["PARTY_COMMANDS", "LazyGroup", "PartyCommand", "load"]
 
 
 def load(module_name: str) -> TyperGroup:
-    """The commands one party module registers (imports the module)."""
+    """The commands one party module mounts (imports the module)."""
     module = importlib.import_module(module_name)
     holder = typer.Typer()
-    module.register(holder)
+    # ``register`` is the former name, still used by modules not yet moved to ``mount``.
+    mount = getattr(module, "mount", None) or module.register
+    mount(holder)
     return typer.main.get_group(holder)
 
 

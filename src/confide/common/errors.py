@@ -7,6 +7,11 @@ carry an identifier (NHS number, name, date of birth, postcode).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
 from confide.common import exit_codes
 
 
@@ -19,6 +24,12 @@ class ConfideError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    def prefixed(self, prefix: str) -> Self:
+        """This error with ``prefix`` before its message (which item of a batch was wrong)."""
+        self.message = f"{prefix}{self.message}"
+        self.args = (self.message,)
+        return self
 
     def as_dict(self) -> dict[str, str]:
         out = {"error": self.message}
@@ -45,6 +56,24 @@ class FileProblem(ConfideError):
     """A file or folder that cannot be read or written (the message gives its full path)."""
 
     exit_code = exit_codes.FILES
+
+
+@contextmanager
+def reading_file(path: Path, if_folder: str) -> Iterator[None]:
+    """Read ``path`` inside this block: a folder (``{path} {if_folder}``), a missing file or an
+    unreadable one becomes a :class:`FileProblem` that says which, with what to do."""
+    where = path.resolve()
+    if path.is_dir():
+        raise FileProblem(f"{where} {if_folder}", hint="Give a file.")
+    try:
+        yield
+    except FileNotFoundError:
+        raise FileProblem(f"{where} does not exist.", hint="Check the file path.") from None
+    except OSError as exc:
+        raise FileProblem(
+            f"{where} cannot be read ({exc.strerror or type(exc).__name__}).",
+            hint="Check the file path and its permissions.",
+        ) from None
 
 
 class InUse(ConfideError):

@@ -23,12 +23,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.engine import Row
 
+from confide.common.clock import as_utc
 from confide.common.errors import ConfideError
 from confide.common.throttle import Kind, Limits, Scope, Throttle, Verdict
 
@@ -89,10 +90,6 @@ def paced(action: Callable[[], tuple[T, float]], *, floor: float = 0.0) -> Paced
         return Paced(not_before=began + floor, error=exc, delay=floor)
     delay = max(floor, hold)
     return Paced(not_before=began + delay, value=value, delay=delay)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class _Failed(Exception):
@@ -209,10 +206,10 @@ class OneTimeCodes:
         now: datetime,
         on_success: Callable[[Connection, Row[Any]], T],
     ) -> tuple[T, float]:
-        ch = self.challenges
+        challenges = self.challenges
         with engine.begin() as conn:
             row = conn.execute(
-                select(ch).where(ch.c.challenge_id == str(challenge_id)[:64])
+                select(challenges).where(challenges.c.challenge_id == str(challenge_id)[:64])
             ).first()
             # Wrong codes count against the subject given at the start, decoy or not, so a
             # throttle never tells a stranger that the details had matched.
@@ -225,7 +222,7 @@ class OneTimeCodes:
                 and row.person_id is not None
                 and row.used_at is None
                 and row.attempts < self.rules.tries_per_code
-                and _aware(row.expires_at) > now
+                and as_utc(row.expires_at) > now
                 and hmac.compare_digest(
                     row.code_hash, self.mac("code", row.challenge_id, str(code).strip())
                 )
@@ -233,8 +230,11 @@ class OneTimeCodes:
             result: T | None = None
             if ok and row is not None:
                 spent = conn.execute(
-                    update(ch)
-                    .where(ch.c.challenge_id == row.challenge_id, ch.c.used_at.is_(None))
+                    update(challenges)
+                    .where(
+                        challenges.c.challenge_id == row.challenge_id,
+                        challenges.c.used_at.is_(None),
+                    )
                     .values(used_at=now)
                 )
                 ok = spent.rowcount == 1  # two tabs racing: the code works once
@@ -243,9 +243,9 @@ class OneTimeCodes:
             if not ok:
                 if row is not None:
                     conn.execute(
-                        update(ch)
-                        .where(ch.c.challenge_id == row.challenge_id)
-                        .values(attempts=ch.c.attempts + 1)
+                        update(challenges)
+                        .where(challenges.c.challenge_id == row.challenge_id)
+                        .values(attempts=challenges.c.attempts + 1)
                     )
                 self.throttle.note(conn, keys, Kind.FAIL, now)
         if not ok:

@@ -102,6 +102,14 @@ def migrate(engine: Engine, party: str, scripts: Path | None = None) -> None:
         _migrate(engine, party, scripts)
 
 
+def open_store(party: str, folder: Path, scripts: Path | None = None) -> Engine:
+    """The engine of ``party``'s store in ``folder``, migrated to its latest version: what
+    every party does when it opens its store."""
+    engine = make_engine(party, folder)
+    migrate(engine, party, scripts)
+    return engine
+
+
 @contextlib.contextmanager
 def _store_lock(engine: Engine, party: str) -> Iterator[None]:
     """Hold the per-store, cross-process migration lock."""

@@ -94,5 +94,5 @@ def demo(
             serve_installation(parties, host="127.0.0.1", port=port, demo=True)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.command("demo")(demo)

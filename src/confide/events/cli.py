@@ -83,5 +83,5 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     report(result, as_json, human)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(relay_app, name="relay")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, MetaData, Table, insert, select, update
 
+from confide.common.clock import as_utc, utcnow
+from confide.common.columns import SERIAL_ID, UTC_DATETIME
 from confide.events.types import Event, event_from_row
 
 TABLE = "outbox"
@@ -26,17 +28,17 @@ def _columns() -> list[sa.Column[Any]]:
     return [
         sa.Column(
             "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            SERIAL_ID,
             primary_key=True,
             autoincrement=True,
         ),
         sa.Column("event_id", sa.String(160), nullable=False, unique=True),
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", UTC_DATETIME, nullable=False),
+        sa.Column("delivered_at", UTC_DATETIME, nullable=True),
         sa.Column("last_error", sa.String(200), nullable=True),
     ]
 
@@ -52,17 +54,9 @@ def create_outbox(op: Any) -> None:
     op.create_index("ix_outbox_due", TABLE, ["delivered_at", "next_attempt_at"])
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def write(conn: Connection, table: Table, events: Iterable[Event]) -> int:
     """Put events in the outbox inside the caller's transaction; how many were written."""
-    now = _now()
+    now = utcnow()
     rows = [
         {
             "event_id": e.event_id,
@@ -129,30 +123,31 @@ class Outbox:
 
     def pending(self, limit: int = 500) -> list[Pending]:
         """Every undelivered event (due or waiting for a retry), oldest first."""
-        t = self.table
-        query = select(t).where(t.c.delivered_at.is_(None)).order_by(t.c.seq).limit(limit)
+        table = self.table
+        undelivered = table.c.delivered_at.is_(None)
+        query = select(table).where(undelivered).order_by(table.c.seq).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
             Pending(
-                r.seq,
-                event_from_row(r.kind, r.event_id, r.body),
-                r.attempts,
-                _aware(r.next_attempt_at),
-                r.last_error,
+                row.seq,
+                event_from_row(row.kind, row.event_id, row.body),
+                row.attempts,
+                as_utc(row.next_attempt_at),
+                row.last_error,
             )
-            for r in rows
+            for row in rows
         ]
 
     def delivered(self, seqs: Sequence[int], now: datetime | None = None) -> None:
         if not seqs:
             return
-        t = self.table
+        table = self.table
         with self.engine.begin() as conn:
             conn.execute(
-                update(t)
-                .where(t.c.seq.in_(list(seqs)), t.c.delivered_at.is_(None))
-                .values(delivered_at=now or _now())
+                update(table)
+                .where(table.c.seq.in_(list(seqs)), table.c.delivered_at.is_(None))
+                .values(delivered_at=now or utcnow())
             )
 
     def failed(
@@ -163,14 +158,14 @@ class Outbox:
         now: datetime | None = None,
     ) -> None:
         """Record a failed attempt: the error's type, and when to try again."""
-        when = now or _now()
-        t = self.table
+        when = now or utcnow()
+        table = self.table
         with self.engine.begin() as conn:
             for item in items:
                 attempts = item.attempts + 1
                 conn.execute(
-                    update(t)
-                    .where(t.c.seq == item.seq)
+                    update(table)
+                    .where(table.c.seq == item.seq)
                     .values(
                         attempts=attempts,
                         next_attempt_at=when + backoff.after(attempts),
@@ -180,12 +175,12 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         """Events delivered and pending (for operators and tests)."""
-        t = self.table
+        table = self.table
         with self.engine.connect() as conn:
             delivered = conn.execute(
-                select(sa.func.count()).select_from(t).where(t.c.delivered_at.is_not(None))
+                select(sa.func.count()).select_from(table).where(table.c.delivered_at.is_not(None))
             ).scalar_one()
             pending = conn.execute(
-                select(sa.func.count()).select_from(t).where(t.c.delivered_at.is_(None))
+                select(sa.func.count()).select_from(table).where(table.c.delivered_at.is_(None))
             ).scalar_one()
         return {"delivered": int(delivered), "pending": int(pending)}

@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 
+from confide.common.clock import utcnow
 from confide.events.outbox import Backoff, Outbox, Pending
 from confide.events.types import EVENT_TYPES, Event
 
@@ -62,7 +63,7 @@ class Relay:
         self.outboxes = list(outboxes)
         self.handlers = dict(handlers)
         self.backoff = backoff or Backoff()
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utcnow
         self._lock = threading.Lock()
         self._local = threading.local()
 

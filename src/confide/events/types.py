@@ -24,38 +24,43 @@ class Event:
         """The event's fields (without ``event_id``) as JSON-ready values."""
         out = dataclasses.asdict(self)
         out.pop("event_id")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return {
+            name: list(value) if isinstance(value, tuple) else value for name, value in out.items()
+        }
 
 
 @dataclass(frozen=True)
-class ChoiceChanged(Event):
+class ChoiceEventBase(Event):
+    """Base of the events one recorded change of a person's choices makes: the registry's
+    ``change_id`` and the person's NHS number (so these go only to parties that may hold it)."""
+
+    change_id: str
+    nhs_number: str
+
+
+@dataclass(frozen=True)
+class ChoiceChanged(ChoiceEventBase):
     """A person's choices changed through any channel but a GP code."""
 
     kind: ClassVar[str] = "choice_changed"
-    change_id: str
-    nhs_number: str
     set: tuple[str, ...]
     cleared: tuple[str, ...]
     channel: str
 
 
 @dataclass(frozen=True)
-class Type1ObjectionSeen(Event):
+class Type1ObjectionSeen(ChoiceEventBase):
     """A type 1 objection (``dissent``) or its withdrawal, coded at a practice."""
 
     kind: ClassVar[str] = "type1_objection_seen"
-    change_id: str
-    nhs_number: str
     dissent: bool
 
 
 @dataclass(frozen=True)
-class ErasureRequested(Event):
+class ErasureRequested(ChoiceEventBase):
     """A person now shares nothing: every store that holds them must erase them."""
 
     kind: ClassVar[str] = "erasure_requested"
-    change_id: str
-    nhs_number: str
 
 
 @dataclass(frozen=True)

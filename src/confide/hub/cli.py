@@ -55,7 +55,7 @@ def enrol_cmd(
     report(
         {"enrolled": ods.upper(), "kind": kind},
         as_json,
-        lambda r: console.print(f"Enrolled {r['enrolled']} ({r['kind']})."),
+        lambda shown: console.print(f"Enrolled {shown['enrolled']} ({shown['kind']})."),
     )
 
 
@@ -137,7 +137,8 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
         if store is not None:
             con = store.connect()
             counts = {
-                t: (con.execute(f"SELECT count(*) FROM {t}").fetchone() or (0,))[0] for t in TABLES
+                table: (con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,))[0]
+                for table in TABLES
             }
             sources = {
                 ods: {"submission_id": e["submission_id"], "created_at": e["created_at"]}
@@ -171,8 +172,8 @@ def readmit_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     report(
         done,
         as_json,
-        lambda r: console.print(
-            f"{r['records']:,} records linked since; {r['rows']:,} rows added."
+        lambda shown: console.print(
+            f"{shown['records']:,} records linked since; {shown['rows']:,} rows added."
         ),
     )
 
@@ -214,5 +215,5 @@ def erasures_cmd(
     report(result, as_json, human)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(hub_app, name="hub")

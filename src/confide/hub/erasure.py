@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, func, select, update
+from sqlalchemy import Column, Engine, MetaData, String, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+
+from confide.common.clock import as_utc, utcnow
+from confide.common.columns import UTC_DATETIME
 
 RECORDS = "hub.records"
 KEPT = "hub.kept_submissions"
@@ -36,7 +38,7 @@ erased_people = Table(
     metadata,
     Column("pseudonym", String(64), primary_key=True),
     Column("erasure_id", String(32), nullable=False),
-    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("requested_at", UTC_DATETIME, nullable=False),
 )
 
 erasure_steps = Table(
@@ -44,8 +46,8 @@ erasure_steps = Table(
     metadata,
     Column("erasure_id", String(32), primary_key=True),
     Column("store", String(40), primary_key=True),
-    Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("confirmed_at", DateTime(timezone=True), nullable=True),
+    Column("requested_at", UTC_DATETIME, nullable=False),
+    Column("confirmed_at", UTC_DATETIME, nullable=True),
 )
 
 _CHUNK = 5_000
@@ -69,7 +71,7 @@ class ErasureRegister:
         A person already tombstoned keeps their first tombstone; the new erasure still lists
         its own steps, so every request is seen through to the end."""
         eid = erasure_id or uuid.uuid4().hex
-        now = datetime.now(UTC)
+        now = utcnow()
         people = sorted(set(pseudonyms))
         with self.engine.begin() as conn:
             for start in range(0, len(people), _CHUNK):
@@ -103,7 +105,7 @@ class ErasureRegister:
                     es.c.store == store,
                     es.c.confirmed_at.is_(None),
                 )
-                .values(confirmed_at=datetime.now(UTC))
+                .values(confirmed_at=utcnow())
             )
 
     def erased_among(self, pseudonyms: Iterable[str]) -> set[str]:
@@ -152,7 +154,7 @@ class ErasureRegister:
                 .where(es.c.confirmed_at.is_(None))
                 .order_by(es.c.requested_at, es.c.erasure_id, es.c.store)
             ).all()
-            ids = sorted({r.erasure_id for r in rows})
+            ids = sorted({row.erasure_id for row in rows})
             people: dict[str, int] = {}
             if ids:
                 people = {
@@ -169,7 +171,7 @@ class ErasureRegister:
                 row.erasure_id,
                 {
                     "erasure_id": row.erasure_id,
-                    "requested_at": _utc(row.requested_at).isoformat(),
+                    "requested_at": as_utc(row.requested_at).isoformat(),
                     "people": people.get(row.erasure_id, 0),
                     "waiting_for": [],
                 },
@@ -188,7 +190,3 @@ class ErasureRegister:
                 )
             ).scalar_one()
         return {"erased_people": int(people), "pending_erasures": int(pending)}
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

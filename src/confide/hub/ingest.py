@@ -14,7 +14,6 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from confide.common.clock import utcnow
 from confide.common.errors import SubmissionRejected
 from confide.common.home import Home
 from confide.common.submission import (
@@ -34,9 +34,9 @@ from confide.common.submission import (
 from confide.events.types import SubmissionIngested
 from confide.hub import erasure, kept, shrink, validate
 from confide.hub.erasure import ErasureRegister
-from confide.hub.opstore import HubOpStore
 from confide.hub.ports import PseudonymService
 from confide.hub.records import RecordStore
+from confide.hub.store import HubStore
 from confide.rollout import gate as rollout_gate
 from confide.rollout.model import Point
 
@@ -143,7 +143,7 @@ class Hub:
             shrink.max_shrink_from_env() if max_shrink is None else shrink.check_share(max_shrink)
         )
         self.records = RecordStore(self.folder / "records")
-        self.ops = HubOpStore(home)
+        self.ops = HubStore(home)
         self.erasures = ErasureRegister(self.ops.engine)
         self.pseudonymiser = pseudonymiser
         self.listeners: list[Callable[[IngestResult], None]] = []
@@ -360,7 +360,7 @@ class Hub:
             submission_id,
             ods,
             hashlib.sha256(manifest.read_bytes()).hexdigest(),
-            sum(int(counts.get(t, 0)) for t in RECORD_TABLES),
+            sum(int(counts.get(table, 0)) for table in RECORD_TABLES),
             int(counts.get("quarantined", 0)),
         )
 
@@ -410,7 +410,7 @@ class Hub:
         return table.select([*SUBMITTED_COLUMNS[name], *optional])
 
     def _keep_rejected(self, folder: Path, manifest: dict[str, Any] | None, reason: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
         sid = str((manifest or {}).get("submission_id") or folder.name)[:80]
         target = self.folder / "rejected" / f"{stamp}-{sid}"
         target.mkdir(parents=True, exist_ok=True)

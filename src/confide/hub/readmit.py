@@ -40,7 +40,7 @@ def _rows_for(hub: Hub, ods: str, submission_id: str, people: pa.Table) -> dict[
         if table.num_rows:
             table = table.filter(pc.is_in(table.column("ref").cast(pa.int32()), refs))
         tables[name] = table
-    kind = hub.ops.source_key(ods)[0]
+    kind = hub.ops.source_key(ods).kind
     return validate.check(ods, kind, people, tables).tables
 
 
@@ -83,5 +83,5 @@ def readmit(hub: Hub) -> dict[str, Any]:
                 summary["readmitted"] = int(summary.get("readmitted", 0)) + count
 
         hub.records.add_rows(additions, update)
-    rows = sum(t.num_rows for tables in additions.values() for t in tables.values())
+    rows = sum(table.num_rows for tables in additions.values() for table in tables.values())
     return {"records": sum(records.values()), "rows": rows}

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -31,7 +31,7 @@ from confide.common import canonical
 
 TABLES = ("patients", "registrations", "events", "medications", "hospital_episodes", "deaths")
 
-SCHEMAS: dict[str, pa.Schema] = {
+RECORD_SCHEMAS: dict[str, pa.Schema] = {
     "patients": pa.schema(
         [
             ("pseudonym", pa.string()),
@@ -100,6 +100,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("pseudonym", pa.string()), ("source", pa.string()), ("date_of_death", pa.date32())]
     ),
 }
+# Former name, still imported by confide.access.rules and confide.tre (views, spark_views).
+SCHEMAS = RECORD_SCHEMAS
 
 
 def _fsync(path: Path) -> None:
@@ -108,6 +110,22 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _FileJob(NamedTuple):
+    """One live file to rewrite: its source's catalog entry, its table, and its path."""
+
+    entry: dict[str, Any]
+    table: str
+    relative: str
+
+
+class _Rewritten(NamedTuple):
+    """A rewritten file: the job, the file now live for it, and how many rows it lost."""
+
+    job: _FileJob
+    relative: str
+    removed: int
 
 
 class RecordStore:
@@ -180,7 +198,7 @@ class RecordStore:
         """Make ``tables`` the live snapshot of source ``ods`` (call inside ``writing()``)."""
         files: dict[str, str] = {}
         for name in TABLES:
-            table = tables.get(name, SCHEMAS[name].empty_table()).cast(SCHEMAS[name])
+            table = tables.get(name, RECORD_SCHEMAS[name].empty_table()).cast(RECORD_SCHEMAS[name])
             rel = f"tables/{name}/{ods}/{submission_id}.parquet"
             path = self.folder / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,9 +236,9 @@ class RecordStore:
                     continue
                 rel = files[name]
                 merged = pa.concat_tables(
-                    [pq.read_table(self.folder / rel), rows.cast(SCHEMAS[name])],
+                    [pq.read_table(self.folder / rel), rows.cast(RECORD_SCHEMAS[name])],
                     promote_options="permissive",
-                ).cast(SCHEMAS[name])
+                ).cast(RECORD_SCHEMAS[name])
                 new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{version}.parquet", rel)
                 pq.write_table(merged, self.folder / new_rel, compression="zstd")
                 with (self.folder / new_rel).open("rb") as fh:
@@ -243,31 +261,29 @@ class RecordStore:
         catalog = self.catalog()
         new_version = catalog["version"] + 1
         jobs = [
-            (entry, name, rel)
+            _FileJob(entry, name, rel)
             for entry in catalog["sources"].values()
             for name, rel in list(entry["files"].items())
         ]
 
-        def one(job: tuple[dict, str, str]) -> tuple[dict, str, str, str, int]:
-            entry, name, rel = job
-            before = pq.read_table(self.folder / rel)
-            after = transform(name, before)
+        def one(job: _FileJob) -> _Rewritten:
+            before = pq.read_table(self.folder / job.relative)
+            after = transform(job.table, before)
             gone = before.num_rows - after.num_rows
             if not gone:
-                return entry, name, rel, rel, 0
-            new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{new_version}.parquet", rel)
+                return _Rewritten(job, job.relative, 0)
+            new_rel = re.sub(r"(\.v\d+)?\.parquet$", f".v{new_version}.parquet", job.relative)
             pq.write_table(after, self.folder / new_rel, compression="zstd")
             with (self.folder / new_rel).open("rb") as fh:
                 os.fsync(fh.fileno())
-            return entry, name, rel, new_rel, gone
+            return _Rewritten(job, new_rel, gone)
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            done = list(pool.map(one, jobs))
-        removed = sum(gone for *_, gone in done)
-        replaced = {rel for _, _, rel, new_rel, gone in done if gone}
-        for entry, name, _rel, new_rel, gone in done:
-            if gone:
-                entry["files"][name] = new_rel
+            done = [result for result in pool.map(one, jobs) if result.removed]
+        removed = sum(result.removed for result in done)
+        replaced = {result.job.relative for result in done}
+        for result in done:
+            result.job.entry["files"][result.job.table] = result.relative
         if removed:
             catalog["version"] = new_version
             self._write_catalog(catalog)
@@ -326,7 +342,7 @@ class RecordStore:
                     f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
                 )
             else:
-                con.register(f"_{prefix}{name}_empty", SCHEMAS[name].empty_table())
+                con.register(f"_{prefix}{name}_empty", RECORD_SCHEMAS[name].empty_table())
                 con.execute(
                     f"CREATE OR REPLACE VIEW {prefix}{stored} AS "
                     f"SELECT * FROM _{prefix}{name}_empty"

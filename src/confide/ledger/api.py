@@ -102,8 +102,8 @@ def _hex(value: str, what: str) -> bytes:
 
 def cosigners(note: str) -> list[str]:
     """Names on the note's signature lines other than the log's own."""
-    head, sigs = parse(note)
-    return sorted({name for name, _, _ in sigs if name != head.origin})
+    head, lines = parse(note)
+    return sorted({line.name for line in lines if line.name != head.origin})
 
 
 def _size(ledger: Ledger, size: int | None) -> int:

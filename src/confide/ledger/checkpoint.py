@@ -24,7 +24,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, NamedTuple, Self
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -141,8 +141,17 @@ def sign(signer: Signer, size: int, root: bytes, origin: str | None = None) -> C
     return Checkpoint(origin, size, root, text + "\n" + signer.signature_line(text))
 
 
-def parse(note: str) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
-    """Split a checkpoint note into its head and its signatures ``(name, key hash, sig)``."""
+class SignatureLine(NamedTuple):
+    """One signature line of a note: the signer's key name, its 4-byte key hash, and the rest
+    of the signature (for a witness, its timestamp and signature)."""
+
+    name: str
+    key_hash: bytes
+    signature: bytes
+
+
+def parse(note: str) -> tuple[Checkpoint, list[SignatureLine]]:
+    """Split a checkpoint note into its head and its signature lines."""
     text, sep, sigblock = note.partition("\n\n")
     if not sep or not sigblock.endswith("\n"):
         raise CheckpointError("A checkpoint is note text, a blank line, then signature lines.")
@@ -170,7 +179,7 @@ def parse(note: str) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
             raise CheckpointError("A checkpoint signature is not base64.") from None
         if len(raw) < 5:
             raise CheckpointError("A checkpoint signature is too short.")
-        sigs.append((parts[1], raw[:4], raw[4:]))
+        sigs.append(SignatureLine(parts[1], raw[:4], raw[4:]))
     return Checkpoint(origin, int(size_line), root, note), sigs
 
 
@@ -181,13 +190,13 @@ def signed_text(note: str) -> str:
 
 def verify(note: str, verifier: Verifier) -> Checkpoint:
     """The checkpoint in ``note`` if ``verifier`` signed it; :class:`CheckpointError` if not."""
-    checkpoint, sigs = parse(note)
+    checkpoint, lines = parse(note)
     text = signed_text(note)
-    for name, khash, sig in sigs:
-        if name != verifier.name or khash != verifier.key_hash:
+    for line in lines:
+        if line.name != verifier.name or line.key_hash != verifier.key_hash:
             continue  # someone else's signature (a witness, say): not ours to judge
         try:
-            VerifyKey(verifier.public_key).verify(text.encode(), sig)
+            VerifyKey(verifier.public_key).verify(text.encode(), line.signature)
         except BadSignatureError:
             raise CheckpointError(
                 f"The checkpoint at size {checkpoint.size} carries a signature that does not "

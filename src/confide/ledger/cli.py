@@ -147,7 +147,7 @@ def checkpoint_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None
         signed = ledger.sign_head()
         vkey = ledger.verifier.vkey
     result = {**signed.as_dict(), "verifier_key": vkey, "checkpoint": signed.text}
-    report(result, as_json, lambda r: typer.echo(r["checkpoint"], nl=False))
+    report(result, as_json, lambda shown: typer.echo(shown["checkpoint"], nl=False))
 
 
 @ledger_app.command("show")
@@ -175,7 +175,7 @@ def show_cmd(
     report(result, as_json, human)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     from confide.ledger import register_cli, witness_cli
 

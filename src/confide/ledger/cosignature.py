@@ -69,13 +69,13 @@ class CosignatureVerifier(cp.Verifier):
         """This witness's cosignature on ``note``: None when it has none; a
         :class:`~confide.ledger.checkpoint.CheckpointError` when a line claims to be this
         witness's but does not verify (forged, or made over another checkpoint)."""
-        _, sigs = cp.parse(note)
+        _, lines = cp.parse(note)
         found: Cosignature | None = None
-        for name, kid, payload in sigs:
-            if name != self.name or kid != self.key_id:
+        for signed in lines:
+            if signed.name != self.name or signed.key_hash != self.key_id:
                 continue
-            stamp = self._check(note, payload, now)
-            line = _line(self.name, kid + payload)
+            stamp = self._check(note, signed.signature, now)
+            line = _line(self.name, signed.key_hash + signed.signature)
             if found is None or stamp > found.timestamp:
                 found = Cosignature(self.name, stamp, line)
         return found

@@ -7,8 +7,8 @@ An entry is canonical JSON (sorted keys, no whitespace, UTF-8) of::
 Those exact bytes are the Merkle leaf input, so anyone can rebuild the tree from what the API
 serves. ``kind`` says what happened, ``v`` the schema version of that kind, ``at`` when the
 ledger recorded it (UTC, whole seconds) and ``body`` the public facts, with exactly the fields
-listed in :data:`SCHEMAS` (the version written now, :data:`VERSIONS`) or, for entries written
-under an earlier version of their kind, in :data:`PAST_SCHEMAS`. Unknown fields are refused,
+listed in :data:`ENTRY_SCHEMAS` (the version written now, :data:`VERSIONS`) or, for entries written
+under an earlier version of their kind, in :data:`PAST_ENTRY_SCHEMAS`. Unknown fields are refused,
 so nothing slips in by accident; the scanner :func:`find_identifiers` is a second guard that
 refuses NHS numbers, full postcodes and birth dates wherever they hide. People appear only as
 *commitments*: a 64-hex-digit digest that the person (and the choices party) can recompute and
@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from confide.common import canonical
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput
 from confide.common.nhs_number import is_valid as nhs_valid
 from confide.common.postcode import normalise as postcode_normalise
@@ -131,7 +132,7 @@ _ROLLOUT_ACTIONS = (
 )
 
 # kind → field → Field. Adding or changing a field means a new version of that kind.
-SCHEMAS: dict[str, dict[str, Field]] = {
+ENTRY_SCHEMAS: dict[str, dict[str, Field]] = {
     "submission_ingested": {
         "submission_id": _f(_token, "token"),
         "source": _f(_token, "token (ODS code)"),
@@ -245,22 +246,23 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "undeliverable": _f(_count, "count", False),
     },
 }
-KINDS = tuple(SCHEMAS)
+KINDS = tuple(ENTRY_SCHEMAS)
 # The version each kind is written at now (SCHEMA_VERSION when not listed).
 VERSIONS: dict[str, int] = {"query_run": 2, "output_checked": 2, "erasure": 2}
 # Earlier versions of kinds, kept so entries written under them still validate and are shown.
-PAST_SCHEMAS: dict[tuple[str, int], dict[str, Field]] = {
+PAST_ENTRY_SCHEMAS: dict[tuple[str, int], dict[str, Field]] = {
     ("query_run", 1): {
-        name: SCHEMAS["query_run"][name] for name in ("project_id", "query_id", "query_digest")
+        name: ENTRY_SCHEMAS["query_run"][name]
+        for name in ("project_id", "query_id", "query_digest")
     },
     ("output_checked", 1): {
         name: field
-        for name, field in SCHEMAS["output_checked"].items()
+        for name, field in ENTRY_SCHEMAS["output_checked"].items()
         if name not in ("epsilon", "delta")
     },
     # Version 1 carried the number of rows erased: for one person, their exact row count in
     # the record store, which is a fact about them. Version 2 says only where they were erased.
-    ("erasure", 1): {**SCHEMAS["erasure"], "rows": _f(_count, "count", False)},
+    ("erasure", 1): {**ENTRY_SCHEMAS["erasure"], "rows": _f(_count, "count", False)},
 }
 
 
@@ -272,8 +274,8 @@ def version_of(kind: str) -> int:
 def schema_for(kind: str, v: int) -> dict[str, Field] | None:
     """The fields of version ``v`` of ``kind`` (None when there is no such version)."""
     if v == version_of(kind):
-        return SCHEMAS.get(kind)
-    return PAST_SCHEMAS.get((kind, v))
+        return ENTRY_SCHEMAS.get(kind)
+    return PAST_ENTRY_SCHEMAS.get((kind, v))
 
 
 # --- the identifier scanner ------------------------------------------------------------------
@@ -342,8 +344,8 @@ def find_identifiers(obj: Any, where: str = "body") -> list[str]:
 def validate(kind: str, body: dict[str, Any], v: int | None = None) -> None:
     """Raise :class:`EntryRejected` unless ``body`` is a clean, well-formed ``kind`` entry (of
     version ``v``; the current version when not given)."""
-    schema = SCHEMAS.get(kind) if v is None else schema_for(kind, v)
-    if schema is None and v is not None and kind in SCHEMAS:
+    schema = ENTRY_SCHEMAS.get(kind) if v is None else schema_for(kind, v)
+    if schema is None and v is not None and kind in ENTRY_SCHEMAS:
         raise EntryRejected(f"There is no version {v} of the {kind} entry.")
     if schema is None:
         raise EntryRejected(
@@ -375,7 +377,7 @@ def validate(kind: str, body: dict[str, Any], v: int | None = None) -> None:
 
 def timestamp(at: datetime | None = None) -> str:
     """The ``at`` of an entry: UTC, whole seconds, ISO 8601 with ``Z``."""
-    at = (at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    at = (at or utcnow()).astimezone(UTC).replace(microsecond=0)
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -62,14 +62,7 @@ class Ledger:
     def append_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> list[int]:
         """Append many entries in one transaction: all are validated first, then all or none."""
         batch = list(items)
-        for i, (kind, body) in enumerate(batch):
-            try:
-                schema.validate(kind, body)
-            except schema.EntryRejected as exc:
-                if len(batch) > 1:
-                    exc.message = f"Entry {i + 1} of {len(batch)}: {exc.message}"
-                    exc.args = (exc.message,)
-                raise
+        _validate_all(batch)
 
         def leaves() -> list[bytes]:
             at = schema.timestamp()
@@ -82,14 +75,7 @@ class Ledger:
         key (another party's event id): an event delivered again adds nothing. Their indices
         (the earlier index for a key already logged)."""
         batch = list(items)
-        for i, (_key, kind, body) in enumerate(batch):
-            try:
-                schema.validate(kind, body)
-            except schema.EntryRejected as exc:
-                if len(batch) > 1:
-                    exc.message = f"Entry {i + 1} of {len(batch)}: {exc.message}"
-                    exc.args = (exc.message,)
-                raise
+        _validate_all([(kind, body) for _key, kind, body in batch])
         if not batch:
             return []
 
@@ -220,3 +206,15 @@ class Ledger:
             raise InvalidInput("Entries are asked for as start <= end, both 0 or more.")
         if start > size:
             raise InvalidInput(f"The log has {size} entries; start must be at most that.")
+
+
+def _validate_all(batch: list[tuple[str, dict[str, Any]]]) -> None:
+    """Check every ``(kind, body)`` against its schema before any is written, saying which
+    entry of a batch was wrong."""
+    for i, (kind, body) in enumerate(batch):
+        try:
+            schema.validate(kind, body)
+        except schema.EntryRejected as exc:
+            if len(batch) > 1:
+                exc.prefixed(f"Entry {i + 1} of {len(batch)}: ")
+            raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -89,19 +90,28 @@ def root_from_leaves(leaf_hashes: Sequence[bytes]) -> bytes:
     return fold_right([h for _, h in stack])
 
 
-def append_leaf(frontier: list[bytes], size: int, leaf: bytes) -> list[tuple[int, int, bytes]]:
+class Subtree(NamedTuple):
+    """A perfect subtree: its height (0 for a leaf), its position among the subtrees of that
+    height, and its hash."""
+
+    level: int
+    position: int
+    hash: bytes
+
+
+def append_leaf(frontier: list[bytes], size: int, leaf: bytes) -> list[Subtree]:
     """Add one leaf to a frontier (the perfect subtrees covering ``[0, size)``), in place.
 
-    Returns every perfect subtree completed by this leaf as ``(level, index, hash)``, the leaf
-    itself included at level 0, so a store can keep them for fast proofs.
+    Returns every perfect subtree completed by this leaf, the leaf itself included at level 0,
+    so a store can keep them for fast proofs.
     """
-    made = [(0, size, leaf)]
+    made = [Subtree(0, size, leaf)]
     acc, level, n = leaf, 0, size
     while n & 1:
         acc = node_hash(frontier.pop(), acc)
         level += 1
         n >>= 1
-        made.append((level, n, acc))
+        made.append(Subtree(level, n, acc))
     frontier.append(acc)
     return made
 

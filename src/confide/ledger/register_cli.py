@@ -1,6 +1,6 @@
 """``confide ledger register``: the public release register, rendered from the log.
 
-Wired by ``confide.ledger.cli.register`` with ``add_commands(ledger_app)``.
+Wired by ``confide.ledger.cli.mount`` with ``add_commands(ledger_app)``.
 """
 
 from __future__ import annotations

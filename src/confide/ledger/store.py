@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     Index,
     Integer,
@@ -50,6 +50,8 @@ from sqlalchemy import (
 )
 
 from confide.common import opstore
+from confide.common.clock import utcnow
+from confide.common.columns import UTC_DATETIME
 from confide.ledger import merkle
 
 metadata = MetaData()
@@ -112,7 +114,7 @@ checkpoints = Table(
     Column("size", BigInteger, nullable=False, index=True),
     Column("root", LargeBinary(32), nullable=False),
     Column("note", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
 )
 
 cosignatures = Table(
@@ -125,7 +127,7 @@ cosignatures = Table(
     Column("key_id", LargeBinary(4), nullable=False),
     Column("timestamp", BigInteger, nullable=False),  # when the witness cosigned
     Column("line", Text, nullable=False),  # the signature line, as the witness sent it
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
     # the largest size each witness cosigned is one index lookup, however long the log
     Index("ix_cosignatures_witness", "witness", "key_id", "size"),
 )
@@ -160,9 +162,7 @@ class LogStore:
 
     @classmethod
     def open(cls, folder: Path) -> LogStore:
-        engine = opstore.make_engine("ledger", folder)
-        opstore.migrate(engine, "ledger")
-        return cls(engine)
+        return cls(opstore.open_store("ledger", folder))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -229,10 +229,12 @@ class LogStore:
             frontier = _split(state.frontier)
             entry_rows, node_rows = [], []
             for data in leaves:
-                lh = merkle.leaf_hash(data)
-                entry_rows.append({"leaf_index": size, "leaf_input": data, "leaf_hash": lh})
-                for level, idx, h in merkle.append_leaf(frontier, size, lh)[1:]:
-                    node_rows.append({"node_id": node_id(level, idx), "hash": h})
+                leaf = merkle.leaf_hash(data)
+                entry_rows.append({"leaf_index": size, "leaf_input": data, "leaf_hash": leaf})
+                for subtree in merkle.append_leaf(frontier, size, leaf)[1:]:
+                    node_rows.append(
+                        {"node_id": node_id(subtree.level, subtree.position), "hash": subtree.hash}
+                    )
                 size += 1
             for i in range(0, len(entry_rows), _CHUNK):
                 conn.execute(insert(entries), entry_rows[i : i + _CHUNK])
@@ -258,9 +260,7 @@ class LogStore:
     @staticmethod
     def _insert_checkpoint(conn: Connection, size: int, root: bytes, note: str) -> None:
         conn.execute(
-            insert(checkpoints).values(
-                size=size, root=root, note=note, created_at=datetime.now(UTC)
-            )
+            insert(checkpoints).values(size=size, root=root, note=note, created_at=utcnow())
         )
 
     def save_cosignature(
@@ -284,7 +284,7 @@ class LogStore:
                     key_id=key_id,
                     timestamp=timestamp,
                     line=line,
-                    created_at=datetime.now(UTC),
+                    created_at=utcnow(),
                 )
             )
 
@@ -312,7 +312,7 @@ class LogStore:
                 .where(cosignatures.c.size == size, cosignatures.c.root == root)
                 .order_by(cosignatures.c.witness, cosignatures.c.key_id)
             ).all()
-        return [r.line for r in rows]
+        return [row.line for row in rows]
 
     def cosigned_size(self, witness: str, key_id: bytes) -> int:
         """The largest tree size this witness has cosigned (0 when none)."""
@@ -327,7 +327,7 @@ class LogStore:
     def checkpoints(self) -> list[StoredCheckpoint]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(checkpoints).order_by(checkpoints.c.id)).all()
-        return [StoredCheckpoint(r.size, r.root, r.note, r.created_at) for r in rows]
+        return [StoredCheckpoint(row.size, row.root, row.note, row.created_at) for row in rows]
 
     def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """``(index, leaf_input)`` for stored indices in ``[start, end)``."""
@@ -337,42 +337,33 @@ class LogStore:
                 .where(entries.c.leaf_index >= start, entries.c.leaf_index < end)
                 .order_by(entries.c.leaf_index)
             ).all()
-        return [(r.leaf_index, bytes(r.leaf_input)) for r in rows]
+        return [(row.leaf_index, bytes(row.leaf_input)) for row in rows]
 
     def iter_rows(self, page: int = 10_000) -> Iterator[tuple[int, bytes, bytes]]:
         """Every stored entry as ``(index, leaf_input, leaf_hash)``, in index order."""
-        after = -1
-        while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(entries.c.leaf_index, entries.c.leaf_input, entries.c.leaf_hash)
-                    .where(entries.c.leaf_index > after)
-                    .order_by(entries.c.leaf_index)
-                    .limit(page)
-                ).all()
-            if not rows:
-                return
-            for r in rows:
-                yield r.leaf_index, bytes(r.leaf_input), bytes(r.leaf_hash)
-            after = rows[-1].leaf_index
+        columns = (entries.c.leaf_index, entries.c.leaf_input, entries.c.leaf_hash)
+        for row in self._paged(entries.c.leaf_index, columns, page):
+            yield row.leaf_index, bytes(row.leaf_input), bytes(row.leaf_hash)
 
-    def iter_nodes(self, page: int = 20_000) -> Iterator[tuple[int, int, bytes]]:
-        """Every stored subtree hash as ``(level, node_index, hash)``."""
+    def iter_nodes(self, page: int = 20_000) -> Iterator[merkle.Subtree]:
+        """Every stored subtree hash."""
+        for row in self._paged(nodes.c.node_id, (nodes.c.node_id, nodes.c.hash), page):
+            level, node_index = divmod(row.node_id, NODE_LEVEL)
+            yield merkle.Subtree(level, node_index, bytes(row.hash))
+
+    def _paged(self, key: Any, columns: Sequence[Any], page: int) -> Iterator[Any]:
+        """Every row of ``key``'s table in ``key`` order, ``page`` rows per read (no read stays
+        open while the caller works through a page)."""
         after = -1
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(nodes.c.node_id, nodes.c.hash)
-                    .where(nodes.c.node_id > after)
-                    .order_by(nodes.c.node_id)
-                    .limit(page)
+                    select(*columns).where(key > after).order_by(key).limit(page)
                 ).all()
             if not rows:
                 return
-            for r in rows:
-                level, idx = divmod(r.node_id, NODE_LEVEL)
-                yield level, idx, bytes(r.hash)
-            after = rows[-1].node_id
+            yield from rows
+            after = getattr(rows[-1], key.name)
 
     def count(self) -> int:
         with self.engine.connect() as conn:

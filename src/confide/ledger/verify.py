@@ -373,10 +373,10 @@ def _check_local_state(
             )
         )
     bad = seen = 0
-    for level, idx, h in ledger.store.iter_nodes():
+    for subtree in ledger.store.iter_nodes():
         seen += 1
-        blob = levels[level] if 0 < level < len(levels) else b""
-        if blob[idx * 32 : idx * 32 + 32] != h:
+        blob = levels[subtree.level] if 0 < subtree.level < len(levels) else b""
+        if blob[subtree.position * 32 : subtree.position * 32 + 32] != subtree.hash:
             bad += 1
     missing = sum(len(b) // 32 for b in levels[1:]) - (seen - bad)
     bad += missing

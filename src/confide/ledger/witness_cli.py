@@ -1,7 +1,7 @@
 """``confide ledger witnesses | add-witness | remove-witness | cosign``: the witnesses the log
 asks to cosign its checkpoints.
 
-Wired by ``confide.ledger.cli.register`` with ``add_commands(ledger_app)``.
+Wired by ``confide.ledger.cli.mount`` with ``add_commands(ledger_app)``.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from confide.common.clock import utcnow
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
 from confide.practice import keys
@@ -55,16 +56,16 @@ def _keep_rejections(home: Home, ods: str, submission_id: str, rows: list[Reject
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{submission_id}.ndjson"
     with path.open("wb") as fh:
-        for r in rows:
+        for row in rows:
             fh.write(
                 orjson.dumps(
                     {
-                        "file": r.file,
-                        "location": r.location,
-                        "reason": r.reason,
-                        "outcome": r.outcome,
-                        "resource_type": r.resource_type,
-                        "original_base64": base64.b64encode(r.original).decode(),
+                        "file": row.file,
+                        "location": row.location,
+                        "reason": row.reason,
+                        "outcome": row.outcome,
+                        "resource_type": row.resource_type,
+                        "original_base64": base64.b64encode(row.original).decode(),
                     }
                 )
                 + b"\n"
@@ -78,7 +79,7 @@ def _refuse_unreadable(home: Home, ods: str, data: Extract) -> None:
     be read is kept, with reasons, as for any other extract."""
     if data.table("patients").num_rows > 0:
         return
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     kept = _keep_rejections(home, ods, f"refused-{stamp}", data.rejected)
     unusable = len(data.rejected)
     why = f" ({unusable:,} pieces of it could not be used; reasons in {kept.name})"

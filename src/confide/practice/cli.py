@@ -84,8 +84,12 @@ def public_key_cmd(
 
     ods = check_ods(source)
     key = verify_key(Home.at(home), ods).hex()
-    report({"source": ods, "public_key": key}, as_json, lambda r: console.print(r["public_key"]))
+    report(
+        {"source": ods, "public_key": key},
+        as_json,
+        lambda shown: console.print(shown["public_key"]),
+    )
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(practice_app, name="practice")

@@ -65,7 +65,7 @@ EPISODES = pa.schema(
         ("procedures", pa.list_(pa.string())),
     ]
 )
-SCHEMAS: dict[str, pa.Schema] = {
+EXTRACT_SCHEMAS: dict[str, pa.Schema] = {
     "patients": PATIENTS,
     "registrations": REGISTRATIONS,
     "events": EVENTS,
@@ -116,5 +116,5 @@ class Extract:
         """A table by name; an empty one with the right schema when the export had none."""
         found = self.tables.get(name)
         if found is None:
-            return SCHEMAS[name].empty_table()
+            return EXTRACT_SCHEMAS[name].empty_table()
         return found

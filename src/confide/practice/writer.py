@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from confide.common import canonical
+from confide.common.clock import utcnow
 from confide.common.sealing import seal_table
 from confide.common.submission import (
     FORMAT,
@@ -50,7 +51,7 @@ def write_submission(
     signing_key: bytes,
 ) -> tuple[str, Path]:
     """Write the submission into ``out_dir/<submission_id>/`` atomically; return (id, path)."""
-    now = datetime.now(UTC)
+    now = utcnow()
     submission_id = new_submission_id(ods, now)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{submission_id}.partial"

@@ -19,7 +19,7 @@ def public_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None
     from confide.pseudonymiser import public_key
 
     key = public_key(Home.at(home)).hex()
-    report({"public_key": key}, as_json, lambda r: console.print(r["public_key"]))
+    report({"public_key": key}, as_json, lambda shown: console.print(shown["public_key"]))
 
 
 @pseudonymiser_app.command("rotate-key")
@@ -33,12 +33,14 @@ def rotate_key_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None
     report(
         {"key_version": version},
         as_json,
-        lambda r: console.print(f"Pseudonymisation key version {r['key_version']} is now current."),
+        lambda shown: console.print(
+            f"Pseudonymisation key version {shown['key_version']} is now current."
+        ),
     )
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     from confide.pseudonymiser.linkage import cli as linkage_cli
 
-    linkage_cli.register(app, pseudonymiser_app)
+    linkage_cli.mount(app, pseudonymiser_app)
     app.add_typer(pseudonymiser_app, name="pseudonymiser")

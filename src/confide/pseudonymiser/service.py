@@ -180,28 +180,27 @@ class Pseudonymiser:
 
     def pseudonyms_for(self, nhs_numbers: list[str]) -> list[str | None]:
         """Pseudonyms of people already known (None for unknown or invalid numbers)."""
-        cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
-        values = cleaned.to_pylist()
-        known = [values[i] for i in np.flatnonzero(valid)]
-        with self._working() as index:
-            found = index.pseudonyms(known, keys.load_ring(self._folder), create=False)
-        out: list[str | None] = [None] * len(nhs_numbers)
-        for i, p in zip(np.flatnonzero(valid), found, strict=True):
-            out[int(i)] = p
-        return out
+        return self._pseudonyms(nhs_numbers, create=False)
 
     def pseudonyms_to_erase(self, nhs_numbers: list[str]) -> list[str | None]:
         """Pseudonyms for an erasure, minted for people not seen yet (None for invalid
         numbers): the hub's tombstone then stops their rows whenever they first arrive,
         even through a path that never asks who shares nothing."""
+        return self._pseudonyms(nhs_numbers, create=True)
+
+    def _pseudonyms(self, nhs_numbers: list[str], *, create: bool) -> list[str | None]:
+        """One pseudonym per NHS number, in order: None for an invalid number, and for an
+        unknown person unless ``create`` mints one."""
         cleaned, valid = demographics.normalised_numbers(pa.array(nhs_numbers, pa.string()))
         values = cleaned.to_pylist()
-        wanted = [values[i] for i in np.flatnonzero(valid)]
+        valid_at = np.flatnonzero(valid)
         with self._working() as index:
-            found = index.pseudonyms(wanted, keys.load_ring(self._folder), create=True)
+            found = index.pseudonyms(
+                [values[i] for i in valid_at], keys.load_ring(self._folder), create=create
+            )
         out: list[str | None] = [None] * len(nhs_numbers)
-        for i, p in zip(np.flatnonzero(valid), found, strict=True):
-            out[int(i)] = p
+        for position, pseudonym in zip(valid_at, found, strict=True):
+            out[int(position)] = pseudonym
         return out
 
     def pseudonymise_submission(

@@ -8,10 +8,10 @@ change is written to the transparency log.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from confide.cli.output import HomeOption, JsonOption, console, handle_errors, r
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
 from confide.rollout.model import Participation
+
+if TYPE_CHECKING:
+    from confide.rollout.notices import NoticeRegister
 
 rollout_app = typer.Typer(help="The roll-out: waves, practices, notices and the national pause.")
 area_app = typer.Typer(help="Roll-out areas and their waves.")
@@ -31,6 +34,10 @@ rollout_app.add_typer(notices_app, name="notices")
 OPERATOR = "operator"
 PRACTICE = "practice"
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (published in the log).")]
+OptionalReasonOption = Annotated[str | None, typer.Option("--reason")]
+SourceOption = Annotated[str, typer.Option("--source")]
+NhsNumbersOption = Annotated[Path, typer.Option("--nhs-numbers", help="File, one per line.")]
+OnOption = Annotated[str | None, typer.Option("--on")]
 
 
 @contextlib.contextmanager
@@ -56,7 +63,19 @@ def _day(text: str | None) -> date | None:
 
 
 def _done(message: str, as_json: bool, result: dict | None = None) -> None:
-    report(result or {"done": message}, as_json, lambda _r: console.print(message))
+    report(result or {"done": message}, as_json, lambda _result: console.print(message))
+
+
+def _change(
+    home: Path | None,
+    as_json: bool,
+    act: Callable[[Any], Any],
+    said: str | Callable[[Any], str],
+) -> None:
+    """Make one change to the roll-out (``act``), then say what was done (``said``)."""
+    with _rollout(home) as rollout:
+        outcome = act(rollout)
+    _done(said(outcome) if callable(said) else said, as_json)
 
 
 @rollout_app.command("status")
@@ -68,18 +87,21 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     with _rollout(home) as rollout:
         figures = public_figures(rollout.store)
 
-    def human(r: dict) -> None:
-        national = r["national"]
+    def human(shown: dict) -> None:
+        national = shown["national"]
         console.print(
             "[red]Paused nationally[/]: " + (national["reason"] or "")
             if national["paused"]
             else "[green]Running nationally[/]"
         )
-        console.print(f"Waiting period: {r['waiting_weeks']} weeks")
-        for area in r["areas"]:
+        console.print(f"Waiting period: {shown['waiting_weeks']} weeks")
+        for area in shown["areas"]:
             console.print(f"  area {area['area']} wave {area['wave']}: {area['status']}")
-        for p in r["practices"]:
-            console.print(f"  practice {p['ods']}: {p['status']} (held back {p['held_back']})")
+        for practice in shown["practices"]:
+            console.print(
+                f"  practice {practice['ods']}: {practice['status']}"
+                f" (held back {practice['held_back']})"
+            )
 
     report(figures, as_json, human)
 
@@ -92,41 +114,50 @@ def start_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Start the roll-out: from now on only practices that joined, in live areas, send data."""
-    with _rollout(home) as rollout:
-        rollout.start(role=OPERATOR, weeks=weeks)
-    _done("The roll-out has started.", as_json)
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.start(role=OPERATOR, weeks=weeks),
+        "The roll-out has started.",
+    )
 
 
 @rollout_app.command("waiting-period")
 @handle_errors
 def waiting_cmd(
     weeks: Annotated[int, typer.Argument(help="Weeks between a notice and the first upload.")],
-    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    reason: OptionalReasonOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Set the waiting period (default 8 weeks)."""
-    with _rollout(home) as rollout:
-        rollout.set_waiting_period(weeks, role=OPERATOR, reason=reason)
-    _done(f"The waiting period is {weeks} weeks.", as_json)
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.set_waiting_period(weeks, role=OPERATOR, reason=reason),
+        f"The waiting period is {weeks} weeks.",
+    )
 
 
 @rollout_app.command("pause")
 @handle_errors
 def pause_cmd(reason: ReasonOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Pause everything nationally: extraction, ingest and releases stop at once."""
-    with _rollout(home) as rollout:
-        rollout.pause(reason, role=OPERATOR)
-    _done("Confide is paused nationally.", as_json)
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.pause(reason, role=OPERATOR),
+        "Confide is paused nationally.",
+    )
 
 
 @rollout_app.command("resume")
 @handle_errors
 def resume_cmd(reason: ReasonOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Resume after a national pause."""
-    with _rollout(home) as rollout:
-        rollout.resume(reason, role=OPERATOR)
-    _done("Confide has resumed.", as_json)
+    _change(
+        home, as_json, lambda rollout: rollout.resume(reason, role=OPERATOR), "Confide has resumed."
+    )
 
 
 @area_app.command("set")
@@ -140,9 +171,14 @@ def area_set_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Put an area in a wave with a published start date."""
-    with _rollout(home) as rollout:
-        row = rollout.set_area(area, name=name, wave=wave, start_date=_day(start), role=OPERATOR)
-    _done(f"Area {row.area} is in wave {row.wave}, from {row.start_date}.", as_json)
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.set_area(
+            area, name=name, wave=wave, start_date=_day(start), role=OPERATOR
+        ),
+        lambda row: f"Area {row.area} is in wave {row.wave}, from {row.start_date}.",
+    )
 
 
 @area_app.command("pause")
@@ -151,9 +187,12 @@ def area_pause_cmd(
     area: str, reason: ReasonOption, home: HomeOption = None, as_json: JsonOption = False
 ) -> None:
     """Pause one area."""
-    with _rollout(home) as rollout:
-        rollout.pause_area(area, reason, role=OPERATOR)
-    _done(f"Area {area} is paused.", as_json)
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.pause_area(area, reason, role=OPERATOR),
+        f"Area {area} is paused.",
+    )
 
 
 @area_app.command("resume")
@@ -162,15 +201,28 @@ def area_resume_cmd(
     area: str, reason: ReasonOption, home: HomeOption = None, as_json: JsonOption = False
 ) -> None:
     """Resume one area."""
-    with _rollout(home) as rollout:
-        rollout.resume_area(area, reason, role=OPERATOR)
-    _done(f"Area {area} has resumed.", as_json)
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.resume_area(area, reason, role=OPERATOR),
+        f"Area {area} has resumed.",
+    )
 
 
-def _practice(ods: str, status: Participation, area: str | None, reason: str | None, home, js):
-    with _rollout(home) as rollout:
-        row = rollout.set_practice(ods, status, role=PRACTICE, area=area, reason=reason)
-    _done(f"Practice {row.ods}: {row.status.value}.", js)
+def _practice(
+    ods: str,
+    status: Participation,
+    area: str | None,
+    reason: str | None,
+    home: Path | None,
+    as_json: bool,
+) -> None:
+    _change(
+        home,
+        as_json,
+        lambda rollout: rollout.set_practice(ods, status, role=PRACTICE, area=area, reason=reason),
+        lambda row: f"Practice {row.ods}: {row.status.value}.",
+    )
 
 
 @practice_app.command("join")
@@ -189,7 +241,7 @@ def join_cmd(
 @handle_errors
 def decline_cmd(
     ods: str,
-    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    reason: OptionalReasonOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -235,12 +287,12 @@ def send_cmd(
         _publish(rollout, where, ods)
     result = sent.as_dict()
 
-    def human(r: dict) -> None:
-        console.print(f"Notices sent: {r['sent']}")
-        if r["batch"]:
-            console.print(f"  letters to print: {r['batch']}")
-        if r["unusable_rows"]:
-            console.print(f"  [yellow]rows not used[/] (check them): {r['unusable_rows']}")
+    def human(shown: dict) -> None:
+        console.print(f"Notices sent: {shown['sent']}")
+        if shown["batch"]:
+            console.print(f"  letters to print: {shown['batch']}")
+        if shown["unusable_rows"]:
+            console.print(f"  [yellow]rows not used[/] (check them): {shown['unusable_rows']}")
 
     report(result, as_json, human)
 
@@ -248,8 +300,8 @@ def send_cmd(
 def _publish(rollout, where: Home, ods: str) -> None:
     from confide.rollout.notices import NoticeRegister
 
-    with NoticeRegister(where) as register:
-        weeks = register.weekly_counts(ods)
+    with NoticeRegister(where) as notice_register:
+        weeks = notice_register.weekly_counts(ods)
     rollout.publish_notices(ods, weeks)
 
 
@@ -261,26 +313,44 @@ def _numbers(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
+def _mark_notices(
+    source: str,
+    nhs_numbers: Path,
+    on: str | None,
+    home: Path | None,
+    mark: Callable[[NoticeRegister, str, list[str], Any, date], int],
+    how: Any,
+) -> tuple[str, Home, list[str]]:
+    """Mark the notices of the people listed in ``nhs_numbers`` in the practice's notice
+    register (``mark``, one of its methods, with ``how``); the practice's ODS code, home and
+    list."""
+    from confide.practice.keys import check_ods
+    from confide.rollout.notices import NoticeRegister
+
+    ods, where = check_ods(source), Home.at(home)
+    numbers = _numbers(nhs_numbers)
+    with NoticeRegister(where) as notice_register:
+        mark(notice_register, ods, numbers, how, _day(on) or date.today())
+    return ods, where, numbers
+
+
 @notices_app.command("returned")
 @handle_errors
 def returned_cmd(
-    source: Annotated[str, typer.Option("--source")],
-    nhs_numbers: Annotated[Path, typer.Option("--nhs-numbers", help="File, one per line.")],
+    source: SourceOption,
+    nhs_numbers: NhsNumbersOption,
     undeliverable: Annotated[bool, typer.Option("--undeliverable")] = False,
-    on: Annotated[str | None, typer.Option("--on")] = None,
+    on: OnOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Record notices that came back (their people are held until resolved)."""
-    from confide.practice.keys import check_ods
     from confide.rollout.model import NoticeStatus
     from confide.rollout.notices import NoticeRegister
 
-    ods, where = check_ods(source), Home.at(home)
     status = NoticeStatus.UNDELIVERABLE if undeliverable else NoticeStatus.RETURNED
-    numbers = _numbers(nhs_numbers)
-    with NoticeRegister(where) as register:
-        register.statuses(ods, numbers, status, _day(on) or date.today())
+    mark = NoticeRegister.statuses
+    ods, where, numbers = _mark_notices(source, nhs_numbers, on, home, mark, status)
     with _rollout(home) as rollout:
         _publish(rollout, where, ods)
     _done(f"{len(numbers)} notices recorded as {status.value}.", as_json, {status: len(numbers)})
@@ -289,27 +359,24 @@ def returned_cmd(
 @notices_app.command("resolve")
 @handle_errors
 def resolve_cmd(
-    source: Annotated[str, typer.Option("--source")],
-    nhs_numbers: Annotated[Path, typer.Option("--nhs-numbers", help="File, one per line.")],
+    source: SourceOption,
+    nhs_numbers: NhsNumbersOption,
     told_another_way: Annotated[bool, typer.Option("--told-another-way")] = False,
-    on: Annotated[str | None, typer.Option("--on")] = None,
+    on: OnOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The practice confirmed these addresses (or told them another way): their waiting
     period runs from today."""
-    from confide.practice.keys import check_ods
     from confide.rollout.model import Resolution
     from confide.rollout.notices import NoticeRegister
 
-    ods, where = check_ods(source), Home.at(home)
     how = Resolution.TOLD_ANOTHER_WAY if told_another_way else Resolution.ADDRESS_CONFIRMED
-    numbers = _numbers(nhs_numbers)
-    with NoticeRegister(where) as register:
-        register.resolve_many(ods, numbers, how, _day(on) or date.today())
+    mark = NoticeRegister.resolve_many
+    _ods, _where, numbers = _mark_notices(source, nhs_numbers, on, home, mark, how)
     _done(f"{len(numbers)} notices resolved ({how.value}).", as_json, {how: len(numbers)})
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach ``confide rollout`` to the root app."""
     app.add_typer(rollout_app, name="rollout")

@@ -53,8 +53,7 @@ class NoticeRegister:
     """Notices of the practices using this agent (the practice's own store)."""
 
     def __init__(self, home: Home) -> None:
-        self.engine = opstore.make_engine("notices", home.party("practice"))
-        opstore.migrate(self.engine, "notices", SCRIPTS)
+        self.engine = opstore.open_store("notices", home.party("practice"), SCRIPTS)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -154,8 +153,8 @@ class NoticeRegister:
         ).where(notices.c.practice == practice)
         with self.engine.connect() as conn:
             return {
-                r.nhs_number: NoticeRecord(r.sent_on, NoticeStatus(r.status), r.resolved_on)
-                for r in conn.execute(query)
+                row.nhs_number: NoticeRecord(row.sent_on, NoticeStatus(row.status), row.resolved_on)
+                for row in conn.execute(query)
             }
 
     def weekly_counts(self, practice: str) -> dict[date, Counter[str]]:

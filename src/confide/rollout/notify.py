@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from confide.common.clock import utcnow
 from confide.common.secrets import write_secret
 from confide.rollout.model import NoticeStatus
 
@@ -70,7 +70,7 @@ class OutboxNotifier:
 
     def _write(self, message: dict[str, Any]) -> dict[str, Any]:
         ident = secrets.token_hex(16)
-        now = datetime.now(UTC)
+        now = utcnow()
         message = {"id": ident, "status": "delivered", "created_at": now.isoformat(), **message}
         stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
         write_secret(self.folder / f"{stamp}-{ident[:8]}.json", json.dumps(message).encode())

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -28,6 +27,8 @@ from sqlalchemy import (
 )
 
 from confide.common import opstore
+from confide.common.clock import utcnow
+from confide.common.columns import UTC_DATETIME
 from confide.common.home import Home
 from confide.rollout.model import DEFAULT_WAITING_WEEKS, Participation
 
@@ -47,7 +48,7 @@ areas = Table(
     Column("start_date", Date, nullable=False),
     Column("paused", Boolean, nullable=False),
     Column("reason", Text),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UTC_DATETIME, nullable=False),
 )
 practices = Table(
     "practices",
@@ -57,13 +58,13 @@ practices = Table(
     Column("area", String(40)),
     Column("status", String(16), nullable=False),
     Column("reason", Text),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UTC_DATETIME, nullable=False),
 )
 history = Table(
     "history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
     Column("action", String(40), nullable=False),
     Column("subject", String(40), nullable=False),
     Column("actor", String(80), nullable=False),
@@ -116,16 +117,11 @@ class RolloutState:
     practices: dict[str, Practice]
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RolloutStore:
     """The roll-out party's tables (SQLite in its folder, or its PostgreSQL schema)."""
 
     def __init__(self, home: Home) -> None:
-        self.engine = opstore.make_engine("rollout", home.party("rollout"))
-        opstore.migrate(self.engine, "rollout")
+        self.engine = opstore.open_store("rollout", home.party("rollout"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -133,7 +129,7 @@ class RolloutStore:
     # --- reading ----------------------------------------------------------------------------
     def state(self) -> RolloutState:
         with self.engine.connect() as conn:
-            values = {r.name: r.value for r in conn.execute(select(settings))}
+            values = {row.name: row.value for row in conn.execute(select(settings))}
             area_rows = conn.execute(select(areas)).all()
             practice_rows = conn.execute(select(practices)).all()
         national = National(
@@ -146,19 +142,21 @@ class RolloutStore:
             started=values.get("started") == "1",
             waiting_weeks=int(values.get("waiting_weeks", DEFAULT_WAITING_WEEKS)),
             areas={
-                r.area: Area(r.area, r.name, r.wave, r.start_date, r.paused, r.reason)
-                for r in area_rows
+                row.area: Area(row.area, row.name, row.wave, row.start_date, row.paused, row.reason)
+                for row in area_rows
             },
             practices={
-                r.ods: Practice(r.ods, r.name, r.area, Participation(r.status), r.reason)
-                for r in practice_rows
+                row.ods: Practice(
+                    row.ods, row.name, row.area, Participation(row.status), row.reason
+                )
+                for row in practice_rows
             },
         )
 
     def history(self, limit: int = 200) -> list[dict[str, object]]:
         query = select(history).order_by(history.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [dict(row._mapping) for row in conn.execute(query)]
 
     def notice_counts(self) -> dict[str, dict[str, int]]:
         """Per practice: notices by status (all weeks)."""
@@ -173,7 +171,7 @@ class RolloutStore:
     def _log(self, conn, action: str, subject: str, actor: str, reason: str | None) -> None:
         conn.execute(
             insert(history).values(
-                at=now(), action=action, subject=subject, actor=actor, reason=reason
+                at=utcnow(), action=action, subject=subject, actor=actor, reason=reason
             )
         )
 
@@ -196,7 +194,7 @@ class RolloutStore:
             "start_date": area.start_date,
             "paused": area.paused,
             "reason": area.reason,
-            "changed_at": now(),
+            "changed_at": utcnow(),
         }
         with self.engine.begin() as conn:
             found = conn.execute(select(areas.c.area).where(areas.c.area == area.area)).first()
@@ -212,7 +210,7 @@ class RolloutStore:
             "area": practice.area,
             "status": practice.status.value,
             "reason": practice.reason,
-            "changed_at": now(),
+            "changed_at": utcnow(),
         }
         with self.engine.begin() as conn:
             found = conn.execute(
@@ -234,7 +232,7 @@ class RolloutStore:
     def held(self) -> dict[str, dict[str, int]]:
         query = select(settings).where(settings.c.name.like("held:%"))
         with self.engine.connect() as conn:
-            return {r.name[5:]: json.loads(r.value) for r in conn.execute(query)}
+            return {row.name[5:]: json.loads(row.value) for row in conn.execute(query)}
 
     def set_notice_counts(self, practice: str, weeks: dict[date, dict[str, int]]) -> None:
         """Replace a practice's published notice figures (per week and status)."""

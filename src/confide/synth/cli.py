@@ -10,7 +10,7 @@ import typer
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, progress, report
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     app.command("synth")(synth_cmd)
 

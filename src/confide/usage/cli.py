@@ -93,6 +93,6 @@ def _print_report(r: dict) -> None:
     console.print("All proofs verified against the signed checkpoint.")
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     app.add_typer(usage_app, name="usage")

@@ -23,12 +23,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
     Column,
-    DateTime,
     Engine,
     LargeBinary,
     MetaData,
@@ -41,6 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from confide.common import nhs_number as nhs
+from confide.common.clock import utcnow
+from confide.common.columns import UTC_DATETIME
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
 from confide.common.secrets import load_or_create
@@ -56,7 +56,7 @@ salts = Table(
     metadata,
     Column("person_key", LargeBinary(32), primary_key=True),
     Column("secret", LargeBinary(SECRET_SIZE), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
 )
 
 
@@ -113,7 +113,7 @@ class SaltStore:
         """Secrets for many people, keyed by normalised NHS number, made where missing."""
         numbers = sorted({_number(n) for n in nhs_numbers})
         keys = {self._person_key(n): n for n in numbers}
-        now = datetime.now(UTC)
+        now = utcnow()
         found: dict[str, bytes] = {}
         with self.engine.begin() as conn:
             items = list(keys)

@@ -131,6 +131,6 @@ def serve_installation(
     )
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach ``confide serve`` to the root app."""
     app.command("serve")(serve)

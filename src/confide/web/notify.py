@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import httpx
 
 from confide.choices.identity import mask
+from confide.common.clock import utcnow
 from confide.common.errors import ConfideError
 from confide.common.secrets import write_secret
 from confide.web.notices import notice_text
@@ -207,7 +208,7 @@ class WithheldOutbox:
 
     def _write(self, message: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
         write_secret(
             self.folder / f"{stamp}-{secrets.token_hex(4)}.json",
             json.dumps(message, indent=2).encode(),

@@ -168,6 +168,6 @@ def serve_cmd(
         uvicorn.run(make_app(witness), host=host, port=port, log_level="info", server_header=False)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach ``confide witness`` to the root app."""
     app.add_typer(witness_app, name="witness")

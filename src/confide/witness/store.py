@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     MetaData,
@@ -33,6 +32,8 @@ from sqlalchemy import (
 )
 
 from confide.common import opstore
+from confide.common.clock import utcnow
+from confide.common.columns import UTC_DATETIME
 
 metadata = MetaData()
 
@@ -41,7 +42,7 @@ logs = Table(
     metadata,
     Column("origin", Text, primary_key=True),
     Column("verifier_key", Text, primary_key=True),
-    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("added_at", UTC_DATETIME, nullable=False),
 )
 
 latest = Table(
@@ -51,7 +52,7 @@ latest = Table(
     Column("size", BigInteger, nullable=False),
     Column("root", LargeBinary(32), nullable=False),
     Column("note", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTC_DATETIME, nullable=False),
 )
 
 evidence = Table(
@@ -61,7 +62,7 @@ evidence = Table(
     Column("origin", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("request", Text, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UTC_DATETIME, nullable=False),
 )
 
 DB_FILE = "witness.db"
@@ -112,9 +113,7 @@ class WitnessStore:
             ).first()
             if known is None:
                 conn.execute(
-                    insert(logs).values(
-                        origin=origin, verifier_key=verifier_key, added_at=datetime.now(UTC)
-                    )
+                    insert(logs).values(origin=origin, verifier_key=verifier_key, added_at=utcnow())
                 )
 
     def keys_for(self, origin: str) -> list[str]:
@@ -147,7 +146,7 @@ class WitnessStore:
             row = conn.execute(select(latest).where(latest.c.origin == origin)).first()
             current = None if row is None else _latest(row)
             size, root, note = decide(current)
-            values = {"size": size, "root": root, "note": note, "updated_at": datetime.now(UTC)}
+            values = {"size": size, "root": root, "note": note, "updated_at": utcnow()}
             if current is None:
                 conn.execute(insert(latest).values(origin=origin, **values))
             else:
@@ -168,7 +167,7 @@ class WitnessStore:
                         origin=origin,
                         reason=reason,
                         request=request,
-                        received_at=datetime.now(UTC),
+                        received_at=utcnow(),
                     )
                 )
 

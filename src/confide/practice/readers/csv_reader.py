@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from confide.common.errors import InvalidInput
-from confide.practice.model import SCHEMAS, Rejection, conform
+from confide.practice.model import EXTRACT_SCHEMAS, Rejection, conform
 from confide.practice.readers.csv_lines import find_records
 
 # DuckDB's structural error types, in words a practice manager can act on.
@@ -215,7 +215,7 @@ def read_csv_table(
     good = table.drop_columns(["_reason"])
     if bad.size:
         good = good.filter(pc.is_null(reasons))
-    good = conform(good, SCHEMAS[spec.table])
+    good = conform(good, EXTRACT_SCHEMAS[spec.table])
 
     structural_reasons = {int(line): err for line, err in structural}
     by_number, by_ordinal = find_records(path, set(structural_reasons), set(bad.tolist()))
@@ -244,7 +244,12 @@ def read_csv_table(
                 original=rec.original if rec else b"",
             )
         )
-    rejected.sort(key=lambda r: (r.location.startswith("line") is False, _line_no(r.location)))
+    rejected.sort(
+        key=lambda rejection: (
+            rejection.location.startswith("line") is False,
+            _line_no(rejection.location),
+        )
+    )
     return good, rejected
 
 

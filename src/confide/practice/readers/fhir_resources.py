@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from confide.common.codes import NHS_NUMBER_SYSTEM, is_dmd_concept, system_name
-from confide.practice.model import SCHEMAS, Rejection
+from confide.practice.model import EXTRACT_SCHEMAS, Rejection
 from confide.practice.readers import status
 
 # v3 ActCode classes that mean an inpatient stay (IMP and its two specialisations).
@@ -314,7 +314,7 @@ class FhirCollector:
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, list[Any]]] = {
-            name: {col: [] for col in schema.names} for name, schema in SCHEMAS.items()
+            name: {col: [] for col in schema.names} for name, schema in EXTRACT_SCHEMAS.items()
         }
         self.rejected: list[Rejection] = []
         self.ignored: Counter[str] = Counter()
@@ -704,7 +704,7 @@ class FhirCollector:
         self._place_linked()
         self._place_medications()
         tables = {
-            name: pa.table(cols, schema=SCHEMAS[name])
+            name: pa.table(cols, schema=EXTRACT_SCHEMAS[name])
             for name, cols in self._rows.items()
             if cols["local_id"]
         }

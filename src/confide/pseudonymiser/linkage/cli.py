@@ -178,7 +178,7 @@ def link_cmd(
     report(result, as_json, human)
 
 
-def register(app: typer.Typer, pseudonymiser_app: typer.Typer) -> None:
+def mount(app: typer.Typer, pseudonymiser_app: typer.Typer) -> None:
     pseudonymiser_app.add_typer(linkage_app, name="linkage")
     pseudonymiser_app.add_typer(review_app, name="review")
     app.command("link")(link_cmd)

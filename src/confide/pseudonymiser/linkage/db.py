@@ -4,7 +4,6 @@ writes it: ``people``, ``pending``, ``review``, ``quality``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -46,11 +45,6 @@ def create(con: duckdb.DuckDBPyConnection) -> None:
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list:
     """Execute ``sql`` and fetch its result whole (leaving no result open on ``con``)."""
     return con.execute(sql, params or []).fetchall()
-
-
-def now() -> datetime:
-    """Timestamps are stored naive, in UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def with_table(

@@ -16,8 +16,9 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from confide.common.clock import naive_utcnow
 from confide.pseudonymiser import demographics
-from confide.pseudonymiser.linkage.db import now, run, with_table
+from confide.pseudonymiser.linkage.db import run, with_table
 
 
 def record_id(alias: str = "") -> str:
@@ -42,7 +43,7 @@ class PendingRecords:
                 rows,
                 "INSERT OR REPLACE INTO pending_linkage SELECT ?, ?, ref, nhs_number, "
                 "birth_date, postcode, sex, reason, ? FROM held",
-                [source, submission_id, now()],
+                [source, submission_id, naive_utcnow()],
             )
 
     def forget_superseded(self, source: str, submission_id: str) -> None:
@@ -105,7 +106,7 @@ class PendingRecords:
             "match_weight, probability, linked_by, birth_year, birth_month, sex, area, "
             "resolved_at) SELECT source, submission_id, ref, pseudonym, match_weight, "
             "probability, ?, birth_year, birth_month, sex, area, ? FROM coarse",
-            [linked_by, now()],
+            [linked_by, naive_utcnow()],
         )
         for table in ("pending_linkage", "linkage_review"):
             with_table(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from confide.pseudonymiser.linkage.db import now, run, with_table
+from confide.common.clock import naive_utcnow
+from confide.pseudonymiser.linkage.db import run, with_table
 from confide.pseudonymiser.linkage.scoring import frequency_sql
 
 # What the model's blocking pairs on (see ``model.blocking_rules``).
@@ -60,7 +61,7 @@ class LinkagePeople:
                  sex = coalesce(sex, excluded.sex),
                  nhs_number = coalesce(nhs_number, excluded.nhs_number),
                  updated_at = excluded.updated_at""",
-            [now()],
+            [naive_utcnow()],
         )
         return changed.select(["pseudonym"])
 

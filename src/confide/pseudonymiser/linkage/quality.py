@@ -22,7 +22,8 @@ from typing import Any
 
 import duckdb
 
-from confide.pseudonymiser.linkage.db import now, run
+from confide.common.clock import naive_utcnow
+from confide.pseudonymiser.linkage.db import run
 
 _REPORT = """
 SELECT q.source, q.submission_id, q.recorded_at, q.submitted, q.excluded, q.by_nhs_number,
@@ -60,9 +61,17 @@ class LinkageQuality:
         run(
             self.con,
             "INSERT OR REPLACE INTO linkage_quality VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [source, submission_id, now(), submitted, excluded, by_nhs_number, probabilistic,
-             expected_false],
-        )  # fmt: skip
+            [
+                source,
+                submission_id,
+                naive_utcnow(),
+                submitted,
+                excluded,
+                by_nhs_number,
+                probabilistic,
+                expected_false,
+            ],
+        )
 
     def report(self) -> list[dict[str, Any]]:
         """One entry per source, with its rates (None when nothing could link)."""

@@ -14,8 +14,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from confide.common.clock import naive_utcnow
 from confide.common.errors import NotFound
-from confide.pseudonymiser.linkage.db import now, run, with_table
+from confide.pseudonymiser.linkage.db import run, with_table
 from confide.pseudonymiser.linkage.pending import RECORD_ID, record_id
 
 _ITEM = f"""
@@ -51,7 +52,7 @@ class ReviewQueue:
                 ON CONFLICT (submission_id, ref) DO UPDATE SET
                     candidate = excluded.candidate, match_weight = excluded.match_weight,
                     probability = excluded.probability, runner_up = excluded.runner_up""",
-            [now()],
+            [naive_utcnow()],
         )
 
     def withdraw(self, record_ids: pa.Table) -> None:
@@ -89,7 +90,7 @@ class ReviewQueue:
             self.con,
             "INSERT INTO linkage_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
             [submission_id, int(ref), fingerprint, item["candidate"],
-             "match" if match else "not_a_match", reviewer, now()],
+             "match" if match else "not_a_match", reviewer, naive_utcnow()],
         )  # fmt: skip
         run(self.con, "DELETE FROM linkage_review WHERE id = ?", [item["id"]])
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from splink import Linker, block_on
 
+from confide.common.clock import utcnow
 from confide.pseudonymiser.linkage import model
 from confide.pseudonymiser.linkage.engines import Engine
 
@@ -204,7 +204,7 @@ def train(engine: Engine, records: pa.Table, people: pa.Table) -> TrainedModel:
         optional=optional,
         match_share=prior * people.num_rows,
         facts={
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "trained_at": utcnow().isoformat(timespec="seconds"),
             "records": records.num_rows,
             "people": people.num_rows,
             "seconds": round(time.perf_counter() - started, 2),

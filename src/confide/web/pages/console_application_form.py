@@ -16,7 +16,7 @@ from confide.access import rules
 from confide.access.model import LegalBasis, ProjectApplication, Purpose, RecipientKind
 from confide.access.public_text import public_text
 from confide.common.errors import InvalidInput
-from confide.hub.records import SCHEMAS
+from confide.hub.records import RECORD_SCHEMAS
 from confide.web.forms import Form, clean_text, error_summary
 
 PURPOSES = [p for p in Purpose if p not in rules.REFUSED_PURPOSES]
@@ -31,7 +31,7 @@ def dataset_columns() -> dict[str, list[str]]:
     """Every table and column an application may ask for (never the patient key)."""
     return {
         table: [c for c in schema.names if c != rules.PATIENT_KEY]
-        for table, schema in SCHEMAS.items()
+        for table, schema in RECORD_SCHEMAS.items()
     }
 
 

@@ -9,6 +9,7 @@ released outputs of the person's own organisation can be read or downloaded.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -80,8 +81,16 @@ def console_page(request: Request, slug: str, change: str = "") -> Response:
     return _console_page(request, who, slug, values, {})
 
 
-def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | None]:
-    """(values to show again, field errors, epsilon) from the console form."""
+class _QueryForm(NamedTuple):
+    """The console form read: its values (to show again), its field errors, and epsilon."""
+
+    values: dict[str, str]
+    errors: dict[str, str]
+    epsilon: float | None
+
+
+def _read_query(form: Form) -> _QueryForm:
+    """The console form, read and checked."""
     values = {
         "sql": form.get("sql")[:SQL_MAX],
         "epsilon": form.get("epsilon")[:20],
@@ -111,7 +120,7 @@ def _read_query(form: Form) -> tuple[dict[str, str], dict[str, str], float | Non
             epsilon = math.nan
         if not (0 < epsilon <= EPSILON_MAX):  # also refuses NaN
             errors["epsilon"] = f"Epsilon must be a number above 0 and at most {EPSILON_MAX:g}"
-    return values, errors, epsilon
+    return _QueryForm(values, errors, epsilon)
 
 
 @router.post("/staff/projects/{slug}/console")
