@@ -50,6 +50,21 @@ def up(
         int,
         typer.Option("--base-port", help="The first party's port; the others follow it.", min=1),
     ] = 8760,
+    users: Annotated[
+        bool,
+        typer.Option(
+            "--users",
+            help="Run each party as its own system user (confide-<party>), made if missing, "
+            "owning its own folder only (as root).",
+        ),
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="PostgreSQL for every party's operational store (each in its own schema).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """Start every party as a service on this machine (loopback), restarting any that stops.
@@ -64,7 +79,9 @@ def up(
         console.print(table)
         console.print("Every party is running (Ctrl+C or `confide down` stops them).")
 
-    up(Home.at(home), base_port, started=started)
+    where = Home.at(home)
+    env = {"CONFIDE_DATABASE_URL": database_url} if database_url else {}
+    up(where, base_port, users=users, extra_env=env, started=started)
 
 
 @handle_errors

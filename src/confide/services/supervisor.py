@@ -94,6 +94,80 @@ def children(
     return made
 
 
+# With ``--users``: the OS user each party's service runs as, and the folders it owns. The web
+# app runs as the choices registry's user: its identity checks keep their state in the
+# registry's own store.
+USERS = {
+    "ledger": "confide-ledger",
+    "choices": "confide-choices",
+    "pseudonymiser": "confide-pseudonymiser",
+    "hub": "confide-hub",
+    "access": "confide-access",
+    "web": "confide-choices",
+}
+OWNED = {
+    "ledger": ("ledger", "witness"),
+    "choices": ("choices", "web"),
+    "pseudonymiser": ("pseudonymiser",),
+    "hub": ("hub", "tre", "rollout"),
+    "access": ("access",),
+}
+
+
+def separate_users(home: Home) -> dict[str, str]:
+    """Create each party's system user if missing and give it its folders (owner-only); the
+    user each service runs as. Only root may do this."""
+    give_folders_to_users(home)
+    if not python_runs_as(USERS["hub"]):
+        raise ConfideError(
+            "The parties' users cannot run this installation's Python.",
+            hint="Install Confide where every user may read it (not under /root), "
+            "or leave out --users.",
+        )
+    return dict(USERS)
+
+
+def give_folders_to_users(home: Home) -> None:
+    """Each party's system user (made if missing) owns that party's folders, owner-only."""
+    import pwd
+
+    if os.geteuid() != 0:
+        raise ConfideError(
+            "Separate users for the parties can only be set up by root.",
+            hint="Run `confide up --users` as root, or leave out --users.",
+        )
+    for user in sorted(set(USERS.values())):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                check=True,
+                capture_output=True,
+            )
+    os.chmod(home.root, 0o755)  # every service finds its own folder; each is owner-only
+    folder = deployment.folder(home)
+    os.chmod(folder, 0o755)
+    os.chmod(deployment.enrolled_folder(home), 0o755)
+    for party, folders in OWNED.items():
+        owner = pwd.getpwnam(USERS[party])
+        for name in folders:
+            path = home.party(name)
+            for root, dirs, files in os.walk(path):
+                for entry in (root, *(os.path.join(root, n) for n in (*dirs, *files))):
+                    os.chown(entry, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+            path.chmod(0o700)
+
+
+def python_runs_as(user: str) -> bool:
+    """Whether ``user`` may run this installation's Python (it may live in root's home)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", ""], user=user, capture_output=True)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
 def write_deployment(home: Home, kids: list[Child]) -> None:
     body = {
         "supervisor_pid": os.getpid(),
@@ -112,7 +186,7 @@ def up(
     home: Home,
     base_port: int,
     *,
-    users: Mapping[str, str] | None = None,
+    users: bool = False,
     extra_env: Mapping[str, str] | None = None,
     started: Callable[[list[Child]], None] | None = None,
 ) -> None:
@@ -125,7 +199,8 @@ def up(
     for party in deployment.SERVED:  # every identity made and published before any starts
         deployment.publish(home, party)
     deployment.publish(home, deployment.OPERATOR)
-    kids = children(home, base_port, users=users, extra_env=extra_env)
+    owners = separate_users(home) if users else None
+    kids = children(home, base_port, users=owners, extra_env=extra_env)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
