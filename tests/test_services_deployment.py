@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import uuid
 
 import httpx
 import pytest
@@ -181,3 +182,35 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_up_with_a_database_url_keeps_each_party_in_its_own_schema(tmp_path, monkeypatch):
+    from conftest import POSTGRES_URL, _drop_schemas
+    from sqlalchemy import create_engine, text
+
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    monkeypatch.setenv("CONFIDE_DATABASE_SCHEMA_PREFIX", prefix)
+    root = tmp_path / "home"
+    try:
+        with deployed(root, "--database-url", POSTGRES_URL) as found:
+            done = confide(
+                "choices", "set", "--nhs-number", "9990000018", "--channel", "online",
+                "--no-research", "--home", str(root),
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            with compose(found["home"]) as parties:
+                assert ledger_kinds(parties.ledger) == ["choice_changed"]
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            schemas = set(
+                conn.execute(
+                    text("SELECT schema_name FROM information_schema.schemata WHERE schema_name "
+                         "LIKE :p"),
+                    {"p": prefix + "%"},
+                ).scalars()
+            )  # fmt: skip
+        engine.dispose()
+        assert {prefix + p for p in ("choices", "hub", "access", "ledger")} <= schemas
+        assert not (root / "choices" / "choices.db").exists()  # nothing on SQLite
+    finally:
+        _drop_schemas(prefix)
