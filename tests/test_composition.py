@@ -25,7 +25,6 @@ PARTY_MAKERS = {
     "Pseudonymiser",
     "Hub",
     "HubStore",
-    "HubOpStore",
     "RecordStore",
     "ChoicesRegistry",
     "IdentityService",

@@ -265,12 +265,12 @@ class Composition:
     def erasure_register(self) -> ErasureRegister:
         """The hub's erasure register, for operators (opens the hub's store only)."""
         from confide.hub.erasure import ErasureRegister
-        from confide.hub.opstore import HubOpStore
+        from confide.hub.store import HubStore
 
         with self._building:
             ops = self.__dict__.get("_hub_ops")
             if ops is None:
-                ops = self.__dict__["_hub_ops"] = self._opened(HubOpStore(self.home))
+                ops = self.__dict__["_hub_ops"] = self._opened(HubStore(self.home))
         return ErasureRegister(ops.engine)
 
     def records_to_read(self) -> RecordStore | None:
@@ -383,7 +383,7 @@ class Composition:
         """Every sending party's outbox, over its own store (opening no party)."""
         from confide.access import store as access_store
         from confide.choices import store as choices_store
-        from confide.hub import opstore as hub_store
+        from confide.hub import store as hub_store
 
         boxes = []
         for party, table in (
@@ -393,8 +393,7 @@ class Composition:
         ):
             if self.is_remote(party):
                 continue  # its own service relays it
-            engine = opstore.make_engine(party, self.home.party(party))
-            opstore.migrate(engine, party)
+            engine = opstore.open_store(party, self.home.party(party))
             self._closers.append(engine.dispose)
             boxes.append(Outbox(party, engine, table))
         return boxes
