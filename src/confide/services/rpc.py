@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.services import codec
+from confide.services.limits import bounded_body
 from confide.services.signing import RequestRefused, Signer, Verifier
 
 # The methods each party serves to the others (its ports; nothing else is reachable).
@@ -90,7 +91,9 @@ def rpc_app(
 
     @app.post("/rpc/{method}")
     async def call(method: str, request: Request) -> Response:
-        body = await request.body()
+        body = await bounded_body(request)
+        if body is None:
+            return refused(413, "The request's body is larger than a service accepts.")
         headers = dict(request.headers)
         try:
             sender = headers.get("x-confide-party", "")
@@ -106,7 +109,10 @@ def rpc_app(
             return refused(404, f"The {party} party has no method {method!r}.")
         try:
             call = codec.loads(body)
-            args, kwargs = list(call.get("args", [])), dict(call.get("kwargs", {}))
+            args, kwargs = call.get("args", []), call.get("kwargs", {})
+            if not isinstance(args, list) or not all(isinstance(k, str) for k in kwargs):
+                raise TypeError("not a list of arguments and a map of named ones")
+            kwargs = dict(kwargs)
         except (codec.NotEncodable, orjson.JSONDecodeError, AttributeError, TypeError):
             return refused(422, "The request's body is not an encoded call.")
         try:
