@@ -23,6 +23,7 @@ from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.services import codec
 from confide.services.limits import bounded_body
+from confide.services.permissions import may_call
 from confide.services.signing import RequestRefused, Signer, Verifier
 
 # The methods each party serves to the others (its ports; nothing else is reachable).
@@ -104,6 +105,8 @@ def rpc_app(
             return refused(401, exc.message)
         if caller not in allowed:
             return refused(403, f"The {caller} party may not call the {party} party.")
+        if not may_call(caller, party, method):
+            return refused(403, f"Only an operator may call {method!r} of the {party} party.")
         target = methods.get(method)
         if target is None:
             return refused(404, f"The {party} party has no method {method!r}.")
