@@ -27,6 +27,7 @@ from loopback import served
 from confide.choices.model import Channel, Choice
 from confide.common.home import Home
 from confide.composition import compose
+from confide.pseudonymiser import keys
 from confide.services import codec, limits, signing
 from confide.services.rpc import rpc_app
 from confide.services.run import party_methods
@@ -239,14 +240,37 @@ def test_a_party_not_allowed_to_call_another_is_refused_before_anything_runs(wor
     assert pseudonymiser.pseudonyms_for([UNKNOWN]) == [None]
 
 
+def test_only_an_operator_may_rotate_the_pseudonymisers_key(world):
+    """Callers were allowed per party, so the web front end (or the hub, or the choices
+    registry) could rotate the pseudonymiser's key; now only a person's command may."""
+    folder = world["home"].party("pseudonymiser")
+    version = keys.load_ring(folder).current
+    for caller in ("web", "hub", "choices"):
+        assert _signed(world, caller, "pseudonymiser", "rotate_key").status_code == 403
+        assert (
+            _signed(world, caller, "pseudonymiser", "decide_review", 1, True, "x").status_code
+            == 403
+        )
+    assert keys.load_ring(folder).current == version
+    assert _signed(world, "web", "pseudonymiser", "linkage_quality").status_code == 200
+    assert _signed(world, "operator", "pseudonymiser", "rotate_key").status_code == 200
+    assert keys.load_ring(folder).current == version + 1
+
+
+def test_only_an_operator_may_have_the_ledger_sign_its_head(world):
+    for caller in ("web", "hub", "choices", "access", "pseudonymiser"):
+        assert _signed(world, caller, "ledger", "sign_head").status_code == 403
+    assert _signed(world, "operator", "ledger", "sign_head").status_code != 403
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="finding: callers are allowed per party, not per method: the web front end may "
-    "ask the pseudonymiser for anyone's pseudonym (pseudonyms_for) or rotate its key",
+    reason="finding (wiring): sign_head returns a Checkpoint, which the codec does not allow, "
+    "and a result that cannot be encoded escapes the handler: 500 with no clear error, so "
+    "`confide ledger sign-head` fails against a running deployment",
 )
-def test_the_web_may_not_ask_the_pseudonymiser_for_pseudonyms(world):
-    response = _signed(world, "web", "pseudonymiser", "pseudonyms_for", [KNOWN])
-    assert response.status_code == 403
+def test_the_ledger_signs_its_head_for_an_operator(world):
+    assert _signed(world, "operator", "ledger", "sign_head").status_code == 200
 
 
 @pytest.mark.xfail(
@@ -264,10 +288,11 @@ def test_the_hub_may_not_set_a_choice(world):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding: callers are allowed per party, not per method: the web front end may "
-    "append any entry it likes to the ledger (append), as if another party had recorded it",
+    reason="finding: the ledger does not bind an entry's kind to the party that may record "
+    "it: the web front end may append a choice change (or a release) as if the choices "
+    "registry (or the TRE) had recorded it",
 )
-def test_the_web_may_not_write_ledger_entries(world):
+def test_the_web_may_not_record_another_partys_entries(world):
     size = world["parties"].ledger.head().size
     body = {"commitment": "0" * 64, "set": ["no_research"], "cleared": [], "channel": "online"}
     response = _signed(world, "web", "ledger", "append", "choice_changed", body)
