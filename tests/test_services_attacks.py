@@ -137,6 +137,22 @@ def test_an_unauthenticated_caller_learns_nothing_about_who_is_known(world):
     assert all(status == 401 for status, _ in answers[KNOWN])
 
 
+def test_an_unauthenticated_caller_cannot_tell_which_methods_exist(world):
+    """Whatever party it claims to be, an unsigned caller gets the same refusal for a method
+    served, one served only to others, one only an operator may call, and none at all."""
+    url = world["urls"]["pseudonymiser"]
+    body = _body([KNOWN])
+    for party in ("hub", "access", "mallory", ""):
+        answers = {
+            (r.status_code, r.content)
+            for r in (
+                _post(url, method, body, {signing.PARTY: party})
+                for method in ("pseudonyms_for", "rotate_key", "no_such_method", "__class__")
+            )
+        }
+        assert len(answers) == 1 and next(iter(answers))[0] == 401
+
+
 def test_a_signature_holds_only_for_its_own_path_and_body(world):
     """Headers signed for a harmless read, put on a write (another path, another body, or
     both), are refused and change nothing."""
@@ -195,7 +211,9 @@ def test_a_request_replayed_after_the_service_restarts_is_refused(world):
     captured = _headers(world["signers"]["operator"], "/rpc/set", body, stamp=int(time.time()) - 5)
     with served(rpc_app("choices", party_methods(parties, "choices"), _verifier(keys))) as url:
         assert _post(url, "set", body, captured).status_code == 401  # the restarted service
-    assert _no_research(world, UNKNOWN) is False
+        assert _no_research(world, UNKNOWN) is False
+        fresh = _headers(world["signers"]["operator"], "/rpc/current", _body(UNKNOWN))
+        assert _post(url, "current", _body(UNKNOWN), fresh).status_code == 200
 
 
 @pytest.mark.xfail(
