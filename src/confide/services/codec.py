@@ -163,9 +163,11 @@ def from_plain(data: Any) -> Any:
         case "path":
             return Path(value)
         case "ndarray":
-            return np.asarray(from_plain(value), dtype=data.get("dtype"))
+            return np.asarray(from_plain(value), dtype=_element_type(data.get("dtype")))
         case "arrow":
-            return pa.ipc.open_stream(base64.b64decode(value)).read_all()
+            table = pa.ipc.open_stream(base64.b64decode(value)).read_all()
+            table.validate(full=True)  # offsets and lengths checked before anything reads them
+            return table
         case "enum" | "dc":
             cls = _allowed().get(str(data.get("c")))
             if cls is None:
@@ -174,6 +176,17 @@ def from_plain(data: Any) -> Any:
                 return cls(from_plain(value))
             return _dataclass(cls, {k: from_plain(v) for k, v in value.items()})
     raise NotEncodable("data that is not an encoded value")
+
+
+def _element_type(name: Any) -> np.dtype | str:
+    """An array's element type as sent: numbers and booleans as named; strings as wide as
+    their values (a named width could ask for gigabytes per element); nothing else."""
+    kind = np.dtype(name).kind
+    if kind in "biuf":
+        return np.dtype(name)
+    if kind in "US":
+        return kind
+    raise NotEncodable("an array of a type that may not cross between parties")
 
 
 def _dataclass(cls: type, fields: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from confide.ledger.entries import EntryRejected
 from confide.ledger.log import Ledger
+from confide.services.limits import bounded_body
 from confide.services.signing import RequestRefused, Verifier
 
 
@@ -23,7 +24,9 @@ def ledger_app(ledger: Ledger, verifier: Verifier) -> FastAPI:
 
     @app.post("/events")
     async def events(request: Request) -> Any:
-        body = await request.body()
+        body = await bounded_body(request)
+        if body is None:
+            return JSONResponse({"error": "The body is too large."}, status_code=413)
         try:
             verifier.check("POST", "/events", dict(request.headers), body)
         except RequestRefused as exc:

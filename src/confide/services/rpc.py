@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.services import codec
+from confide.services.limits import bounded_body
+from confide.services.permissions import may_call
 from confide.services.signing import RequestRefused, Signer, Verifier
 
 # The methods each party serves to the others (its ports; nothing else is reachable).
@@ -95,7 +97,9 @@ def rpc_app(
 
     @app.post("/rpc/{method}")
     async def call(method: str, request: Request) -> Response:
-        body = await request.body()
+        body = await bounded_body(request)
+        if body is None:
+            return refused(413, "The request's body is larger than a service accepts.")
         headers = dict(request.headers)
         try:
             sender = headers.get("x-confide-party", "")
@@ -106,12 +110,17 @@ def rpc_app(
             return refused(401, exc.message)
         if caller not in allowed:
             return refused(403, f"The {caller} party may not call the {party} party.")
+        if not may_call(caller, party, method):
+            return refused(403, f"Only an operator may call {method!r} of the {party} party.")
         target = methods.get(method)
         if target is None:
             return refused(404, f"The {party} party has no method {method!r}.")
         try:
             call = codec.loads(body)
-            args, kwargs = list(call.get("args", [])), dict(call.get("kwargs", {}))
+            args, kwargs = call.get("args", []), call.get("kwargs", {})
+            if not isinstance(args, list) or not all(isinstance(k, str) for k in kwargs):
+                raise TypeError("not a list of arguments and a map of named ones")
+            kwargs = dict(kwargs)
         except (codec.NotEncodable, orjson.JSONDecodeError, AttributeError, TypeError):
             return refused(422, "The request's body is not an encoded call.")
         try:

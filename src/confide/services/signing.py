@@ -4,7 +4,8 @@ Each party has an Ed25519 key in its own state folder (``identity.key``, never s
 others enrol its public key. A request carries the sender's name, a timestamp, a random nonce
 and a signature over the method, path, timestamp, nonce and the body's SHA-256. The receiver
 refuses an unknown sender, a bad signature, a timestamp outside the allowed skew, and any
-nonce it has seen within that window (a replay).
+nonce it has seen within that window (a replay); having forgotten every nonce when it starts,
+it refuses anything signed before it started, so a restart opens no window for replays.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Verifier:
 
     enrolled: dict[str, VerifyKey]
     skew: int = 60
+    since: float = field(default_factory=time.time)  # signed before this: not new here
     _seen: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -83,6 +85,8 @@ class Verifier:
         now = time.time()
         if not stamp.isdigit() or abs(now - int(stamp)) > self.skew:
             raise RequestRefused("The request's timestamp is outside the allowed window.")
+        if int(stamp) < int(self.since):
+            raise RequestRefused("The request was signed before this service started.")
         with self._lock:
             for old in [n for n, t in self._seen.items() if t < now - 2 * self.skew]:
                 del self._seen[old]

@@ -1,0 +1,35 @@
+"""How much a caller may send a service: a request body is read only up to a bound.
+
+The bound is checked before the signature (which needs the whole body), so an unauthenticated
+caller cannot make a service hold more than this in memory: a declared length over it is
+refused without reading, and a body streamed without one is refused as soon as it passes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from starlette.requests import Request
+
+MAX_BODY_ENV = "CONFIDE_SERVICE_MAX_BODY_MB"
+MAX_BODY_MB = 128
+
+
+def max_body() -> int:
+    """The largest request body a service reads, in bytes."""
+    return int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_MB) * 1024 * 1024
+
+
+async def bounded_body(request: Request, limit: int | None = None) -> bytes | None:
+    """The request's body, or None when it is larger than ``limit`` (default :func:`max_body`)."""
+    limit = max_body() if limit is None else limit
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
