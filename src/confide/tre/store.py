@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from confide.common import opstore
-from confide.common.clock import utcnow
+from confide.common.clock import as_utc, utcnow
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
 from confide.common.secrets import load_or_create
@@ -92,12 +92,6 @@ spends = Table(
 )
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def query_not_found() -> NotFound:
@@ -348,6 +342,7 @@ class TreStore:
 
 def _record(row: Any) -> QueryRecord:
     data = dict(row._mapping)
-    data["created_at"] = _aware(data["created_at"])
-    data["decided_at"] = _aware(data["decided_at"])
+    data["created_at"] = as_utc(data["created_at"])
+    if data["decided_at"] is not None:
+        data["decided_at"] = as_utc(data["decided_at"])
     return QueryRecord(**data)
