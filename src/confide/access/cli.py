@@ -356,6 +356,6 @@ def project_show(
     report(result, as_json, _show_project)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     app.add_typer(access_app, name="access")

@@ -257,6 +257,6 @@ def vote(
     report(item, as_json, lambda voted: console.print(f"Voted. The output is {voted['status']}."))
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(query_app, name="query")
     app.add_typer(review_app, name="review")
