@@ -18,6 +18,7 @@ from rich.table import Table
 from confide.access.model import ProjectApplication, Role
 from confide.access.protection import protection_from
 from confide.access.service import Access
+from confide.cli.options import TokenOption
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
@@ -32,15 +33,6 @@ access_app.add_typer(person_app, name="person")
 access_app.add_typer(client_app, name="client")
 access_app.add_typer(project_app, name="project")
 
-TokenOption = Annotated[
-    str,
-    typer.Option(
-        "--token",
-        envvar="CONFIDE_ACCESS_TOKEN",
-        help="Your bearer token (from `confide access token`).",
-        show_default=False,
-    ),
-]
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why (published with the decision; name nobody).")
 ]
