@@ -87,9 +87,7 @@ class Access:
 
     @classmethod
     def open(cls, home: Home, **options: Any) -> Access:
-        engine = opstore.make_engine("access", home.party("access"))
-        opstore.migrate(engine, "access")
-        return cls(engine, **options)
+        return cls(opstore.open_store("access", home.party("access")), **options)
 
     def close(self) -> None:
         self.engine.dispose()
