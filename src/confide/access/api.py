@@ -53,7 +53,7 @@ class ClientCredentialsBearer(OAuth2):
             auto_error=False,
         )
 
-    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]  # FastAPI injects a Request
         scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
         if scheme.lower() != "bearer" or not token:
             return None

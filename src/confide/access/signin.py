@@ -172,10 +172,10 @@ class StaffSignIn:
         )
 
     @classmethod
-    def open(cls, access: Access, folder: Path, **options: object) -> StaffSignIn:
+    def open(cls, access: Access, folder: Path, **options: Any) -> StaffSignIn:
         """The service with its code key in ``folder`` (the access party's folder)."""
         key = load_or_create(folder / "signin.key", lambda: secrets.token_bytes(32))
-        return cls(access, key, **options)  # type: ignore[arg-type]
+        return cls(access, key, **options)
 
     # --- signing in -------------------------------------------------------------------------
 
