@@ -267,7 +267,9 @@ def make_router(access: Access | Callable[[], Access], *, prefix: str = PREFIX) 
 
     @router.get("/projects", response_model=ProjectList, summary="Projects you may see")
     def list_projects(caller: Principal = caller_dependency) -> Any:
-        return {"projects": [out(p) for p in run(lambda: get_access().projects(caller))]}
+        return {
+            "projects": [out(project) for project in run(lambda: get_access().projects(caller))]
+        }
 
     @router.post(
         "/projects",
