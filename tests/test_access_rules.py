@@ -14,7 +14,7 @@ from confide.access.model import (
     effective_status,
     parse_purpose,
 )
-from confide.hub.records import SCHEMAS
+from confide.hub.records import RECORD_SCHEMAS
 
 purposes = st.sampled_from(list(Purpose))
 recipients = st.sampled_from(list(RecipientKind))
@@ -59,10 +59,10 @@ def test_the_refused_purposes_are_still_words_the_api_accepts() -> None:
 
 @st.composite
 def requests(draw: st.DrawFn) -> dict[str, list[str]]:
-    tables = draw(st.lists(st.sampled_from(sorted(SCHEMAS)), min_size=1, unique=True))
+    tables = draw(st.lists(st.sampled_from(sorted(RECORD_SCHEMAS)), min_size=1, unique=True))
     out = {}
     for table in tables:
-        names = [n for n in SCHEMAS[table].names if n != rules.PATIENT_KEY]
+        names = [n for n in RECORD_SCHEMAS[table].names if n != rules.PATIENT_KEY]
         out[table] = draw(st.lists(st.sampled_from(names), min_size=1))
     return out
 
@@ -75,7 +75,7 @@ def test_checked_datasets_keep_exactly_what_was_asked_in_schema_order(
     assert set(checked) == set(asked)
     for table, columns in checked.items():
         assert set(columns) == set(asked[table])
-        order = list(SCHEMAS[table].names)
+        order = list(RECORD_SCHEMAS[table].names)
         assert list(columns) == sorted(columns, key=order.index)
     assert rules.checked_datasets({k: list(v) for k, v in checked.items()}) == checked
 

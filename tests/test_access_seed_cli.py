@@ -74,7 +74,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     def _root() -> None:
         """Root."""
 
-    access_cli.register(app)
+    access_cli.mount(app)
     runner = CliRunner()
     home = str(tmp_path / "home")
 

@@ -20,7 +20,7 @@ NUMBER = "9434765919"
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    choices_cli.register(app)
+    choices_cli.mount(app)
     return app
 
 

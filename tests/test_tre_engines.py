@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 from tre_sandbox import (
     ALLOWED,
-    SCHEMAS,
+    SANDBOX_SCHEMAS,
     SECRET,
     Population,
     duckdb_views,
@@ -91,7 +91,7 @@ def definition_of(case: Any) -> QueryDefinition:
 
 def _rows(made: Population, definition: QueryDefinition) -> list[dict[str, Any]]:
     con = duckdb.connect()
-    for name, schema in SCHEMAS.items():
+    for name, schema in SANDBOX_SCHEMAS.items():
         con.register(name, pa.Table.from_pylist(getattr(made, name), schema=schema))
     result = con.execute(definition.population)
     names = [d[0] for d in result.description]

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tre_sandbox import ALLOWED, SCHEMAS
+from tre_sandbox import ALLOWED, SANDBOX_SCHEMAS
 
 from confide.common.errors import InvalidInput
 from confide.tre.guard import QueryRefused, check_query
@@ -368,5 +368,5 @@ def test_no_value_makes_a_population_fail(values: list, codes: list, expression:
     ]  # fmt: skip
     import pyarrow as pa
 
-    con.register("events", pa.Table.from_pylist(rows, schema=SCHEMAS["events"]))
+    con.register("events", pa.Table.from_pylist(rows, schema=SANDBOX_SCHEMAS["events"]))
     con.execute(total).fetchall()  # must not raise

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tre_sandbox import SCHEMAS, Population, answer, event, person
+from tre_sandbox import SANDBOX_SCHEMAS, Population, answer, event, person
 
 from confide.tre.model import MeasureKind
 from confide.tre.rules import RULE_SETS
@@ -100,7 +100,7 @@ def queries(draw: Any) -> dict[str, Any]:
 def _people_per_group(population: Population, definition: dict[str, Any]) -> dict[tuple, int]:
     """Each group's people, counted from the population query's own rows (not the TRE's)."""
     con = duckdb.connect()
-    for name, schema in SCHEMAS.items():
+    for name, schema in SANDBOX_SCHEMAS.items():
         con.register(name, pa.Table.from_pylist(getattr(population, name), schema=schema))
     rows = con.execute(definition["population"]).fetchall()
     names = [d[0] for d in con.description]

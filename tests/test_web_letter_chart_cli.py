@@ -126,7 +126,7 @@ def test_serve_is_registered_and_refuses_public_demo():
     def _root() -> None:
         """root"""
 
-    cli.register(app)
+    cli.mount(app)
     runner = CliRunner()
     assert "--port" in runner.invoke(app, ["serve", "--help"]).output
     refused = runner.invoke(app, ["serve", "--demo", "--host", "0.0.0.0"])

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "events": {"patient_id", "code", "date", "value"},
     "medications": {"patient_id", "code", "date", "quantity"},
 }
-SCHEMAS = {
+SANDBOX_SCHEMAS = {
     "patients": pa.schema(
         [("patient_id", pa.string()), ("birth_year", pa.int16()), ("sex", pa.string()),
          ("area", pa.string())]
@@ -64,7 +64,7 @@ class Population:
     def tables(self) -> dict[str, pa.Table]:
         return {
             name: pa.Table.from_pylist(getattr(self, name), schema=schema)
-            for name, schema in SCHEMAS.items()
+            for name, schema in SANDBOX_SCHEMAS.items()
         }
 
     def record_keys(self) -> pa.Table:

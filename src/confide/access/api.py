@@ -53,7 +53,7 @@ class ClientCredentialsBearer(OAuth2):
             auto_error=False,
         )
 
-    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]  # FastAPI injects a Request
         scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
         if scheme.lower() != "bearer" or not token:
             return None
@@ -267,7 +267,9 @@ def make_router(access: Access | Callable[[], Access], *, prefix: str = PREFIX) 
 
     @router.get("/projects", response_model=ProjectList, summary="Projects you may see")
     def list_projects(caller: Principal = caller_dependency) -> Any:
-        return {"projects": [out(p) for p in run(lambda: get_access().projects(caller))]}
+        return {
+            "projects": [out(project) for project in run(lambda: get_access().projects(caller))]
+        }
 
     @router.post(
         "/projects",

@@ -18,6 +18,7 @@ from rich.table import Table
 from confide.access.model import ProjectApplication, Role
 from confide.access.protection import protection_from
 from confide.access.service import Access
+from confide.cli.options import TokenOption
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
@@ -32,15 +33,6 @@ access_app.add_typer(person_app, name="person")
 access_app.add_typer(client_app, name="client")
 access_app.add_typer(project_app, name="project")
 
-TokenOption = Annotated[
-    str,
-    typer.Option(
-        "--token",
-        envvar="CONFIDE_ACCESS_TOKEN",
-        help="Your bearer token (from `confide access token`).",
-        show_default=False,
-    ),
-]
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why (published with the decision; name nobody).")
 ]
@@ -76,16 +68,19 @@ def _datasets(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _show_project(r: dict[str, Any]) -> None:
-    console.print(f"[bold]{r['slug']}[/] ({r['status']}) — {r['title']}")
+def _show_project(project: dict[str, Any]) -> None:
+    console.print(f"[bold]{project['slug']}[/] ({project['status']}) — {project['title']}")
     console.print(
-        f"  {r['organisation_name']}: {r['purpose']} ({r['recipient_kind']} recipient), "
-        f"legal basis {r['legal_basis']}"
+        f"  {project['organisation_name']}: {project['purpose']} "
+        f"({project['recipient_kind']} recipient), legal basis {project['legal_basis']}"
     )
-    console.print(f"  dates {r['window_start']} to {r['window_end']}; expires {r['expires_on']}")
-    for table, columns in r["datasets"].items():
+    console.print(
+        f"  dates {project['window_start']} to {project['window_end']}; "
+        f"expires {project['expires_on']}"
+    )
+    for table, columns in project["datasets"].items():
         console.print(f"  {table}: {', '.join(columns)}")
-    for item in r.get("history") or []:
+    for item in project.get("history") or []:
         console.print(f"  {item['at'][:19]} {item['kind']} ({item['actor_role']})")
 
 
@@ -109,7 +104,11 @@ def org_create(
     """Register an organisation."""
     with _open(home) as access:
         org = access.create_organisation(name, kind, slug=slug, approving_body=approving_body)
-    report(org.as_dict(), as_json, lambda r: console.print(f"Registered {r['slug']}."))
+    report(
+        org.as_dict(),
+        as_json,
+        lambda registered: console.print(f"Registered {registered['slug']}."),
+    )
 
 
 @org_app.command("list")
@@ -117,12 +116,17 @@ def org_create(
 def org_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List registered organisations."""
     with _open(home) as access:
-        orgs = [o.as_dict() for o in access.organisations()]
+        orgs = [organisation.as_dict() for organisation in access.organisations()]
 
-    def human(r: dict[str, Any]) -> None:
+    def human(listing: dict[str, Any]) -> None:
         table = Table("slug", "name", "kind", "approving body")
-        for o in r["organisations"]:
-            table.add_row(o["slug"], o["name"], o["kind"], "yes" if o["approving_body"] else "")
+        for organisation in listing["organisations"]:
+            table.add_row(
+                organisation["slug"],
+                organisation["name"],
+                organisation["kind"],
+                "yes" if organisation["approving_body"] else "",
+            )
         console.print(table)
 
     report({"organisations": orgs}, as_json, human)
@@ -143,8 +147,13 @@ def person_add(
     """Add a person to an organisation with roles (an existing person keeps other roles)."""
     with _open(home) as access:
         person = access.add_person(org, name, email, role)
-    result = {"organisation": org, "roles": sorted(r.value for r in person.roles[org.lower()])}
-    report(result, as_json, lambda r: console.print(f"Roles in {org}: {', '.join(r['roles'])}."))
+    result = {
+        "organisation": org,
+        "roles": sorted(role.value for role in person.roles[org.lower()]),
+    }
+    report(
+        result, as_json, lambda held: console.print(f"Roles in {org}: {', '.join(held['roles'])}.")
+    )
 
 
 @client_app.command("create")
@@ -159,9 +168,9 @@ def client_create(
     with _open(home) as access:
         client_id, secret = access.create_client(org, email)
 
-    def human(r: dict[str, Any]) -> None:
-        console.print(f"client id:     {r['client_id']}")
-        console.print(f"client secret: {r['client_secret']}")
+    def human(client: dict[str, Any]) -> None:
+        console.print(f"client id:     {client['client_id']}")
+        console.print(f"client secret: {client['client_secret']}")
         console.print("[yellow]Keep the secret safe: it is not stored and cannot be shown again.")
 
     report({"client_id": client_id, "client_secret": secret}, as_json, human)
@@ -177,7 +186,9 @@ def client_revoke(
     """Revoke a client: its secret and tokens stop working at once."""
     with _open(home) as access:
         access.revoke_client(client_id)
-    report({"revoked": client_id}, as_json, lambda r: console.print(f"Revoked {r['revoked']}."))
+    report(
+        {"revoked": client_id}, as_json, lambda done: console.print(f"Revoked {done['revoked']}.")
+    )
 
 
 @access_app.command("token")
@@ -196,7 +207,7 @@ def token_cmd(
     """Get a bearer token for a client (valid for an hour)."""
     with _open(home) as access:
         issued = access.issue_token(client_id, client_secret)
-    report(issued.as_oauth(), as_json, lambda r: console.print(r["access_token"]))
+    report(issued.as_oauth(), as_json, lambda oauth: console.print(oauth["access_token"]))
 
 
 # --- projects ------------------------------------------------------------------------------
@@ -332,12 +343,18 @@ for _action, _summary in (
 def project_list(token: TokenOption, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the projects you may see."""
     with _open(home) as access:
-        projects = [p.as_dict() for p in access.projects(access.authenticate(token))]
+        projects = [project.as_dict() for project in access.projects(access.authenticate(token))]
 
-    def human(r: dict[str, Any]) -> None:
+    def human(listing: dict[str, Any]) -> None:
         table = Table("project", "organisation", "purpose", "status", "expires")
-        for p in r["projects"]:
-            table.add_row(p["slug"], p["organisation"], p["purpose"], p["status"], p["expires_on"])
+        for project in listing["projects"]:
+            table.add_row(
+                project["slug"],
+                project["organisation"],
+                project["purpose"],
+                project["status"],
+                project["expires_on"],
+            )
         console.print(table)
 
     report({"projects": projects}, as_json, human)
@@ -356,6 +373,6 @@ def project_show(
     report(result, as_json, _show_project)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     """Attach this party's commands to the root app."""
     app.add_typer(access_app, name="access")

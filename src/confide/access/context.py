@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
@@ -35,11 +35,6 @@ class Context:
     """The service's current time, aware and in UTC (read afresh on every call)."""
     tell: Callable[[Notice], None]
     """Tell the listeners; call only after the change has been committed."""
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; every stored timestamp is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def new_id() -> str:

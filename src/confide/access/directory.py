@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from confide.access import rules
 from confide.access import store as tables
-from confide.access.context import Context, Notice, aware, new_id
+from confide.access.context import Context, Notice, new_id
 from confide.access.errors import Conflict
 from confide.access.model import (
     Organisation,
@@ -26,6 +26,7 @@ from confide.access.model import (
     parse_recipient_kind,
     parse_role,
 )
+from confide.common.clock import as_utc
 from confide.common.errors import InvalidInput, NotFound
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -39,7 +40,7 @@ def organisation_from_row(row: Any) -> Organisation:
         name=row.name,
         kind=RecipientKind(row.kind),
         approving_body=bool(row.approving_body),
-        created_at=aware(row.created_at),
+        created_at=as_utc(row.created_at),
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Row, Select, or_, select
 from confide.access import rules
 from confide.access import store as tables
 from confide.access.checks import is_reviewer, require_member
-from confide.access.context import Context, aware
+from confide.access.context import Context
 from confide.access.errors import project_not_found
 from confide.access.model import (
     LegalBasis,
@@ -27,6 +27,7 @@ from confide.access.model import (
     effective_status,
 )
 from confide.access.protection import protection_from
+from confide.common.clock import as_utc
 
 
 class Projects:
@@ -77,7 +78,7 @@ class Projects:
             {
                 "kind": row.kind,
                 "actor_role": row.actor_role,
-                "at": aware(row.at).isoformat(),
+                "at": as_utc(row.at).isoformat(),
                 **row.detail,
             }
             for row in rows
@@ -97,7 +98,7 @@ class Projects:
                 "kind": row.kind,
                 "actor_id": row.actor_id,
                 "actor_role": row.actor_role,
-                "at": aware(row.at),
+                "at": as_utc(row.at),
                 "detail": row.detail,
             }
             for row in rows
@@ -118,7 +119,7 @@ class Projects:
                 "approver_id": row.approver_id,
                 "decision": row.decision,
                 "reason": row.reason,
-                "at": aware(row.at),
+                "at": as_utc(row.at),
             }
             for row in rows
         ]
@@ -143,8 +144,8 @@ class Projects:
             status=effective_status(stored, row.expires_on, self.context.now().date()),
             stored_status=stored,
             applicant_id=row.applicant_id,
-            created_at=aware(row.created_at),
-            updated_at=aware(row.updated_at),
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
             protection=protection_from(row.protection),
         )
 

@@ -24,7 +24,7 @@ from confide.access.model import (
 )
 from confide.access.public_text import public_text
 from confide.common.errors import InvalidInput
-from confide.hub.records import SCHEMAS
+from confide.hub.records import RECORD_SCHEMAS
 
 _N, _A, _C, _X = (
     RecipientKind.NHS,
@@ -174,13 +174,13 @@ def checked_datasets(requested: Mapping[str, Sequence[str]]) -> dict[str, tuple[
             hint="List the tables and columns needed, e.g. {'events': ['code', 'date']}.",
         )
     out: dict[str, tuple[str, ...]] = {}
-    for table in sorted(requested, key=lambda t: (t not in SCHEMAS, str(t))):
-        if table not in SCHEMAS:
+    for table in sorted(requested, key=lambda t: (t not in RECORD_SCHEMAS, str(t))):
+        if table not in RECORD_SCHEMAS:
             raise InvalidInput(
                 f"There is no table {str(table)[:40]!r} in the record store.",
-                hint=f"Tables: {', '.join(SCHEMAS)}.",
+                hint=f"Tables: {', '.join(RECORD_SCHEMAS)}.",
             )
-        available = [n for n in SCHEMAS[table].names if n != PATIENT_KEY]
+        available = [n for n in RECORD_SCHEMAS[table].names if n != PATIENT_KEY]
         raw = requested[table]
         if isinstance(raw, str) or not isinstance(raw, Sequence):
             raise InvalidInput(f"The columns of {table} must be a list of column names.")

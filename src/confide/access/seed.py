@@ -112,7 +112,7 @@ PROTECTIONS: dict[str, OutputProtection] = {
 
 
 def _ensure_organisations(access: Access) -> None:
-    wanted = [(*APPROVING_BODY, True), *((*o, False) for o in ORGANISATIONS)]
+    wanted = [(*APPROVING_BODY, True), *((*organisation, False) for organisation in ORGANISATIONS)]
     for slug, name, kind, approving in wanted:
         try:
             access.organisation(slug)
@@ -174,14 +174,14 @@ def seed_demo(access: Access, *, token_lifetime: timedelta | None = None) -> dic
         issued = access.issue_token(client_id, secret, lifetime=token_lifetime)
         creds[key] = {
             "organisation": org,
-            "roles": [r.value for r in roles],
+            "roles": [role.value for role in roles],
             "client_id": client_id,
             "client_secret": secret,
             "access_token": issued.access_token,
             "expires_in": issued.expires_in,
         }
     return {
-        "organisations": [o.as_dict() for o in access.organisations()],
+        "organisations": [organisation.as_dict() for organisation in access.organisations()],
         "credentials": creds,
         "projects": projects,
     }

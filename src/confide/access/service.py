@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from confide.access.context import Clock, Context, Listener, Notice, aware
+from confide.access.context import Clock, Context, Listener, Notice
 from confide.access.directory import Directory
 from confide.access.grants import Grants, ProjectNotActive
 from confide.access.model import (
@@ -56,7 +56,7 @@ from confide.access.tokens import (
 )
 from confide.access.workflow import Workflow
 from confide.common import opstore
-from confide.common.clock import utcnow
+from confide.common.clock import as_utc, utcnow
 from confide.common.home import Home
 
 __all__ = ["Access", "IssuedToken", "ProjectNotActive"]
@@ -87,9 +87,7 @@ class Access:
 
     @classmethod
     def open(cls, home: Home, **options: Any) -> Access:
-        engine = opstore.make_engine("access", home.party("access"))
-        opstore.migrate(engine, "access")
-        return cls(engine, **options)
+        return cls(opstore.open_store("access", home.party("access")), **options)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -110,7 +108,7 @@ class Access:
 
     def _now(self) -> datetime:
         """The injected clock's time, aware and in UTC (read afresh, so tests may swap it)."""
-        return aware(self.clock()).astimezone(UTC)
+        return as_utc(self.clock()).astimezone(UTC)
 
     def _tell(self, notice: Notice) -> None:
         for listener in list(self.listeners):

@@ -32,13 +32,13 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.engine import Row
 
 from confide.access import store as tables
-from confide.access.context import aware
 from confide.access.directory import organisation_from_row, roles_held
 from confide.access.errors import Unauthenticated
 from confide.access.model import Organisation, Principal, Role
 from confide.access.service import Access
 from confide.access.signin_store import staff_attempts, staff_challenges, staff_sessions
 from confide.common import exit_codes
+from confide.common.clock import as_utc
 from confide.common.errors import ConfideError, InvalidInput
 from confide.common.onetime import CodeRules, OneTimeCodes, Paced, paced
 from confide.common.secrets import load_or_create
@@ -172,10 +172,10 @@ class StaffSignIn:
         )
 
     @classmethod
-    def open(cls, access: Access, folder: Path, **options: object) -> StaffSignIn:
+    def open(cls, access: Access, folder: Path, **options: Any) -> StaffSignIn:
         """The service with its code key in ``folder`` (the access party's folder)."""
         key = load_or_create(folder / "signin.key", lambda: secrets.token_bytes(32))
-        return cls(access, key, **options)  # type: ignore[arg-type]
+        return cls(access, key, **options)
 
     # --- signing in -------------------------------------------------------------------------
 
@@ -242,7 +242,7 @@ class StaffSignIn:
         row = conn.execute(
             select(staff_sessions).where(staff_sessions.c.token_hash == _digest(token))
         ).first()
-        if row is None or aware(row.expires_at) <= self._now():
+        if row is None or as_utc(row.expires_at) <= self._now():
             raise self._ended()
         return row.person_id, row.organisation_id
 

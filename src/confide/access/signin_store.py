@@ -7,12 +7,10 @@ its SHA-256 digest.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table
 
 from confide.access.store import metadata
-
-_Seq = BigInteger().with_variant(Integer(), "sqlite")
-_TS = DateTime(timezone=True)
+from confide.common.columns import SERIAL_ID, UTC_DATETIME
 
 staff_challenges = Table(
     "staff_challenges",
@@ -21,20 +19,20 @@ staff_challenges = Table(
     Column("person_id", String(32), ForeignKey("people.id"), nullable=True),  # None: a decoy
     Column("subject", String(64), nullable=False),  # HMAC of the email given
     Column("code_hash", String(64), nullable=False),
-    Column("created_at", _TS, nullable=False),
-    Column("expires_at", _TS, nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("expires_at", UTC_DATETIME, nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("used_at", _TS, nullable=True),
+    Column("used_at", UTC_DATETIME, nullable=True),
     Index("ix_staff_challenges_expires_at", "expires_at"),
 )
 
 staff_attempts = Table(
     "staff_attempts",
     metadata,
-    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("key", String(64), nullable=False),
     Column("kind", String(8), nullable=False),  # "start" or "fail"
-    Column("at", _TS, nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
     Index("ix_staff_attempts_key", "key", "kind", "at"),
 )
 
@@ -44,7 +42,7 @@ staff_sessions = Table(
     Column("token_hash", String(64), primary_key=True),
     Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
     Column("organisation_id", String(32), ForeignKey("organisations.id"), nullable=True),
-    Column("created_at", _TS, nullable=False),
-    Column("expires_at", _TS, nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("expires_at", UTC_DATETIME, nullable=False),
     Index("ix_staff_sessions_expires_at", "expires_at"),
 )

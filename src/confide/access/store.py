@@ -9,27 +9,22 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
     Text,
 )
 
+from confide.common.columns import SERIAL_ID, UTC_DATETIME
 from confide.events.outbox import outbox_table
 
 metadata = MetaData()
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
-_Seq = BigInteger().with_variant(Integer(), "sqlite")
-_TS = DateTime(timezone=True)
 
 organisations = Table(
     "organisations",
@@ -39,7 +34,7 @@ organisations = Table(
     Column("name", String(200), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("approving_body", Boolean, nullable=False),
-    Column("created_at", _TS, nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
 )
 
 people = Table(
@@ -48,7 +43,7 @@ people = Table(
     Column("id", String(32), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("email", String(254), nullable=False, unique=True),
-    Column("created_at", _TS, nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
 )
 
 memberships = Table(
@@ -57,7 +52,7 @@ memberships = Table(
     Column("person_id", String(32), ForeignKey("people.id"), primary_key=True),
     Column("organisation_id", String(32), ForeignKey("organisations.id"), primary_key=True),
     Column("role", String(16), primary_key=True),
-    Column("granted_at", _TS, nullable=False),
+    Column("granted_at", UTC_DATETIME, nullable=False),
 )
 
 api_clients = Table(
@@ -67,8 +62,8 @@ api_clients = Table(
     Column("secret_hash", String(200), nullable=False),
     Column("organisation_id", String(32), ForeignKey("organisations.id"), nullable=False),
     Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
-    Column("created_at", _TS, nullable=False),
-    Column("revoked_at", _TS, nullable=True),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("revoked_at", UTC_DATETIME, nullable=True),
 )
 
 tokens = Table(
@@ -76,8 +71,8 @@ tokens = Table(
     metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("client_id", String(40), ForeignKey("api_clients.client_id"), nullable=False),
-    Column("issued_at", _TS, nullable=False),
-    Column("expires_at", _TS, nullable=False),
+    Column("issued_at", UTC_DATETIME, nullable=False),
+    Column("expires_at", UTC_DATETIME, nullable=False),
     Index("ix_tokens_expires_at", "expires_at"),
 )
 
@@ -98,8 +93,8 @@ projects = Table(
     Column("expires_on", Date, nullable=False),
     Column("status", String(16), nullable=False),
     Column("applicant_id", String(32), ForeignKey("people.id"), nullable=False),
-    Column("created_at", _TS, nullable=False),
-    Column("updated_at", _TS, nullable=False),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("updated_at", UTC_DATETIME, nullable=False),
     Column("protection", JSON, nullable=True),  # see confide.access.protection
     Index("ix_projects_organisation", "organisation_id"),
 )
@@ -107,12 +102,12 @@ projects = Table(
 approvals = Table(
     "approvals",
     metadata,
-    Column("id", _Seq, primary_key=True, autoincrement=True),
+    Column("id", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
     Column("approver_id", String(32), ForeignKey("people.id"), nullable=False),
     Column("decision", String(16), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("at", _TS, nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
     Column("protection", JSON, nullable=True),
     Index("ix_approvals_project", "project_id"),
 )
@@ -120,12 +115,12 @@ approvals = Table(
 project_events = Table(
     "project_events",
     metadata,
-    Column("seq", _Seq, primary_key=True, autoincrement=True),
+    Column("seq", SERIAL_ID, primary_key=True, autoincrement=True),
     Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("actor_id", String(32), ForeignKey("people.id"), nullable=True),
     Column("actor_role", String(16), nullable=True),
-    Column("at", _TS, nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
     Column("detail", JSON, nullable=False),
     Index("ix_project_events_project", "project_id", "seq"),
 )

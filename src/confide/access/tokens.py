@@ -15,10 +15,11 @@ from sqlalchemy import delete, insert, select, update
 
 from confide.access import credentials
 from confide.access import store as tables
-from confide.access.context import Context, aware
+from confide.access.context import Context
 from confide.access.directory import Directory, roles_held
 from confide.access.errors import BAD_CREDENTIALS, BAD_TOKEN, Unauthenticated
 from confide.access.model import Principal
+from confide.common.clock import as_utc
 from confide.common.errors import InvalidInput, NotFound
 
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=1)
@@ -160,7 +161,7 @@ class Tokens:
             if (
                 row is None
                 or row.revoked_at is not None
-                or aware(row.expires_at) <= self.context.now()
+                or as_utc(row.expires_at) <= self.context.now()
             ):
                 raise Unauthenticated(BAD_TOKEN)
             roles = roles_held(conn, row.person_id, row.organisation_id)

@@ -235,14 +235,14 @@ class IdentityService:
         cls,
         registry: ChoicesRegistry,
         home_root: Path,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> IdentityService:
         """The service with its key in the choices folder and the outbox notifier."""
         key = load_or_create(
             Path(registry.folder) / "identity.key", lambda: secrets.token_bytes(32)
         )
         kwargs.setdefault("notifier", OutboxNotifier(home_root / "outbox"))
-        return cls(registry, key, **kwargs)  # type: ignore[arg-type]
+        return cls(registry, key, **kwargs)
 
     # --- the journey -----------------------------------------------------------------------
 

@@ -72,11 +72,12 @@ class DemographicRecord:
 def checked_number(raw: str, where: str = "") -> str:
     """The normalised NHS number, or InvalidInput saying why (never echoing it)."""
     reason = nhs.why_invalid(raw)
-    if reason:
+    number = nhs.normalise(raw)
+    if reason or number is None:
         raise InvalidInput(
             f"{where}{reason}.", hint="Check the 10-digit NHS number and enter it again."
         )
-    return nhs.normalise(raw)  # type: ignore[return-value]
+    return number
 
 
 class ValidChange(NamedTuple):
@@ -383,7 +384,7 @@ class ChoicesRegistry:
     def shares_nothing(self, nhs_numbers: list[str]) -> list[bool]:
         """For each (valid) NHS number, whether the person has chosen to share nothing."""
         current = self.current_many(nhs_numbers)
-        return [current[nhs.normalise(n)].share_nothing for n in nhs_numbers]  # type: ignore[index]
+        return [current[checked_number(n)].share_nothing for n in nhs_numbers]
 
     def history(self, nhs_number: str) -> list[ChoiceEvent]:
         """Every change recorded for the person, in recording order."""

@@ -179,11 +179,11 @@ def _click_failure(exc: BaseException) -> Failure | None:
         command = getattr(ctx, "command_path", None) or "confide"
         return Failure(
             exit_codes.BAD_REQUEST,
-            exc.format_message(),  # type: ignore[attr-defined]
+            exc.format_message(),  # type: ignore[attr-defined]  # a click UsageError
             f"Run `{command} --help` to see what it takes.",
         )
     if "ClickException" in lineage or "TyperException" in lineage:
-        return Failure(exit_codes.BAD_REQUEST, exc.format_message())  # type: ignore[attr-defined]
+        return Failure(exit_codes.BAD_REQUEST, exc.format_message())  # type: ignore[attr-defined]  # click's
     if "Abort" in lineage:
         return Failure(exit_codes.INTERRUPTED, "Stopped before it finished.")
     return None

@@ -24,9 +24,7 @@ def load(module_name: str) -> TyperGroup:
     """The commands one party module mounts (imports the module)."""
     module = importlib.import_module(module_name)
     holder = typer.Typer()
-    # ``register`` is the former name, still used by modules not yet moved to ``mount``.
-    mount = getattr(module, "mount", None) or module.register
-    mount(holder)
+    module.mount(holder)
     return typer.main.get_group(holder)
 
 

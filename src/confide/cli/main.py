@@ -42,7 +42,7 @@ def run(argv: list[str] | None = None) -> None:
         raise
     except BaseException as exc:  # the one handler decides for every class
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as usual
-            typer.echo(exc.ctx.get_help())  # type: ignore[attr-defined]
+            typer.echo(exc.ctx.get_help())  # type: ignore[attr-defined]  # click's, matched by name
             sys.exit(failures.exit_codes.BAD_REQUEST)
         failures.fail(exc, failures.wants_json(args))
     code = result if isinstance(result, int) and not isinstance(result, bool) else 0

@@ -60,7 +60,7 @@ class Paced(Generic[T]):
     def _result(self) -> T:
         if self.error is not None:
             raise self.error
-        return self.value  # type: ignore[return-value]
+        return self.value  # type: ignore[return-value]  # set when error is None
 
     def settle(self) -> T:
         """Wait (blocking this thread), then answer: for the CLI and library callers."""
@@ -76,7 +76,7 @@ class Paced(Generic[T]):
         """The same pacing over a converted value (errors pass through)."""
         if self.error is not None:
             return Paced(self.not_before, error=self.error, delay=self.delay)
-        value = convert(self.value)  # type: ignore[arg-type]
+        value = convert(self.value)  # type: ignore[arg-type]  # set when error is None
         return Paced(self.not_before, value=value, delay=self.delay)
 
 
@@ -250,4 +250,4 @@ class OneTimeCodes:
                 self.throttle.note(conn, keys, Kind.FAIL, now)
         if not ok:
             raise _Failed(self._not_verified(), verdict.hold)
-        return result, verdict.hold  # type: ignore[return-value]
+        return result, verdict.hold  # type: ignore[return-value]  # set when ok

@@ -100,8 +100,6 @@ RECORD_SCHEMAS: dict[str, pa.Schema] = {
         [("pseudonym", pa.string()), ("source", pa.string()), ("date_of_death", pa.date32())]
     ),
 }
-# Former name, still imported by confide.access.rules and confide.tre (views, spark_views).
-SCHEMAS = RECORD_SCHEMAS
 
 
 def _fsync(path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from confide.cli.options import DemoTokenOption, TokenOption
 from confide.cli.output import HomeOption, JsonOption, console, handle_errors, report
 from confide.common.errors import InvalidInput
 from confide.common.home import Home
@@ -20,28 +21,6 @@ from confide.tre.model import parse_bounds
 
 query_app = typer.Typer(help="Run queries over your project's views (only checked outputs leave).")
 review_app = typer.Typer(help="Output checkers: review outputs held for two independent votes.")
-
-TokenOption = Annotated[
-    str,
-    typer.Option(
-        "--token",
-        envvar="CONFIDE_ACCESS_TOKEN",
-        help="Your bearer token (from `confide access token`).",
-        show_default=False,
-    ),
-]
-
-
-RunTokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="CONFIDE_ACCESS_TOKEN",
-        help="Your bearer token (from `confide access token`). In a demo home, the demo "
-        "project's own credentials are used when this is not given.",
-        show_default=False,
-    ),
-]
 
 
 def _demo_token(tre, project: str) -> str:
@@ -103,7 +82,7 @@ def run(
             show_default=False,
         ),
     ] = None,
-    token: RunTokenOption = None,
+    token: DemoTokenOption = None,
     bound: Annotated[
         list[str] | None,
         typer.Option("--bound", help="name=LOW:HIGH: the bounds of a sum, avg or quantile."),
@@ -257,6 +236,6 @@ def vote(
     report(item, as_json, lambda voted: console.print(f"Voted. The output is {voted['status']}."))
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(query_app, name="query")
     app.add_typer(review_app, name="review")

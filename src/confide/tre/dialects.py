@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import sqlglot
 
-from confide.hub.records import SCHEMAS
+from confide.hub.records import RECORD_SCHEMAS
 from confide.tre.cellkey import BUCKET_COLUMNS, BUCKETS_PER_HASH
 
 WRITTEN_IN = "duckdb"  # the dialect the shared SQL below is written in
@@ -103,7 +103,7 @@ class Dialect:
     def patients(self, sources: str) -> str:
         """One row per person from the per-source demographics in ``sources`` (each source
         sends its own): the GP practice's record first, then by source."""
-        columns = ", ".join(SCHEMAS["patients"].names)
+        columns = ", ".join(RECORD_SCHEMAS["patients"].names)
         return self.render(
             f"SELECT {columns} FROM ("
             "SELECT *, row_number() OVER (PARTITION BY pseudonym "

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from confide.access.model import ProjectGrant
-from confide.hub.records import SCHEMAS, RecordStore
+from confide.hub.records import RECORD_SCHEMAS, RecordStore
 from confide.tre.dialects import SPARK, hmac_pads, quote, window_filter, window_literals
 from confide.tre.guard import PATIENT_COLUMN
 from confide.tre.views import EXCLUDED, RAW, approved_columns
@@ -63,7 +63,7 @@ def view_schemas(grant: ProjectGrant) -> dict[str, pa.Schema]:
         table: pa.schema(
             [
                 pa.field(PATIENT_COLUMN, pa.string()),
-                *(SCHEMAS[table].field(column) for column in cols),
+                *(RECORD_SCHEMAS[table].field(column) for column in cols),
             ]
         )
         for table, cols in approved_columns(grant).items()
@@ -161,9 +161,9 @@ def _raw(
 
     files = records.files(table, catalog)
     if not files:
-        return session.createDataFrame(SCHEMAS[table].empty_table())
+        return session.createDataFrame(RECORD_SCHEMAS[table].empty_table())
     # The store's schema is known, so Spark need not open files to infer it.
-    schema = from_arrow_schema(SCHEMAS[table])
+    schema = from_arrow_schema(RECORD_SCHEMAS[table])
     return session.read.schema(schema).parquet(*(str(path) for path in files))
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,7 +20,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    DateTime,
     Engine,
     Float,
     ForeignKey,
@@ -35,7 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from confide.common import opstore
-from confide.common.clock import utcnow
+from confide.common.clock import as_utc, utcnow
+from confide.common.columns import UTC_DATETIME
 from confide.common.errors import InvalidInput, NotFound
 from confide.common.home import Home
 from confide.common.secrets import load_or_create
@@ -59,8 +59,8 @@ queries = Table(
     Column("result", JSON),
     Column("release_id", String(32)),
     Column("release", JSON),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("decided_at", DateTime(timezone=True)),
+    Column("created_at", UTC_DATETIME, nullable=False),
+    Column("decided_at", UTC_DATETIME),
     Column("definition", JSON),  # the query definition it was read as (model.as_dict)
     Column("detail", Text),  # operators only: what went wrong inside, never shown to researchers
 )
@@ -71,7 +71,7 @@ votes = Table(
     Column("checker_id", String(80), primary_key=True),
     Column("approve", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
 )
 budgets = Table(
     "budgets",
@@ -88,16 +88,10 @@ spends = Table(
     Column("project_id", String(80), nullable=False),
     Column("epsilon", Float, nullable=False),
     Column("delta", Float, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTC_DATETIME, nullable=False),
 )
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def query_not_found() -> NotFound:
@@ -160,9 +154,7 @@ class TreStore:
     @classmethod
     def open(cls, home: Home) -> TreStore:
         folder = home.party("tre")
-        engine = opstore.make_engine("tre", folder)
-        opstore.migrate(engine, "tre")
-        return cls(engine, folder)
+        return cls(opstore.open_store("tre", folder), folder)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -348,6 +340,7 @@ class TreStore:
 
 def _record(row: Any) -> QueryRecord:
     data = dict(row._mapping)
-    data["created_at"] = _aware(data["created_at"])
-    data["decided_at"] = _aware(data["decided_at"])
+    data["created_at"] = as_utc(data["created_at"])
+    if data["decided_at"] is not None:
+        data["decided_at"] = as_utc(data["decided_at"])
     return QueryRecord(**data)

@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from confide.access.model import ProjectGrant
 from confide.common.errors import InvalidInput
-from confide.hub.records import SCHEMAS, RecordStore
+from confide.hub.records import RECORD_SCHEMAS, RecordStore
 from confide.tre.aggregation import RECORD_KEYS
 from confide.tre.cellkey import BUCKET_COLUMNS
 from confide.tre.cohorts import (
@@ -90,7 +90,7 @@ def approved_columns(grant: ProjectGrant) -> dict[str, list[str]]:
     """The approved columns of each approved table, in store order (unknown ones refused)."""
     out: dict[str, list[str]] = {}
     for table, columns in grant.tables.items():
-        schema = SCHEMAS.get(table)
+        schema = RECORD_SCHEMAS.get(table)
         if schema is None:
             raise InvalidInput(f"The project is approved for {table!r}, which is not a table.")
         wanted = set(columns)

@@ -76,9 +76,10 @@ def _engine(path: Path) -> Engine:
 
 def _number(raw: str) -> str:
     reason = nhs.why_invalid(raw)
-    if reason:
+    number = nhs.normalise(raw)
+    if reason or number is None:
         raise InvalidInput(f"{reason}.", hint="Check the 10-digit NHS number and enter it again.")
-    return nhs.normalise(raw)  # type: ignore[return-value]
+    return number
 
 
 class SaltStore:
