@@ -91,7 +91,7 @@ class _once(Generic[T]):  # a decorator, like cached_property
             return self
         found = obj.__dict__.get(self.name, _MISSING)
         if found is _MISSING:
-            with obj._building:  # type: ignore[attr-defined]
+            with obj._building:  # type: ignore[attr-defined]  # the owner is any class with a lock
                 found = obj.__dict__.get(self.name, _MISSING)
                 if found is _MISSING:
                     found = self.build(obj)
