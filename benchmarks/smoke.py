@@ -18,6 +18,7 @@ SMOKE_ARGS: dict[str, list[str]] = {
     "bench_startup.py": ["--repeat", "2"],
     "bench_person_index.py": ["--people", "2000", "--calls", "10", "--repeat", "1"],
     "bench_events.py": ["--changes", "10", "--bulk", "100"],
+    "bench_faults.py": ["--runs", "4", "--patients", "100"],
     "bench_web_load.py": [
         "--home",
         "load-home",
