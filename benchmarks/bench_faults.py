@@ -37,16 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_rows, save
+from common import OUTBOX_PARTIES, area_numbers, print_rows, save, store_rows
 
 from confide.choices.model import ChangeRequest, Choice
 from confide.choices.registry import ChoicesRegistry
-from confide.common import opstore
 from confide.common.home import Home
 from confide.composition import compose
 from confide.demo.pipeline import process_sources, source_folders
@@ -59,10 +56,10 @@ from confide.synth import generate
 SCENARIOS = ("ingest", "erasure", "choice", "relay")
 # The party whose process a kill hits in embedded mode: the command's own.
 EMBEDDED_PARTY = {"ingest": "hub", "erasure": "choices", "choice": "choices", "relay": "relay"}
+STEPS = "SELECT count(*), count(confirmed_at) FROM erasure_steps"
 TABLES = ("patients", "registrations", "events", "medications", "hospital_episodes", "deaths")
 FLAGS = ("--no-research", "--no-planning", "--no-commercial")
 CHANNELS = ("online", "letter", "phone")
-OUTBOX_PARTIES = ("choices", "hub", "access")
 
 
 def confide(home: Path, *args: str) -> list[str]:
@@ -104,28 +101,10 @@ def build_template(root: Path, patients: int, seed: int) -> Template:
             str(extract(folder, Home.at(home), box_key).path.relative_to(home))
             for folder, _meta in source_folders(area)
         ]
-    numbers = [
-        n
-        for path in sorted(area.glob("*/patients.csv"))
-        for n in pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types={"nhs_number": pa.string()})
-        )
-        .column("nhs_number")
-        .to_pylist()
-    ]
-    return Template(home, waiting, sorted(set(numbers)))
+    return Template(home, waiting, area_numbers(area))
 
 
 # -- reading an installation's stores ------------------------------------------------------
-
-
-def _rows(home: Path, party: str, sql: str) -> list[Any]:
-    engine = opstore.make_engine(party, Home.at(home).party(party))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)).all())
-    finally:
-        engine.dispose()
 
 
 def progress(home: Path) -> tuple[Any, ...]:
@@ -133,13 +112,15 @@ def progress(home: Path) -> tuple[Any, ...]:
     catalog = home / "hub" / "records" / "catalog.json"
     return (
         tuple(
-            tuple(_rows(home, p, "SELECT count(*), count(delivered_at) FROM outbox")[0])
+            tuple(store_rows(home, p, "SELECT count(*), count(delivered_at) FROM outbox")[0])
             for p in OUTBOX_PARTIES
         ),
-        _rows(home, "choices", "SELECT count(*) FROM choice_events")[0][0],
-        _rows(home, "hub", "SELECT count(*) FROM submissions")[0][0],
-        tuple(_rows(home, "hub", "SELECT count(*), count(confirmed_at) FROM erasure_steps")[0]),
-        _rows(home, "ledger", "SELECT count(*) FROM entries")[0][0],
+        store_rows(home, "choices", "SELECT count(*) FROM choice_events")[0][0],
+        store_rows(home, "hub", "SELECT count(*) FROM submissions")[0][0],
+        tuple(
+            store_rows(home, "hub", "SELECT count(*), count(confirmed_at) FROM erasure_steps")[0]
+        ),
+        store_rows(home, "ledger", "SELECT count(*) FROM entries")[0][0],
         json.loads(catalog.read_text()).get("version") if catalog.exists() else None,
         sorted(  # files written on the way (pseudonymised batches, parquet, kept submissions)
             (str(f.relative_to(home)), f.stat().st_size)
@@ -171,10 +152,12 @@ def identity(body: dict[str, Any]) -> str | None:
 def check(home: Path, accepted: dict[str, Any], expected_rows: dict[str, int]) -> list[str]:
     """Every promise the faults must not break, read from the installation's own stores."""
     problems: list[str] = []
-    ledger_keys = {k for (k,) in _rows(home, "ledger", "SELECT event_key FROM received_events")}
+    ledger_keys = {
+        k for (k,) in store_rows(home, "ledger", "SELECT event_key FROM received_events")
+    }
     events: list[tuple[str, str, dict[str, Any]]] = []
     for party in OUTBOX_PARTIES:
-        for event_id, kind, body, delivered in _rows(
+        for event_id, kind, body, delivered in store_rows(
             home, party, "SELECT event_id, kind, body, delivered_at FROM outbox"
         ):
             events.append((event_id, kind, body if isinstance(body, dict) else json.loads(body)))
@@ -183,7 +166,7 @@ def check(home: Path, accepted: dict[str, Any], expected_rows: dict[str, int]) -
             elif event_id not in ledger_keys:
                 problems.append(f"lost: a delivered event ({kind}) of {party} not in the ledger")
     change_ids = {b.get("change_id") for _, _, b in events}
-    changes = _rows(
+    changes = store_rows(
         home,
         "choices",
         "SELECT DISTINCT e.change_id, p.nhs_number, e.choice, e.value FROM choice_events e "
@@ -316,7 +299,9 @@ def expected_after(template: Template, accepted: dict[str, Any]) -> dict[str, in
     as the one it replaces), less the rows of everyone erased since."""
     base = template.rows
     with compose(Home.at(template.home)) as parties:
-        before = {p for (p,) in _rows(template.home, "hub", "SELECT pseudonym FROM erased_people")}
+        before = {
+            p for (p,) in store_rows(template.home, "hub", "SELECT pseudonym FROM erased_people")
+        }
         numbers = [n for n, cs in (accepted.get("choices") or {}).items() if "share_nothing" in cs]
         leaving = {p for p in parties.pseudonymiser.pseudonyms_for(numbers) if p} - before
         records = parties.records_to_read()
