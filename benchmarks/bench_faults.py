@@ -40,12 +40,22 @@ from typing import Any
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUTBOX_PARTIES, area_numbers, print_rows, save, store_rows
+from common import (
+    OUTBOX_PARTIES,
+    answers,
+    area_numbers,
+    deployment,
+    print_rows,
+    save,
+    services_up,
+    settled,
+    store_rows,
+)
 
 from confide.choices.model import ChangeRequest, Choice
 from confide.choices.registry import ChoicesRegistry
 from confide.common.home import Home
-from confide.composition import compose
+from confide.composition import Composition, compose
 from confide.demo.pipeline import process_sources, source_folders
 from confide.embedded import Installation
 from confide.ledger.commitments import commitment_for, erasure_commitment
@@ -53,6 +63,7 @@ from confide.ledger.verify import LocalSource, verify
 from confide.practice.agent import extract
 from confide.synth import generate
 
+DRAIN_SECONDS = 300  # the relay's longest backoff is five minutes
 SCENARIOS = ("ingest", "erasure", "choice", "relay")
 # The party whose process a kill hits in embedded mode: the command's own.
 EMBEDDED_PARTY = {"ingest": "hub", "erasure": "choices", "choice": "choices", "relay": "relay"}
@@ -86,6 +97,18 @@ class Template:
     waiting: list[str]  # submissions (relative to the home) not yet ingested
     numbers: list[str]  # NHS numbers of the practice's patients
     seconds: dict[str, float] = field(default_factory=dict)  # each command undisturbed
+    # Each command's latest undisturbed times, by mode: the machine's load moves them.
+    observed: dict[str, list[float]] = field(default_factory=dict)
+
+    def delay(self, key: str, rng: random.Random) -> float:
+        """A random moment in the command's likely run, from after its start-up to its end."""
+        recent = sorted(self.observed.get(key, [])[-5:]) or [self.seconds[key.split(":")[-1]]]
+        typical = recent[len(recent) // 2]
+        return rng.uniform(0.4 * typical, typical)
+
+    def timed(self, key: str, seconds: float) -> None:
+        self.observed.setdefault(key, []).append(seconds)
+
     rows: dict[str, int] = field(default_factory=dict)  # in each table, after any ingest
 
 
@@ -172,7 +195,8 @@ def check(home: Path, accepted: dict[str, Any], expected_rows: dict[str, int]) -
         "SELECT DISTINCT e.change_id, p.nhs_number, e.choice, e.value FROM choice_events e "
         "JOIN people p ON p.id = e.person_id",
     )
-    with compose(Home.at(home)) as parties:
+    # Every party opened here, in this process, even while the services run.
+    with Composition(Home.at(home)) as parties:
         register = parties.erasure_register()  # read before the hub opens (it finishes them)
         if register.pending():
             problems.append(f"erasure: {len(register.pending())} pending after recovery")
@@ -196,7 +220,7 @@ def check(home: Path, accepted: dict[str, Any], expected_rows: dict[str, int]) -
         with parties.erasure_register().engine.connect() as conn:
             erased = set(conn.execute(text("SELECT pseudonym FROM erased_people")).scalars())
             status = dict(conn.execute(text("SELECT submission_id, status FROM submissions")).all())
-        if sub := accepted.get("submission"):
+        for sub in accepted.get("submissions", []):
             if status.get(sub) != "ingested":
                 problems.append("lost: an acknowledged submission is not ingested")
             if ("submission_ingested", sub) not in by_kind:
@@ -265,7 +289,7 @@ def operation(
     """The command a run kills, and what the installation must hold once it is accepted."""
     if scenario == "ingest":
         sub = rng.choice(template.waiting)
-        return confide(home, "hub", "ingest", str(home / sub)), {"submission": Path(sub).name}
+        return confide(home, "hub", "ingest", str(home / sub)), {"submissions": [Path(sub).name]}
     number = rng.choice(template.numbers)
     if scenario == "erasure":
         argv = ["choices", "set", "--nhs-number", number, "--share-nothing"]
@@ -328,10 +352,10 @@ def embedded_run(scenario: str, template: Template, work: Path, rng: random.Rand
     process = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
+    began = time.perf_counter()
     try:
-        # From before the command's work starts (the interpreter's start-up) to after it ends.
-        window = (template.seconds["startup"] * 0.7, template.seconds[scenario] * 1.05)
-        rc = process.wait(timeout=rng.uniform(*window))
+        rc = process.wait(timeout=template.delay(scenario, rng))
+        template.timed(scenario, time.perf_counter() - began)
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
@@ -343,6 +367,14 @@ def embedded_run(scenario: str, template: Template, work: Path, rng: random.Rand
         if not out.recovered:
             out.problems.append("recovery: a command failed after the kill")
     out.problems += check(home, accepted, expected)
+    return noted(out)
+
+
+def noted(out: Outcome) -> Outcome:
+    """One line per run as it ends (long runs show their progress)."""
+    how = "mid-work" if out.mid_work else "killed" if out.landed else "missed"
+    print(f"  {out.scenario:<8} {out.party:<12} {how:<8} {'; '.join(out.problems) or 'ok'}")
+    sys.stdout.flush()
     return out
 
 
@@ -351,9 +383,7 @@ def calibrate(template: Template, work: Path) -> None:
     waiting submission (the same records again) must leave the template's rows: they are the
     reference for lost and duplicated rows."""
     template.rows = row_counts(template.home)
-    began = time.perf_counter()
     must(confide(template.home, "ledger", "verify"))  # pins the log's origin and key
-    template.seconds["startup"] = time.perf_counter() - began
     rng = random.Random(0)
     for scenario in SCENARIOS:
         home = work / "calibrate" / "home"
@@ -365,6 +395,70 @@ def calibrate(template: Template, work: Path) -> None:
         template.seconds[scenario] = time.perf_counter() - began
         if problems := check(home, accepted, expected_after(template, accepted)):
             raise SystemExit(f"an undisturbed {scenario} breaks the checks: {problems}")
+
+
+def services_runs(
+    scenarios: list[str], template: Template, work: Path, rng: random.Random, port: int
+) -> list[Outcome]:
+    """One installation under ``confide up`` for every run: each run's command goes to the
+    services, and a random party's process is killed while it works; the supervisor restarts
+    it, the operator asks again if the command failed, and the relay drains. The stores are
+    then checked for everything accepted so far."""
+    home = work / "home"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(template.home, home, symlinks=True)
+    outcomes: list[Outcome] = []
+    so_far: dict[str, Any] = {"submissions": [], "choices": {}}
+    with services_up(home, port):
+        for scenario in scenarios:
+            argv, accepted = operation(scenario, home, template, rng)
+            so_far["submissions"] += accepted.get("submissions", [])
+            for number, wanted in accepted.get("choices", {}).items():
+                so_far["choices"].setdefault(number, []).extend(wanted)
+            deployed = deployment(home) or {}
+            party = rng.choice(sorted(deployed["parties"]))
+            victim = int(deployed["parties"][party]["pid"])
+            out = Outcome(scenario, party)
+            before = progress(home)
+            process = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
+            began = time.perf_counter()
+            try:
+                rc = process.wait(timeout=template.delay(f"services:{scenario}", rng))
+                template.timed(f"services:{scenario}", time.perf_counter() - began)
+            except subprocess.TimeoutExpired:
+                out.landed = True
+            os.kill(victim, signal.SIGKILL)
+            if out.landed:
+                out.mid_work = progress(home) != before
+                rc = process.wait()
+            restarted(home, party, victim)
+            if rc != 0:  # the command failed with its party: the operator asks again
+                out.recovered = any(run(argv).returncode == 0 for _ in range(3))
+                if not out.recovered:
+                    out.problems.append("recovery: a command failed after the restart")
+            elif out.landed:
+                out.recovered = True
+            try:
+                settled(home, timeout=DRAIN_SECONDS)
+            except SystemExit:
+                out.problems.append(f"recovery: the relay did not drain in {DRAIN_SECONDS} s")
+            out.problems += check(home, so_far, expected_after(template, so_far))
+            outcomes.append(noted(out))
+    return outcomes
+
+
+def restarted(home: Path, party: str, killed: int, timeout: float = 60.0) -> None:
+    """Wait until the supervisor has restarted ``party`` (a new pid, answering)."""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        found = deployment(home) or {}
+        entry = found.get("parties", {}).get(party, {})
+        if entry.get("pid") not in (None, killed) and answers(entry["url"]):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"the supervisor did not restart {party} within {timeout:.0f} s")
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -413,6 +507,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mode", choices=["embedded", "services", "both"], default="embedded")
     parser.add_argument("--patients", type=int, default=300, help="Size of the area.")
+    parser.add_argument("--base-port", type=int, default=8960, help="For the services.")
     args = parser.parse_args()
     print("command: python benchmarks/bench_faults.py " + " ".join(sys.argv[1:]))
     rng = random.Random(args.seed)
@@ -433,8 +528,10 @@ def main() -> None:
             runs = args.runs // len(modes) + (m < args.runs % len(modes))
             scenarios = [SCENARIOS[i % len(SCENARIOS)] for i in range(runs)]
             rng.shuffle(scenarios)
-            runner = embedded_run if mode == "embedded" else services_run
-            outcomes = [runner(s, template, root / "run", rng) for s in scenarios]
+            if mode == "embedded":
+                outcomes = [embedded_run(s, template, root / "run", rng) for s in scenarios]
+            else:
+                outcomes = services_runs(scenarios, template, root / "run", rng, args.base_port)
             results[mode] = report(outcomes, mode)
             results[mode]["seconds"] = time.perf_counter() - began
             violations += sum(len(o.problems) for o in outcomes)
@@ -442,10 +539,6 @@ def main() -> None:
     print(f"\nSaved {save('faults', results)}")
     if violations:
         raise SystemExit(f"{violations} violations")
-
-
-def services_run(scenario: str, template: Template, work: Path, rng: random.Random) -> Outcome:
-    raise SystemExit("services mode needs `confide up`")
 
 
 if __name__ == "__main__":

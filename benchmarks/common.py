@@ -123,7 +123,7 @@ def deployment(home: Path) -> dict[str, Any] | None:
         return None
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     import socket
     from urllib.parse import urlsplit
 
@@ -145,7 +145,7 @@ def serving(home: Path, supervisor: int, timeout: float = 120.0) -> dict[str, An
             found
             and found.get("supervisor_pid") == supervisor
             and found.get("parties")
-            and all(_answers(p["url"]) for p in found["parties"].values())
+            and all(answers(p["url"]) for p in found["parties"].values())
         ):
             return found
         time.sleep(0.2)
