@@ -25,8 +25,10 @@ and erasing someone already erased removes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from confide.ledger.log import Ledger
     from confide.pseudonymiser import Pseudonymiser
     from confide.rollout.service import Rollout
+    from confide.services.deployment import Transport
     from confide.tre.review import ReviewQueue
     from confide.tre.service import QueryService
     from confide.tre.store import TreStore
@@ -116,10 +119,18 @@ class Composition:
     """All parties of one home, each built once on first use and wired to the others."""
 
     def __init__(
-        self, home: Home, *, engine: str = "duckdb", ledger_writer: LedgerWriter | None = None
+        self,
+        home: Home,
+        *,
+        engine: str = "duckdb",
+        ledger_writer: LedgerWriter | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.home = home
         self.engine = engine
+        # The parties served elsewhere (``transport.remote``: party → URL) are reached over
+        # signed HTTP; the others are built here. None: every party in this process.
+        self.transport = transport
         # Where the receivers log events: the in-process ledger unless a client of a ledger
         # service is given (the same ``append_once``, over signed HTTP).
         self._ledger_writer = ledger_writer
@@ -128,6 +139,9 @@ class Composition:
         self._closers: list[Callable[[], None]] = []
         self._building = threading.RLock()
         self._closed = False
+        # Set in a service's process: a change wakes its background relay instead of being
+        # delivered in the call (a receiver may call back the party that made the call).
+        self.wake: threading.Event | None = None
 
     @classmethod
     def open(cls, home: Home, *, engine: str = "duckdb") -> Composition:
@@ -148,6 +162,7 @@ class Composition:
         try:
             if "relay" in self.__dict__:
                 self.relay.deliver()
+            self._settle_remote()
         finally:
             for close in reversed(self._closers):
                 close()
@@ -157,20 +172,59 @@ class Composition:
         self._closers.append(close or party.close)
         return party
 
+    def _remote(self, party: str) -> Any:
+        """The client of ``party``'s service, or None when the party is built here."""
+        if self.transport is None or party not in self.transport.remote:
+            return None
+        from confide.services.rpc import RemoteParty
+
+        return self._opened(RemoteParty(party, self.transport.remote[party], self.transport.signer))
+
+    def is_remote(self, party: str) -> bool:
+        return self.transport is not None and party in self.transport.remote
+
+    def _settle_remote(self) -> None:
+        """As the in-process relay delivers at the end of a command, ask each party served
+        elsewhere that this command used to deliver what its changes left pending (what
+        fails stays in its outbox, retried by that service)."""
+        from confide.common.errors import ConfideError
+
+        for party in ("choices", "hub", "access"):
+            if party in self.__dict__ and self.is_remote(party):
+                with contextlib.suppress(ConfideError):
+                    self.__dict__[party].settle()
+
+    def settle(self, timeout: float = 10.0) -> int:
+        """Deliver what is due now from this process's outboxes, waiting for a delivery
+        another thread has under way; returns how many events are still pending."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.relay.deliver()
+            pending = self.relay.pending()
+            if not pending or self.relay.next_due_in() > 0 or time.monotonic() > deadline:
+                return pending
+            time.sleep(0.05)
+
     # -- the parties ---------------------------------------------------------------------
     @_once
     def choices(self) -> ChoicesRegistry:
         from confide.choices.registry import ChoicesRegistry
 
+        remote = self._remote("choices")
+        if remote is not None:
+            return cast("ChoicesRegistry", remote)
         with self._building:
             registry = self._opened(ChoicesRegistry.open(self.home))
-            registry.batch_listeners.append(lambda _events: self.deliver())
+            registry.batch_listeners.append(lambda _events: self._changed())
             return cast("ChoicesRegistry", registry)
 
     @_once
     def pseudonymiser(self) -> Pseudonymiser:
         from confide.pseudonymiser import Pseudonymiser
 
+        remote = self._remote("pseudonymiser")
+        if remote is not None:
+            return cast("Pseudonymiser", remote)
         with self._building:
             choices = self.choices
             return cast(
@@ -188,9 +242,12 @@ class Composition:
     def hub(self) -> Hub:
         from confide.hub.ingest import Hub
 
+        remote = self._remote("hub")
+        if remote is not None:
+            return cast("Hub", remote)
         with self._building:
             hub = self._opened(Hub(self.home, self.pseudonymiser))
-            hub.listeners.append(lambda _result: self.deliver())
+            hub.listeners.append(lambda _result: self._changed())
             self.__dict__["hub"] = hub
             self.complete_erasures()  # a crash may have left one half done: finish it first
             return cast("Hub", hub)
@@ -218,6 +275,9 @@ class Composition:
     def ledger(self) -> Ledger:
         from confide.ledger.log import Ledger
 
+        remote = self._remote("ledger")
+        if remote is not None:
+            return cast("Ledger", remote)
         with self._building:
             return cast("Ledger", self._opened(witnessed(self.home, Ledger.open(self.home))))
 
@@ -225,9 +285,12 @@ class Composition:
     def access(self) -> Access:
         from confide.access.service import Access
 
+        remote = self._remote("access")
+        if remote is not None:
+            return cast("Access", remote)
         with self._building:
             access = self._opened(Access.open(self.home))
-            access.listeners.append(lambda _kind, _body: self.deliver())
+            access.listeners.append(lambda _kind, _body: self._changed())
             return cast("Access", access)
 
     @_once
@@ -240,9 +303,17 @@ class Composition:
     @_once
     def identity(self) -> IdentityService:
         from confide.choices.identity import IdentityService
+        from confide.choices.registry import ChoicesRegistry
 
         with self._building:
-            return IdentityService.open(self.choices, self.home.root)
+            # The identity checks keep their state in the choices registry's own store: where
+            # the registry is served elsewhere, that store is opened here for them alone.
+            registry = (
+                self._opened(ChoicesRegistry.open(self.home))
+                if self.is_remote("choices")
+                else self.choices
+            )
+            return IdentityService.open(registry, self.home.root)
 
     @_once
     def tre_store(self) -> TreStore:
@@ -289,6 +360,8 @@ class Composition:
             ("hub", hub_store.outbox),
             ("access", access_store.outbox),
         ):
+            if self.is_remote(party):
+                continue  # its own service relays it
             engine = opstore.make_engine(party, self.home.party(party))
             opstore.migrate(engine, party)
             self._closers.append(engine.dispose)
@@ -307,6 +380,12 @@ class Composition:
             ProjectDecided: self._log_projects,
         }
         return Relay(self.outboxes, handlers)
+
+    def _changed(self) -> None:
+        if self.wake is not None:
+            self.wake.set()
+        else:
+            self.deliver()
 
     def deliver(self) -> RelayReport:
         """Deliver what is due now (failures stay pending with their next attempt set)."""
@@ -357,11 +436,26 @@ class Composition:
             (e.event_id, "erasure", erasure_body(secrets[e.nhs_number], e.change_id, stores))
             for e in events
         )
-        notices = self._deletion_notices(
-            pseudonyms, indices[0] if indices else None, events[0].event_id
-        )
-        self._erase_from_tre(done.erasure_id, pseudonyms, derived=bool(rows))
+        at_hub: Any = self.hub if self.is_remote("hub") else self
+        notices = at_hub.after_erasure(
+            done.erasure_id, pseudonyms, bool(rows), indices[0] if indices else None,
+            events[0].event_id,
+        )  # fmt: skip
         self.erasures.append({"people": len(numbers), "rows": rows, "notices": notices})
+
+    def after_erasure(
+        self,
+        erasure_id: str,
+        pseudonyms: list[str],
+        derived: bool,
+        erasure_index: int | None,
+        key: str,
+    ) -> int:
+        """The hub side's steps after the hub's own: deletion notices to recipients of earlier
+        releases, then the TRE's stores; returns the notices sent."""
+        notices = self._deletion_notices(pseudonyms, erasure_index, key)
+        self._erase_from_tre(erasure_id, pseudonyms, derived=derived)
+        return notices
 
     def _erase_from_tre(self, erasure_id: str, pseudonyms: list[str], *, derived: bool) -> None:
         """The TRE's stores: cohorts derived from the record store, and release membership
@@ -376,6 +470,8 @@ class Composition:
 
     def complete_erasures(self) -> int:
         """Finish every erasure a crash left pending (the hub's steps, then the TRE's)."""
+        if self.is_remote("hub"):
+            return int(self.hub.complete_erasures())
         redone = self.hub.complete_erasures()
         waiting = sorted(
             set(self.hub.erasures.waiting(TRE_CACHE)) | set(self.hub.erasures.waiting(RELEASES))
@@ -508,5 +604,13 @@ def compose(
     home: Home, *, engine: str = "duckdb", ledger_writer: LedgerWriter | None = None
 ) -> Composition:
     """Every party of ``home``, wired (close it, or use it as a context manager);
-    ``ledger_writer`` sends events' entries to a ledger service instead of the home's ledger."""
-    return Composition(home, engine=engine, ledger_writer=ledger_writer)
+    ``ledger_writer`` sends events' entries to a ledger service instead of the home's ledger.
+
+    The one composition, two transports: while a deployment runs for ``home`` (``confide
+    up``), the parties are clients of its services; in a service's own process, its party is
+    built here and the others are clients; otherwise every party is built in this process."""
+    from confide.services.deployment import transport_for
+
+    return Composition(
+        home, engine=engine, ledger_writer=ledger_writer, transport=transport_for(home)
+    )

@@ -69,6 +69,16 @@ PARTY_COMMANDS: dict[str, PartyCommand] = {
         "Events between parties: deliver what waits in the outboxes, show what is pending.",
     ),
     "serve": PartyCommand("confide.web.cli", "Serve the web app."),
+    "up": PartyCommand(
+        "confide.services.cli",
+        "Start every party as a service on this machine (loopback), restarting any that stops.",
+    ),
+    "down": PartyCommand("confide.services.cli", "Stop the parties `confide up` started."),
+    "services": PartyCommand(
+        "confide.services.cli",
+        "The parties running as services: where each is and whether it answers.",
+    ),
+    "service": PartyCommand("confide.services.cli", "Run one party as a service."),
     "demo": PartyCommand(
         "confide.demo.cli",
         "Generate an area, extract every practice and trust, pseudonymise, ingest, summarise.",

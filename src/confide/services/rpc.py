@@ -1,0 +1,184 @@
+"""A party's methods over HTTP: ``POST /rpc/<method>``, signed, for an allowlist of callers.
+
+The server serves only the methods named for its party (:data:`METHODS`), only to the parties
+allowed to call it (:data:`CALLERS`), and only requests signed by an enrolled party that it
+has not seen before (:mod:`confide.services.signing`); ``GET /health`` answers unsigned. The
+client, :class:`RemoteParty`, offers the same methods as the party itself, so a composition's
+users cannot tell one transport from the other. Arguments and results cross through
+:mod:`confide.services.codec`; a party's ``ConfideError`` comes back as the same error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from confide.common import exit_codes
+from confide.common.errors import ConfideError
+from confide.services import codec
+from confide.services.signing import RequestRefused, Signer, Verifier
+
+# The methods each party serves to the others (its ports; nothing else is reachable).
+METHODS: dict[str, tuple[str, ...]] = {
+    "choices": (
+        "set", "bulk_set", "apply_gp_code", "apply_gp_codes", "current", "current_many",
+        "facts", "shares_nothing", "history", "derived_current", "events_since", "version",
+        "holders", "enrol_demographics", "record_lpa", "revoke_lpa", "settle",
+    ),
+    "pseudonymiser": (
+        "public_key", "rotate_key", "pseudonyms_for", "pseudonyms_to_erase",
+        "pseudonymise_submission", "resolutions", "linkage_quality", "review_items",
+        "decide_review", "pending_linkage_count",
+    ),
+    "hub": (
+        "enrol", "erase", "erase_everywhere", "complete_erasures", "ingest", "readmit",
+        "after_erasure", "settle",
+    ),
+    "access": (
+        "create_organisation", "organisation", "organisations", "add_person", "revoke_role",
+        "person", "organisations_of", "create_client", "revoke_client", "issue_token",
+        "authenticate", "principal_for", "project", "projects", "history", "apply", "submit",
+        "approve", "reject", "suspend", "reinstate", "authorise_query", "audit_trail",
+        "decisions", "settle",
+    ),
+    "ledger": (
+        "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
+        "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head",
+    ),
+}  # fmt: skip
+# Who may call each party ("operator" is a person's command against a running deployment).
+CALLERS: dict[str, frozenset[str]] = {
+    "choices": frozenset({"pseudonymiser", "hub", "web", "operator"}),
+    "pseudonymiser": frozenset({"hub", "choices", "web", "operator"}),
+    "hub": frozenset({"choices", "web", "operator"}),
+    "access": frozenset({"hub", "web", "operator"}),
+    "ledger": frozenset({"choices", "hub", "access", "pseudonymiser", "web", "operator"}),
+}
+
+
+class ServiceUnavailable(ConfideError):
+    """A party's service that does not answer (not started, restarting, or stopped)."""
+
+    exit_code = exit_codes.UNAVAILABLE
+
+
+def rpc_app(
+    party: str,
+    methods: Mapping[str, Callable[..., Any]],
+    verifier: Verifier,
+    *,
+    callers: frozenset[str] | None = None,
+    refresh: Callable[[], None] | None = None,
+) -> FastAPI:
+    """``methods`` of ``party`` served to ``callers`` (default :data:`CALLERS`); ``refresh``
+    re-reads the enrolled keys when a request names a party not enrolled yet."""
+    allowed = CALLERS[party] if callers is None else callers
+    app = FastAPI(title=f"Confide {party}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def refused(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": {"message": message}}, status_code=status)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"party": party, "status": "ok"}
+
+    @app.post("/rpc/{method}")
+    async def call(method: str, request: Request) -> Response:
+        body = await request.body()
+        headers = dict(request.headers)
+        try:
+            sender = headers.get("x-confide-party", "")
+            if refresh is not None and sender not in verifier.enrolled:
+                refresh()
+            caller = verifier.check("POST", f"/rpc/{method}", headers, body)
+        except RequestRefused as exc:
+            return refused(401, exc.message)
+        if caller not in allowed:
+            return refused(403, f"The {caller} party may not call the {party} party.")
+        target = methods.get(method)
+        if target is None:
+            return refused(404, f"The {party} party has no method {method!r}.")
+        try:
+            call = codec.loads(body)
+            args, kwargs = list(call.get("args", [])), dict(call.get("kwargs", {}))
+        except (codec.NotEncodable, orjson.JSONDecodeError, AttributeError, TypeError):
+            return refused(422, "The request's body is not an encoded call.")
+        try:
+            result = await run_in_threadpool(target, *args, **kwargs)
+        except ConfideError as exc:
+            return JSONResponse({"error": codec.error_to_plain(exc)}, status_code=422)
+        except Exception as exc:  # only the class: a message could name a person
+            return refused(500, f"The {party} party failed ({type(exc).__name__}).")
+        return Response(
+            orjson.dumps({"result": codec.to_plain(result)}), media_type="application/json"
+        )
+
+    return app
+
+
+class RemoteParty:
+    """A party served elsewhere: the allowlisted methods of ``party``, called over HTTP."""
+
+    def __init__(
+        self, party: str, url: str, signer: Signer, *, timeout: float = 30.0, connect: float = 3.0
+    ) -> None:
+        self.party = party
+        self.url = url.rstrip("/")
+        self.signer = signer
+        self.methods = frozenset(METHODS[party])
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect))
+
+    def __repr__(self) -> str:
+        return f"RemoteParty({self.party!r}, {self.url!r})"
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_") or name not in self.__dict__.get("methods", ()):
+            raise AttributeError(name)
+
+        def remote(*args: Any, **kwargs: Any) -> Any:
+            return self.call(name, *args, **kwargs)
+
+        remote.__name__ = name
+        return remote
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        body = codec.dumps({"args": list(args), "kwargs": kwargs})
+        path = f"/rpc/{method}"
+        headers = {"Content-Type": "application/json", **self.signer.headers("POST", path, body)}
+        try:
+            reply = self.http.post(self.url + path, content=body, headers=headers)
+        except httpx.TransportError:
+            raise self.unavailable() from None
+        if reply.status_code == 200:
+            return codec.from_plain(orjson.loads(reply.content)["result"])
+        try:
+            error = orjson.loads(reply.content)["error"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise self.unavailable() from None
+        if reply.status_code == 422 and "class" in error:
+            raise codec.error_from_plain(error)
+        raise ConfideError(
+            f"The {self.party} service refused the call: {error.get('message', '')}",
+            hint="Check that every party of this deployment was started by the same `confide up`.",
+        )
+
+    def unavailable(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"The {self.party} service is not answering.",
+            hint="Check `confide services status`; `confide up` restarts a service that stopped.",
+        )
+
+    def healthy(self) -> bool:
+        try:
+            return self.http.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,231 @@
+"""The parties as services: ``confide up`` on loopback, every party its own process.
+
+One deployment for the module (starting six processes takes a while on a small machine): a
+choice made through the command line reaches the choices service and its entry the ledger
+service; an ingest through the hub service is pseudonymised by the pseudonymiser service;
+share-nothing erases from the hub over the services; unsigned, replayed, forged and
+not-allowed requests are refused and change nothing; a service killed with ``kill -9`` is
+started again by the supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from factories import small_extract
+from submit_helpers import confide, ledger_kinds, pseudonyms_in_hub, write_extract
+
+from confide.choices.model import Channel, Choice
+from confide.common.home import Home
+from confide.composition import compose
+from confide.services import codec, deployment
+from confide.services.signing import Signer, party_key
+
+GP = "B86001"
+
+
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports free right now."""
+    for _ in range(200):
+        base = random.randint(20000, 60000)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports")
+
+
+def _wait(condition, timeout: float = 120.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """``confide up`` on a new home, until the module's tests are done."""
+    root = tmp_path_factory.mktemp("deployment")
+    home = Home.at(root)
+    command = Path(sys.executable).parent / "confide"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    base = _free_ports(len(deployment.SERVED))
+    supervisor = subprocess.Popen(
+        [str(command), "up", "--home", str(root), "--base-port", str(base)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait(lambda: deployment.running(home) or supervisor.poll() is not None, timeout=180)
+        assert supervisor.poll() is None, (
+            supervisor.stdout.read().decode() if supervisor.stdout else ""
+        )
+        yield {"home": home, "root": root, "supervisor": supervisor, "base": base}
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(60)
+    assert not deployment.deployment_file(home).exists()  # removed on the way out
+
+
+def _parties(home: Home) -> dict:
+    found = deployment.running(home)
+    assert found is not None
+    return found["parties"]
+
+
+def test_up_runs_every_party_in_its_own_process_with_its_own_key(running):
+    home = running["home"]
+    parties = _parties(home)
+    assert set(parties) == set(deployment.SERVED)
+    assert len({p["pid"] for p in parties.values()}) == len(parties)
+    for party in parties.values():
+        assert httpx.get(f"{party['url']}/health", timeout=5).status_code == 200
+    enrolled = deployment.enrolled_folder(home)
+    for party in deployment.SERVED:
+        key = home.root / party / "identity.key"
+        assert key.stat().st_mode & 0o077 == 0 and (home.root / party).stat().st_mode & 0o077 == 0
+        assert (enrolled / f"{party}.pub").read_text().strip() == bytes(
+            party_key(home.root / party).verify_key
+        ).hex()
+    assert not list(enrolled.glob("*.key"))  # only public keys are shared
+    status = confide("services", "status", "--home", str(running["root"]), "--json")
+    assert status.returncode == 0
+    assert all(item["healthy"] for item in json.loads(status.stdout)["parties"])
+
+
+def test_a_command_uses_the_services_and_a_choice_reaches_the_ledger_service(running):
+    home = running["home"]
+    with compose(home) as parties:
+        assert all(parties.is_remote(p) for p in deployment.REACHABLE)
+        before = ledger_kinds(parties.ledger).count("choice_changed")
+    done = confide(
+        "choices", "set", "--nhs-number", "9990000018", "--channel", "online",
+        "--no-commercial", "--home", str(running["root"]),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with compose(home) as parties:
+        assert parties.choices.current("9990000018").as_dict()["no_commercial"] is True
+        assert ledger_kinds(parties.ledger).count("choice_changed") == before + 1
+
+
+def test_a_party_error_crosses_back_as_the_same_clear_error(running):
+    done = confide(
+        "choices", "set", "--nhs-number", "1234567890", "--channel", "online",
+        "--no-research", "--home", str(running["root"]),
+    )  # fmt: skip
+    local = confide(
+        "choices", "set", "--nhs-number", "1234567890", "--channel", "online",
+        "--no-research", "--home", str(running["root"] / "elsewhere"),
+    )  # fmt: skip
+    assert done.returncode == local.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.replace("elsewhere", "") == local.stderr.replace("elsewhere", "")
+
+
+def test_ingest_and_share_nothing_go_through_the_services(running):
+    home, root = running["home"], running["root"]
+    extract = small_extract(source=GP, patients=12, seed=5)
+    with compose(home) as parties:
+        folder = write_extract(parties, extract)  # enrolled at the hub service
+    done = confide("hub", "ingest", str(folder), "--home", str(root), "--json")
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["ingested"]
+    assert result["status"] == "ingested"
+    person = extract.table("patients").to_pylist()[0]["nhs_number"]
+    with compose(home) as parties:
+        [pseudonym] = parties.pseudonymiser.pseudonyms_for([person])
+        assert pseudonym in pseudonyms_in_hub(root / "hub")  # keyed by the pseudonymiser
+        assert "submission_ingested" in ledger_kinds(parties.ledger)
+        erasures = ledger_kinds(parties.ledger).count("erasure")
+
+    done = confide(
+        "choices", "set", "--nhs-number", person, "--channel", "online", "--share-nothing",
+        "--home", str(root),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert pseudonym not in pseudonyms_in_hub(root / "hub")
+    with compose(home) as parties:
+        assert ledger_kinds(parties.ledger).count("erasure") == erasures + 1
+    again = confide("hub", "ingest", str(folder), "--home", str(root), "--json")
+    assert again.returncode == 0, again.stderr
+    assert pseudonym not in pseudonyms_in_hub(root / "hub")
+
+
+def _call(url: str, method: str, body: bytes, headers: dict) -> httpx.Response:
+    return httpx.post(f"{url}/rpc/{method}", content=body, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize(
+    "party,method,args,caller",
+    [
+        ("choices", "set", ["9990000026", {Choice.NO_RESEARCH: True}, Channel.ONLINE], "hub"),
+        ("pseudonymiser", "pseudonyms_for", [["9990000026"]], "hub"),
+        ("hub", "erase", [["someone"]], "choices"),
+        ("access", "organisations", [], "hub"),
+        ("ledger", "append_once", [[]], "choices"),
+    ],
+)
+def test_unsigned_replayed_forged_and_not_allowed_requests_are_refused(
+    running, party, method, args, caller
+):
+    home = running["home"]
+    url = _parties(home)[party]["url"]
+    with compose(home) as parties:
+        size = parties.ledger.head().size
+        choices_before = parties.choices.current("9990000026").as_dict()
+    body = codec.dumps({"args": args, "kwargs": {}})
+    path = f"/rpc/{method}"
+    assert _call(url, method, body, {}).status_code == 401  # unsigned
+    stranger = Signer(caller, party_key(running["root"] / "not-enrolled"))
+    assert _call(url, method, body, stranger.headers("POST", path, body)).status_code == 401
+    signer = Signer(caller, party_key(home.party(caller)))
+    headers = signer.headers("POST", path, body)
+    tampered = body + b" "
+    assert _call(url, method, tampered, headers).status_code == 401
+    # A party not allowed to call this one (the access party calls only the ledger).
+    nosy = Signer("access", party_key(home.party("access")))
+    if party != "ledger":
+        assert _call(url, method, body, nosy.headers("POST", path, body)).status_code == 403
+    first = _call(url, method, body, headers)
+    assert first.status_code in (200, 422)
+    assert _call(url, method, body, headers).status_code == 401  # the same request again
+    with compose(home) as parties:
+        if party == "choices":
+            assert parties.choices.current("9990000026").as_dict()["no_research"] is True
+        else:
+            assert parties.choices.current("9990000026").as_dict() == choices_before
+            assert parties.ledger.head().size == size
+
+
+def test_a_service_killed_with_kill_9_is_started_again(running):
+    home = running["home"]
+    old = _parties(home)["access"]
+    os.kill(old["pid"], signal.SIGKILL)
+    _wait(lambda: _parties(home)["access"]["pid"] != old["pid"], timeout=60)
+    _wait(lambda: _healthy(old["url"]), timeout=120)
+    with compose(home) as parties:
+        assert isinstance(parties.access.organisations(), list)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
