@@ -23,12 +23,14 @@ from typing import Any, Protocol
 
 import pytest
 from factories import small_extract
+from services_world import deployed
 from submit_helpers import confide, ledger_kinds, pseudonyms_in_hub, write_extract
 
 from confide.access.model import ProjectApplication
 from confide.access.seed import seed_demo
 from confide.common.home import Home
 from confide.composition import Composition, compose
+from confide.services import deployment
 
 GP, TRUST, PATIENTS, SEED = "B86001", "RR8", 60, 21
 BY_SEX = "SELECT p.sex, count(DISTINCT p.patient_id) AS n FROM patients p GROUP BY p.sex"
@@ -58,6 +60,11 @@ class World:
 
     def parties(self) -> Composition:
         return compose(Home.at(self.home))
+
+    def pending(self) -> int:
+        """Events still waiting in any party's outbox (read from each party's own store)."""
+        with Composition(Home.at(self.home)) as stores:
+            return sum(box.counts()["pending"] for box in stores.outboxes)
 
     def person(self, i: int) -> dict[str, Any]:
         return self.people[i]
@@ -101,13 +108,26 @@ def template(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     return root, _build(root)
 
 
-@pytest.fixture
-def world(template, tmp_path, monkeypatch) -> World:
+# The transports every promise runs on: the parties in this process, or each party its own
+# service on loopback (``confide up`` over a copy of the world; commands and checks reach the
+# parties through its services).
+TRANSPORTS = ("in-process", "services")
+
+
+@pytest.fixture(params=TRANSPORTS)
+def world(request, template, tmp_path, monkeypatch) -> Iterator[World]:
     monkeypatch.delenv("CONFIDE_DATABASE_URL", raising=False)  # the template is on SQLite
     root, facts = template
     home = tmp_path / "home"
     shutil.copytree(root, home)
-    return World(home, facts["people"], facts["tokens"], facts["draft"])
+    made = World(home, facts["people"], facts["tokens"], facts["draft"])
+    if request.param == "in-process":
+        yield made
+        return
+    with deployed(home):
+        with made.parties() as parties:
+            assert all(parties.is_remote(p) for p in deployment.REACHABLE)
+        yield made
 
 
 # -- entry points -----------------------------------------------------------------------------
@@ -380,8 +400,7 @@ def test_share_nothing_erases_from_the_hub_and_the_ledger_shows_it(world, entry)
     entry.set_choices(number, {"share_nothing": True})
     assert pseudonym not in pseudonyms_in_hub(world.home / "hub")
     assert kinds(world).count("erasure") == before + 1
-    with world.parties() as parties:  # nothing is left waiting
-        assert all(box.counts()["pending"] == 0 for box in parties.outboxes)
+    assert world.pending() == 0  # nothing is left waiting
 
 
 def test_a_type1_objection_at_the_gp_reaches_the_registry_and_removes_hospital_rows(
@@ -392,7 +411,9 @@ def test_a_type1_objection_at_the_gp_reaches_the_registry_and_removes_hospital_r
 
     def trust_rows() -> int:
         with world.parties() as parties:
-            con = parties.hub.records.connect()
+            store = parties.records_to_read()
+            assert store is not None
+            con = store.connect()
             query = "SELECT count(*) FROM events WHERE pseudonym = ? AND source = ?"
             return int(con.execute(query, [pseudonym, TRUST]).fetchone()[0])
 

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
+import uuid
 
 import httpx
 import pytest
 from factories import small_extract
+from services_world import deployed, wait_for
 from submit_helpers import confide, ledger_kinds, pseudonyms_in_hub, write_extract
 
 from confide.choices.model import Channel, Choice
@@ -34,54 +30,11 @@ from confide.services.signing import Signer, party_key
 GP = "B86001"
 
 
-def _free_ports(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports free right now."""
-    for _ in range(200):
-        base = random.randint(20000, 60000)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
-
-
-def _wait(condition, timeout: float = 120.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError("timed out")
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     """``confide up`` on a new home, until the module's tests are done."""
-    root = tmp_path_factory.mktemp("deployment")
-    home = Home.at(root)
-    command = Path(sys.executable).parent / "confide"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    base = _free_ports(len(deployment.SERVED))
-    supervisor = subprocess.Popen(
-        [str(command), "up", "--home", str(root), "--base-port", str(base)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait(lambda: deployment.running(home) or supervisor.poll() is not None, timeout=180)
-        assert supervisor.poll() is None, (
-            supervisor.stdout.read().decode() if supervisor.stdout else ""
-        )
-        yield {"home": home, "root": root, "supervisor": supervisor, "base": base}
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        supervisor.wait(60)
-    assert not deployment.deployment_file(home).exists()  # removed on the way out
+    with deployed(tmp_path_factory.mktemp("deployment")) as found:
+        yield found
 
 
 def _parties(home: Home) -> dict:
@@ -218,8 +171,8 @@ def test_a_service_killed_with_kill_9_is_started_again(running):
     home = running["home"]
     old = _parties(home)["access"]
     os.kill(old["pid"], signal.SIGKILL)
-    _wait(lambda: _parties(home)["access"]["pid"] != old["pid"], timeout=60)
-    _wait(lambda: _healthy(old["url"]), timeout=120)
+    wait_for(lambda: _parties(home)["access"]["pid"] != old["pid"], timeout=60)
+    wait_for(lambda: _healthy(old["url"]), timeout=120)
     with compose(home) as parties:
         assert isinstance(parties.access.organisations(), list)
 
@@ -229,3 +182,35 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_up_with_a_database_url_keeps_each_party_in_its_own_schema(tmp_path, monkeypatch):
+    from conftest import POSTGRES_URL, _drop_schemas
+    from sqlalchemy import create_engine, text
+
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    monkeypatch.setenv("CONFIDE_DATABASE_SCHEMA_PREFIX", prefix)
+    root = tmp_path / "home"
+    try:
+        with deployed(root, "--database-url", POSTGRES_URL) as found:
+            done = confide(
+                "choices", "set", "--nhs-number", "9990000018", "--channel", "online",
+                "--no-research", "--home", str(root),
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            with compose(found["home"]) as parties:
+                assert ledger_kinds(parties.ledger) == ["choice_changed"]
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect() as conn:
+            schemas = set(
+                conn.execute(
+                    text("SELECT schema_name FROM information_schema.schemata WHERE schema_name "
+                         "LIKE :p"),
+                    {"p": prefix + "%"},
+                ).scalars()
+            )  # fmt: skip
+        engine.dispose()
+        assert {prefix + p for p in ("choices", "hub", "access", "ledger")} <= schemas
+        assert not (root / "choices" / "choices.db").exists()  # nothing on SQLite
+    finally:
+        _drop_schemas(prefix)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services_world import deployed
 
 from confide.common.home import Home
 from confide.pseudonymiser import keys
@@ -91,19 +90,10 @@ def test_the_hubs_user_cannot_read_the_pseudonymisers_keys(home):
 def test_each_service_runs_as_its_own_user(home):
     if not python_runs_as(USERS["hub"]):
         pytest.skip("this machine's Python lives where the parties' users may not run it")
-    from test_services_deployment import _free_ports, _wait
-
-    command = Path(sys.executable).parent / "confide"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    base = _free_ports(len(deployment.SERVED))
-    args = [str(command), "up", "--users", "--home", str(home.root), "--base-port", str(base)]
-    supervisor = subprocess.Popen(args, env=env)
-    try:
-        found = _wait(lambda: deployment.running(home), timeout=180)
+    with deployed(home.root, "--users"):
+        found = deployment.running(home)
+        assert found is not None
         for party in ("hub", "pseudonymiser"):
             status = Path(f"/proc/{found['parties'][party]['pid']}/status").read_text()
             uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
             assert uid == pwd.getpwnam(USERS[party]).pw_uid
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        supervisor.wait(60)

@@ -180,6 +180,16 @@ class Composition:
 
         return self._opened(RemoteParty(party, self.transport.remote[party], self.transport.signer))
 
+    def _served_with_hub(self, part: str) -> Any:
+        """The client of a part of the TRE served by the hub's service (None: built here)."""
+        if not self.is_remote("hub"):
+            return None
+        from confide.services.rpc import RemoteParty
+
+        assert self.transport is not None
+        url, signer = self.transport.remote["hub"], self.transport.signer
+        return self._opened(RemoteParty(part, url, signer, namespace=f"{part}."))
+
     def is_remote(self, party: str) -> bool:
         return self.transport is not None and party in self.transport.remote
 
@@ -294,6 +304,17 @@ class Composition:
             return cast("Access", access)
 
     @_once
+    def access_store(self) -> Access:
+        """The access party's store for staff sign-ins: the access party, or, where it is
+        served elsewhere, its store opened here for them alone (not wired)."""
+        from confide.access.service import Access
+
+        if not self.is_remote("access"):
+            return self.access
+        with self._building:
+            return cast("Access", self._opened(Access.open(self.home)))
+
+    @_once
     def salts(self) -> SaltStore:
         from confide.usage.salts import SaltStore
 
@@ -303,17 +324,21 @@ class Composition:
     @_once
     def identity(self) -> IdentityService:
         from confide.choices.identity import IdentityService
-        from confide.choices.registry import ChoicesRegistry
 
         with self._building:
-            # The identity checks keep their state in the choices registry's own store: where
-            # the registry is served elsewhere, that store is opened here for them alone.
-            registry = (
-                self._opened(ChoicesRegistry.open(self.home))
-                if self.is_remote("choices")
-                else self.choices
-            )
-            return IdentityService.open(registry, self.home.root)
+            return IdentityService.open(self.identity_registry, self.home.root)
+
+    @_once
+    def identity_registry(self) -> ChoicesRegistry:
+        """The registry whose store the identity checks keep their state in: the choices
+        registry, or, where it is served elsewhere, its store opened here for them alone
+        (not wired: changes of choices still go through the choices service)."""
+        from confide.choices.registry import ChoicesRegistry
+
+        if not self.is_remote("choices"):
+            return self.choices
+        with self._building:
+            return cast("ChoicesRegistry", self._opened(ChoicesRegistry.open(self.home)))
 
     @_once
     def tre_store(self) -> TreStore:
@@ -326,6 +351,9 @@ class Composition:
     def service(self) -> QueryService:
         from confide.tre.wiring import query_service
 
+        remote = self._served_with_hub("tre")
+        if remote is not None:
+            return cast("QueryService", remote)
         with self._building:
             service = query_service(
                 self.home,
@@ -343,6 +371,9 @@ class Composition:
     def review(self) -> ReviewQueue:
         from confide.tre.wiring import review_queue
 
+        remote = self._served_with_hub("review")
+        if remote is not None:
+            return cast("ReviewQueue", remote)
         with self._building:
             return review_queue(self.service)
 

@@ -218,7 +218,7 @@ def principal_dependency(
 
 def make_router(access: Access | Callable[[], Access], *, prefix: str = PREFIX) -> APIRouter:
     """The ``/api/access`` router over one :class:`Access` (or a function returning it)."""
-    get_access: Callable[[], Access] = (lambda: access) if isinstance(access, Access) else access
+    get_access: Callable[[], Access] = access if callable(access) else (lambda: access)
     router = APIRouter(prefix=prefix, tags=["access"])
     caller_dependency = Depends(principal_dependency(get_access, prefix=prefix))
 

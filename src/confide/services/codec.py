@@ -21,6 +21,7 @@ from datetime import date, datetime
 from enum import Enum
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
 import numpy as np
@@ -51,6 +52,13 @@ ALLOWED = (
     "confide.access.model:ProjectStatus",
     "confide.access.model:Organisation",
     "confide.access.model:Person",
+    "confide.access.model:Principal",
+    "confide.access.model:ProjectApplication",
+    "confide.access.model:Project",
+    "confide.access.model:ProjectGrant",
+    "confide.access.protection:ProtectionMode",
+    "confide.access.protection:OutputProtection",
+    "confide.tre.service:QueryOutcome",
 )
 
 
@@ -90,6 +98,8 @@ def to_plain(value: Any) -> Any:
         return value
     if isinstance(value, list | Iterator | KeysView | ValuesView):  # an iterable arrives a list
         return [to_plain(v) for v in value]
+    if isinstance(value, MappingProxyType):
+        value = dict(value)
     if isinstance(value, tuple | set | frozenset | dict) or dataclasses.is_dataclass(value):
         return _structured(value)
     if isinstance(value, bytes | bytearray | memoryview):

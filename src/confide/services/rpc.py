@@ -34,6 +34,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "pseudonymiser": (
         "public_key", "rotate_key", "pseudonyms_for", "pseudonyms_to_erase",
         "pseudonymise_submission", "resolutions", "linkage_quality", "review_items",
+        "shares_nothing",
         "decide_review", "pending_linkage_count",
     ),
     "hub": (
@@ -47,6 +48,10 @@ METHODS: dict[str, tuple[str, ...]] = {
         "approve", "reject", "suspend", "reinstate", "authorise_query", "audit_trail",
         "decisions", "settle",
     ),
+    # The TRE's query service and output checkers' queue, served by the hub's service
+    # (methods named ``tre.<name>`` and ``review.<name>``).
+    "tre": ("run", "show", "history", "budget"),
+    "review": ("queue", "item", "vote"),
     "ledger": (
         "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
         "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head",
@@ -111,13 +116,12 @@ def rpc_app(
             return refused(422, "The request's body is not an encoded call.")
         try:
             result = await run_in_threadpool(target, *args, **kwargs)
+            answer = orjson.dumps({"result": codec.to_plain(result)})
         except ConfideError as exc:
             return JSONResponse({"error": codec.error_to_plain(exc)}, status_code=422)
         except Exception as exc:  # only the class: a message could name a person
             return refused(500, f"The {party} party failed ({type(exc).__name__}).")
-        return Response(
-            orjson.dumps({"result": codec.to_plain(result)}), media_type="application/json"
-        )
+        return Response(answer, media_type="application/json")
 
     return app
 
@@ -126,9 +130,17 @@ class RemoteParty:
     """A party served elsewhere: the allowlisted methods of ``party``, called over HTTP."""
 
     def __init__(
-        self, party: str, url: str, signer: Signer, *, timeout: float = 30.0, connect: float = 3.0
+        self,
+        party: str,
+        url: str,
+        signer: Signer,
+        *,
+        timeout: float = 30.0,
+        connect: float = 3.0,
+        namespace: str = "",
     ) -> None:
         self.party = party
+        self.namespace = namespace  # "tre." for the TRE's methods at the hub's service
         self.url = url.rstrip("/")
         self.signer = signer
         self.methods = frozenset(METHODS[party])
@@ -149,7 +161,7 @@ class RemoteParty:
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         body = codec.dumps({"args": list(args), "kwargs": kwargs})
-        path = f"/rpc/{method}"
+        path = f"/rpc/{self.namespace}{method}"
         headers = {"Content-Type": "application/json", **self.signer.headers("POST", path, body)}
         try:
             reply = self.http.post(self.url + path, content=body, headers=headers)
@@ -160,7 +172,9 @@ class RemoteParty:
         try:
             error = orjson.loads(reply.content)["error"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise self.unavailable() from None
+            error = None
+        if not isinstance(error, dict):  # not the service's own answer: a proxy, a restart
+            raise self.unavailable()
         if reply.status_code == 422 and "class" in error:
             raise codec.error_from_plain(error)
         raise ConfideError(

@@ -32,6 +32,8 @@ def party_methods(parties: Composition, party: str) -> dict[str, Callable[..., A
     if party == "hub":
         methods["after_erasure"] = parties.after_erasure
         methods["complete_erasures"] = parties.complete_erasures
+        for name, served in (("tre", parties.service), ("review", parties.review)):
+            methods.update({f"{name}.{m}": getattr(served, m) for m in METHODS[name]})
     return methods
 
 

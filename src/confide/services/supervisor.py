@@ -27,7 +27,9 @@ from confide.services import deployment
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0  # seconds for every service to answer its health check
-BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)  # before each restart in a row; reset once it is healthy
+# Seconds before each restart of a child that keeps stopping (the first is at once); reset once
+# it has run for 30 seconds.
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -251,8 +253,8 @@ def _look_after(kids: list[Child]) -> bool:
                 child.failures_in_row = 0  # ran long enough: the next death restarts at once
             continue
         if child.due == 0.0:
-            step = min(child.failures_in_row, len(BACKOFF) - 1)
-            child.due = now + (BACKOFF[step] if child.failures_in_row else 0.0)
+            step = min(child.failures_in_row, len(BACKOFF)) - 1
+            child.due = now + (BACKOFF[step] if step >= 0 else 0.0)
         if now >= child.due:
             child.start()
             child.due = 0.0

@@ -86,13 +86,11 @@ def make_router(
     access_prefix: str = "/api/access",
 ) -> APIRouter:
     """The ``/api/tre`` router over a query service, review queue and access party."""
-    get_service: Callable[[], QueryService] = (
-        (lambda: service) if isinstance(service, QueryService) else service
-    )
+    get_service: Callable[[], QueryService] = service if callable(service) else (lambda: service)
     get_review: Callable[[], ReviewQueue] = (
         (lambda: review) if isinstance(review, ReviewQueue) else review
     )
-    get_access: Callable[[], Access] = (lambda: access) if isinstance(access, Access) else access
+    get_access: Callable[[], Access] = access if callable(access) else (lambda: access)
     router = APIRouter(prefix=PREFIX, tags=["tre"])
     caller = Depends(principal_dependency(get_access, prefix=access_prefix))
 

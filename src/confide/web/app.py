@@ -189,7 +189,9 @@ def create_app(
     outbox = home.root / "outbox"
     messenger = _messenger(demo, outbox, opened)
     if identity is None:
-        identity = identity_for(registry, home.root, notifier=messenger or OutboxNotifier(outbox))
+        remote = composed is not None and composed.is_remote("choices")
+        checks = composed.identity_registry if composed is not None and remote else registry
+        identity = identity_for(checks, home.root, notifier=messenger or OutboxNotifier(outbox))
     state = WebState(
         registry=registry,
         identity=identity,
@@ -246,6 +248,8 @@ def create_app(
         include_staff_pages(
             app, state, access, queries, review,
             access_folder=home.party("access"), sender=identity.notifier,
+            signin_store=composed.access_store
+            if composed is not None and composed.is_remote("access") else None,
         )  # fmt: skip
     include_rollout(app, home, ledger, access)  # the roll-out's API, public and pause pages
     for pages in (patient, letter, public, register, usage_pages):

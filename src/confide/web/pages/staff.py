@@ -48,9 +48,12 @@ def include_staff_pages(
     *,
     access_folder: Path,
     sender: CodeSender | None,
+    signin_store: Access | None = None,
 ) -> None:
-    """Mount the staff consoles over the wired parties (called by ``create_app``)."""
-    signin = StaffSignIn.open(access, access_folder, sender=sender)
+    """Mount the staff consoles over the wired parties (called by ``create_app``);
+    ``signin_store`` is the access party's store for sign-ins where the party is served
+    elsewhere."""
+    signin = StaffSignIn.open(signin_store or access, access_folder, sender=sender)
     state.extra[STAFF] = StaffConsole(access, signin, queries, review)
     for module in (console_projects, console_queries, console_approvals, console_reviews):
         app.include_router(module.router)
