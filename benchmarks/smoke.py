@@ -16,8 +16,10 @@ SMOKE_ARGS: dict[str, list[str]] = {
     "bench_witness.py": ["--appends", "20"],
     "bench_rollout.py": ["--patients", "200"],
     "bench_startup.py": ["--repeat", "2"],
+    "bench_services.py": ["--patients", "1000", "--changes", "10", "--repeats", "1"],
     "bench_person_index.py": ["--people", "2000", "--calls", "10", "--repeat", "1"],
     "bench_events.py": ["--changes", "10", "--bulk", "100"],
+    "bench_faults.py": ["--runs", "4", "--patients", "100", "--mode", "both"],
     "bench_web_load.py": [
         "--home",
         "load-home",

@@ -192,3 +192,27 @@ def test_the_serving_app_retries_pending_events_in_the_background(parties) -> No
             time.sleep(0.2)  # nobody asks: the app's own relay retries after the backoff
     assert _choices_outbox(parties).counts()["pending"] == 0
     assert ledger_kinds(parties.ledger).count("choice_changed") == 1
+
+
+def test_an_erasure_retried_after_the_ledger_failed_leaves_no_erasure_pending(parties) -> None:
+    """The hub erased, then the ledger failed: the retry is a new pass at the hub, and the
+    first pass's steps outside the hub are finished with it, not left pending for ever."""
+    gp = small_extract(patients=20, seed=5)
+    parties.hub.ingest(write_extract(parties, gp))
+    leaving = gp.table("patients").column("nhs_number").to_pylist()[0]
+    real, failures = parties.ledger.append_once, []
+
+    def failing_once(items):
+        items = list(items)
+        if not failures and any(kind == "erasure" for _key, kind, _body in items):
+            failures.append(1)
+            raise OSError("the ledger's disk went away")
+        return real(items)
+
+    parties.ledger.append_once = failing_once
+    parties.choices.set(leaving, {Choice.SHARE_NOTHING: True}, Channel.ONLINE)
+    assert failures and _choices_outbox(parties).counts()["pending"] == 1
+    parties.relay.clock = lambda: _later(minutes=10)
+    assert parties.deliver().delivered == 1
+    assert parties.hub.erasures.pending() == []
+    assert ledger_kinds(parties.ledger).count("erasure") == 1

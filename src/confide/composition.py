@@ -485,6 +485,9 @@ class Composition:
         releases, then the TRE's stores; returns the notices sent."""
         notices = self._deletion_notices(pseudonyms, erasure_index, key)
         self._erase_from_tre(erasure_id, pseudonyms, derived=derived)
+        # A pass that failed after the hub's steps (the ledger down, say) was retried as this
+        # one, under a new id: finish what it left waiting, or it stays pending for ever.
+        self.complete_erasures()
         return notices
 
     def _erase_from_tre(self, erasure_id: str, pseudonyms: list[str], *, derived: bool) -> None:
