@@ -103,6 +103,12 @@ class Pending:
     last_error: str | None
 
 
+# How many events one relay round reads from an outbox. Large, because a run of erasure
+# requests is handed over as one erasure pass, and each pass rewrites the record store: a
+# mass opt-out of 10,000 people is one pass, not twenty.
+BATCH = 20_000
+
+
 class Outbox:
     """One party's outbox, as the relay and operators see it."""
 
@@ -111,7 +117,7 @@ class Outbox:
         self.engine = engine
         self.table = table
 
-    def due(self, now: datetime, limit: int = 500) -> list[Pending]:
+    def due(self, now: datetime, limit: int = BATCH) -> list[Pending]:
         """The undelivered events that are due, oldest first, up to the first that is not:
         an event waiting for its retry holds back every later one, so order is kept."""
         out = []
@@ -121,7 +127,7 @@ class Outbox:
             out.append(item)
         return out
 
-    def pending(self, limit: int = 500) -> list[Pending]:
+    def pending(self, limit: int = BATCH) -> list[Pending]:
         """Every undelivered event (due or waiting for a retry), oldest first."""
         table = self.table
         undelivered = table.c.delivered_at.is_(None)
