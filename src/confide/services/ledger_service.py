@@ -28,7 +28,7 @@ def ledger_app(ledger: Ledger, verifier: Verifier) -> FastAPI:
         if body is None:
             return JSONResponse({"error": "The body is too large."}, status_code=413)
         try:
-            verifier.check("POST", "/events", dict(request.headers), body)
+            verifier.check("ledger", "POST", "/events", dict(request.headers), body)
         except RequestRefused as exc:
             return JSONResponse({"error": exc.message}, status_code=401)
         try:

@@ -10,6 +10,7 @@ users cannot tell one transport from the other. Arguments and results cross thro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,8 @@ from confide.services import codec
 from confide.services.limits import bounded_body
 from confide.services.permissions import may_call
 from confide.services.signing import RequestRefused, Signer, Verifier
+
+log = logging.getLogger("confide.services")
 
 # The methods each party serves to the others (its ports; nothing else is reachable).
 METHODS: dict[str, tuple[str, ...]] = {
@@ -56,7 +59,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "review": ("queue", "item", "vote"),
     "ledger": (
         "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
-        "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head",
+        "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head", "verifier_key",
     ),
 }  # fmt: skip
 # Who may call each party ("operator" is a person's command against a running deployment).
@@ -105,7 +108,7 @@ def rpc_app(
             sender = headers.get("x-confide-party", "")
             if refresh is not None and sender not in verifier.enrolled:
                 refresh()
-            caller = verifier.check("POST", f"/rpc/{method}", headers, body)
+            caller = verifier.check(party, "POST", f"/rpc/{method}", headers, body)
         except RequestRefused as exc:
             return refused(401, exc.message)
         if caller not in allowed:
@@ -128,7 +131,11 @@ def rpc_app(
             answer = orjson.dumps({"result": codec.to_plain(result)})
         except ConfideError as exc:
             return JSONResponse({"error": codec.error_to_plain(exc)}, status_code=422)
+        except codec.NotEncodable:  # a wiring defect: the result's type, never its value
+            log.error("%s.%s returned a result that may not cross between parties", party, method)
+            return refused(500, f"The {party} party's answer to {method!r} cannot be sent.")
         except Exception as exc:  # only the class: a message could name a person
+            log.error("%s.%s failed (%s)", party, method, type(exc).__name__)
             return refused(500, f"The {party} party failed ({type(exc).__name__}).")
         return Response(answer, media_type="application/json")
 
@@ -150,6 +157,7 @@ class RemoteParty:
     ) -> None:
         self.party = party
         self.namespace = namespace  # "tre." for the TRE's methods at the hub's service
+        self.service = "hub" if namespace else party  # the party whose service answers
         self.url = url.rstrip("/")
         self.signer = signer
         self.methods = frozenset(METHODS[party])
@@ -171,7 +179,10 @@ class RemoteParty:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         body = codec.dumps({"args": list(args), "kwargs": kwargs})
         path = f"/rpc/{self.namespace}{method}"
-        headers = {"Content-Type": "application/json", **self.signer.headers("POST", path, body)}
+        headers = {
+            "Content-Type": "application/json",
+            **self.signer.headers(self.service, "POST", path, body),
+        }
         try:
             reply = self.http.post(self.url + path, content=body, headers=headers)
         except httpx.TransportError:
