@@ -114,6 +114,17 @@ def test_replayed_tampered_unknown_and_stale_requests_are_refused(tmp_path, ledg
     assert ledger_service["ledger"].head().size == size
 
 
+def test_an_entry_of_a_kind_the_sender_does_not_record_is_refused(tmp_path, ledger_service):
+    """The choices party records choice changes, not releases: a batch with one appends none."""
+    url, signer = ledger_service["url"], _signer(tmp_path)
+    size = ledger_service["ledger"].head().size
+    items = orjson.loads(_entry())["items"] + [["another-id", "release", {"release_id": "r"}]]
+    body = orjson.dumps({"items": items})
+    headers = signer.headers("ledger", "POST", "/events", body)
+    assert httpx.post(f"{url}/events", content=body, headers=headers).status_code == 403
+    assert ledger_service["ledger"].head().size == size
+
+
 def test_each_party_keeps_its_identity_key_in_its_own_folder(tmp_path):
     home = Home.at(tmp_path)
     keys = {p: party_key(home.party(p)) for p in ("choices", "hub", "ledger")}

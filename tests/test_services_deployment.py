@@ -138,9 +138,9 @@ def _call(url: str, method: str, body: bytes, headers: dict) -> httpx.Response:
 @pytest.mark.parametrize(
     "party,method,args,caller",
     [
-        ("choices", "set", ["9990000026", {Choice.NO_RESEARCH: True}, Channel.ONLINE], "hub"),
+        ("choices", "set", ["9990000026", {Choice.NO_RESEARCH: True}, Channel.ONLINE], "web"),
         ("pseudonymiser", "pseudonyms_for", [["9990000026"]], "hub"),
-        ("hub", "erase", [["someone"]], "choices"),
+        ("hub", "erase_everywhere", [["someone"]], "choices"),
         ("access", "organisations", [], "hub"),
         ("ledger", "append_once", [[]], "choices"),
     ],

@@ -1,11 +1,13 @@
 """A party's methods over HTTP: ``POST /rpc/<method>``, signed, for an allowlist of callers.
 
 The server serves only the methods named for its party (:data:`METHODS`), only to the parties
-allowed to call it (:data:`CALLERS`), and only requests signed by an enrolled party that it
-has not seen before (:mod:`confide.services.signing`); ``GET /health`` answers unsigned. The
-client, :class:`RemoteParty`, offers the same methods as the party itself, so a composition's
-users cannot tell one transport from the other. Arguments and results cross through
-:mod:`confide.services.codec`; a party's ``ConfideError`` comes back as the same error.
+allowed to call it (:data:`CALLERS`) and each method only to those the table of
+:mod:`confide.services.permissions` names, and only requests signed for it by an enrolled
+party that it has not seen before (:mod:`confide.services.signing`); ``GET /health``
+answers unsigned. The client, :class:`RemoteParty`, offers the same methods as the party
+itself, so a composition's users cannot tell one transport from the other. Arguments and
+results cross through :mod:`confide.services.codec`; a party's ``ConfideError`` comes back as
+the same error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.services import codec
 from confide.services.limits import bounded_body
-from confide.services.permissions import may_call
+from confide.services.permissions import may_call, may_write
 from confide.services.signing import RequestRefused, Signer, Verifier
 
 log = logging.getLogger("confide.services")
@@ -114,7 +116,7 @@ def rpc_app(
         if caller not in allowed:
             return refused(403, f"The {caller} party may not call the {party} party.")
         if not may_call(caller, party, method):
-            return refused(403, f"Only an operator may call {method!r} of the {party} party.")
+            return refused(403, f"The {caller} party may not call {method!r} of the {party} party.")
         target = methods.get(method)
         if target is None:
             return refused(404, f"The {party} party has no method {method!r}.")
@@ -126,6 +128,8 @@ def rpc_app(
             kwargs = dict(kwargs)
         except (codec.NotEncodable, orjson.JSONDecodeError, AttributeError, TypeError):
             return refused(422, "The request's body is not an encoded call.")
+        if party == "ledger" and not may_write(caller, method, args, kwargs):
+            return refused(403, f"The {caller} party may not record these entries.")
         try:
             result = await run_in_threadpool(target, *args, **kwargs)
             answer = orjson.dumps({"result": codec.to_plain(result)})
