@@ -28,6 +28,8 @@ def test_the_table_names_only_methods_the_parties_serve_and_kinds_the_ledger_kno
         for party, methods in parties.items():
             assert caller != party and methods <= served[party], (caller, party)
     assert all(kinds <= set(KINDS) for kinds in MAY_WRITE.values())
+    appends = {"append", "append_many", "append_once"}
+    assert all(MAY_CALL[party]["ledger"] & appends for party in MAY_WRITE)  # it can send them
 
 
 def test_what_is_not_in_the_table_is_refused() -> None:

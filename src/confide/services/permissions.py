@@ -82,7 +82,6 @@ MAY_WRITE: dict[str, frozenset[str]] = {
         | {"release", "refusal"}
     ),
     "access": frozenset({"project_applied", "project_approved", "refusal"}),
-    "pseudonymiser": frozenset({"key_rotation"}),
     "web": frozenset({"rollout"}),
 }
 _KIND_AT = {"append": None, "append_many": 0, "append_once": 1}  # where an item names its kind
@@ -91,6 +90,11 @@ _KIND_AT = {"append": None, "append_many": 0, "append_once": 1}  # where an item
 def may_call(caller: str, party: str, method: str) -> bool:
     """Whether ``caller`` may call ``method`` of ``party``."""
     return caller == OPERATOR or method in MAY_CALL.get(caller, {}).get(party, frozenset())
+
+
+def callers_of(party: str) -> frozenset[str]:
+    """Every caller that may call some method of ``party``."""
+    return frozenset({OPERATOR, *(c for c, parties in MAY_CALL.items() if party in parties)})
 
 
 def may_write(caller: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> bool:

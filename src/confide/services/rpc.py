@@ -26,7 +26,7 @@ from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.services import codec
 from confide.services.limits import bounded_body
-from confide.services.permissions import may_call, may_write
+from confide.services.permissions import callers_of, may_call, may_write
 from confide.services.signing import RequestRefused, Signer, Verifier
 
 log = logging.getLogger("confide.services")
@@ -64,14 +64,8 @@ METHODS: dict[str, tuple[str, ...]] = {
         "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head", "verifier_key",
     ),
 }  # fmt: skip
-# Who may call each party ("operator" is a person's command against a running deployment).
-CALLERS: dict[str, frozenset[str]] = {
-    "choices": frozenset({"pseudonymiser", "hub", "web", "operator"}),
-    "pseudonymiser": frozenset({"hub", "choices", "web", "operator"}),
-    "hub": frozenset({"choices", "web", "operator"}),
-    "access": frozenset({"hub", "web", "operator"}),
-    "ledger": frozenset({"choices", "hub", "access", "pseudonymiser", "web", "operator"}),
-}
+# Who may call each party at all (from the table of who may call which method).
+CALLERS: dict[str, frozenset[str]] = {party: callers_of(party) for party in METHODS}
 
 
 class ServiceUnavailable(ConfideError):
