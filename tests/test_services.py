@@ -80,7 +80,10 @@ def _entry() -> bytes:
 def test_replayed_tampered_unknown_and_stale_requests_are_refused(tmp_path, ledger_service):
     url, signer = ledger_service["url"], _signer(tmp_path)
     body = _entry()
-    headers = {"Content-Type": "application/json", **signer.headers("POST", "/events", body)}
+    headers = {
+        "Content-Type": "application/json",
+        **signer.headers("ledger", "POST", "/events", body),
+    }
     first = httpx.post(f"{url}/events", content=body, headers=headers)
     assert first.status_code == 200
     size = ledger_service["ledger"].head().size
@@ -93,21 +96,32 @@ def test_replayed_tampered_unknown_and_stale_requests_are_refused(tmp_path, ledg
     assert tampered.status_code == 401
     stranger = Signer("choices", party_key(tmp_path / "someone-else"))
     forged = httpx.post(
-        f"{url}/events", content=body, headers=stranger.headers("POST", "/events", body)
+        f"{url}/events", content=body, headers=stranger.headers("ledger", "POST", "/events", body)
     )
     assert forged.status_code == 401
     unsigned = httpx.post(f"{url}/events", content=body)
     assert unsigned.status_code == 401
-    stale = signer.headers("POST", "/events", body)
+    stale = signer.headers("ledger", "POST", "/events", body)
     stale[STAMP] = str(int(time.time()) - 3600)
     assert httpx.post(f"{url}/events", content=body, headers=stale).status_code == 401
     assert ledger_service["ledger"].head().size == size  # none of them appended anything
 
     # A fresh, signed request for the same event is accepted and adds nothing: idempotent.
     again = httpx.post(
-        f"{url}/events", content=body, headers=signer.headers("POST", "/events", body)
+        f"{url}/events", content=body, headers=signer.headers("ledger", "POST", "/events", body)
     )
     assert again.status_code == 200 and again.json() == first.json()
+    assert ledger_service["ledger"].head().size == size
+
+
+def test_an_entry_of_a_kind_the_sender_does_not_record_is_refused(tmp_path, ledger_service):
+    """The choices party records choice changes, not releases: a batch with one appends none."""
+    url, signer = ledger_service["url"], _signer(tmp_path)
+    size = ledger_service["ledger"].head().size
+    items = orjson.loads(_entry())["items"] + [["another-id", "release", {"release_id": "r"}]]
+    body = orjson.dumps({"items": items})
+    headers = signer.headers("ledger", "POST", "/events", body)
+    assert httpx.post(f"{url}/events", content=body, headers=headers).status_code == 403
     assert ledger_service["ledger"].head().size == size
 
 

@@ -81,12 +81,19 @@ def _verifier(keys) -> Verifier:
 
 
 def _headers(
-    signer: Signer, path: str, body: bytes, *, stamp: int | None = None, nonce: str | None = None
+    signer: Signer,
+    path: str,
+    body: bytes,
+    *,
+    to: str = "choices",
+    stamp: int | None = None,
+    nonce: str | None = None,
 ) -> dict[str, str]:
-    """Headers signed by ``signer`` for ``path`` and ``body`` (a chosen time and nonce)."""
+    """Headers signed by ``signer`` for ``path`` and ``body`` sent to the party ``to`` (a
+    chosen time and nonce)."""
     stamp_text = str(int(time.time()) if stamp is None else stamp)
     nonce = nonce or secrets.token_hex(16)
-    message = signing._message("POST", path, stamp_text, nonce, body)
+    message = signing._message(to, "POST", path, stamp_text, nonce, body)
     return {
         signing.PARTY: signer.party,
         signing.STAMP: stamp_text,
@@ -105,7 +112,7 @@ def _post(url: str, method: str, body: bytes, headers: dict) -> httpx.Response:
 
 def _signed(world, caller: str, party: str, method: str, *args, **kwargs) -> httpx.Response:
     body = _body(*args, **kwargs)
-    headers = _headers(world["signers"][caller], f"/rpc/{method}", body)
+    headers = _headers(world["signers"][caller], f"/rpc/{method}", body, to=party)
     return _post(world["urls"][party], method, body, headers)
 
 
@@ -216,15 +223,10 @@ def test_a_request_replayed_after_the_service_restarts_is_refused(world):
         assert _post(url, "current", _body(UNKNOWN), fresh).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the signature covers method, path, time, nonce and body but not the "
-    "party addressed, and each service keeps its own nonces, so a request signed for one "
-    "party is accepted by another serving a method of the same name (history, settle)",
-)
 def test_a_request_signed_for_one_party_is_refused_by_another(world):
     body = _body(KNOWN)
-    headers = _headers(world["signers"]["hub"], "/rpc/history", body)
+    # The web may call ``history`` of both parties: only the signature tells them apart.
+    headers = _headers(world["signers"]["web"], "/rpc/history", body, to="choices")
     assert _post(world["urls"]["choices"], "history", body, headers).status_code == 200
     assert _post(world["urls"]["access"], "history", body, headers).status_code == 401
 
@@ -281,21 +283,25 @@ def test_only_an_operator_may_have_the_ledger_sign_its_head(world):
     assert _signed(world, "operator", "ledger", "sign_head").status_code != 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (wiring): sign_head returns a Checkpoint, which the codec does not allow, "
-    "and a result that cannot be encoded escapes the handler: 500 with no clear error, so "
-    "`confide ledger sign-head` fails against a running deployment",
-)
 def test_the_ledger_signs_its_head_for_an_operator(world):
     assert _signed(world, "operator", "ledger", "sign_head").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: callers are allowed per party, not per method: the hub may set a "
-    "person's choices on the choices registry",
-)
+def test_a_result_that_may_not_cross_is_a_clear_failure_naming_no_value(world, caplog):
+    """A method answering with a type the codec refuses (a wiring defect) fails with the
+    service's own refusal, and neither the answer nor the log carries the value."""
+    secret = f"{KNOWN} Jane Example"
+    methods = {"current": lambda *a, **k: object.__new__(type("Leaky", (), {"v": secret}))}
+    with served(rpc_app("choices", methods, _verifier(world["keys"]))) as url:
+        body = _body(KNOWN)
+        response = _post(
+            url, "current", body, _headers(world["signers"]["hub"], "/rpc/current", body)
+        )
+    assert response.status_code == 500 and b"Traceback" not in response.content
+    assert "cannot be sent" in response.json()["error"]["message"]
+    assert KNOWN not in response.text and KNOWN not in caplog.text and secret not in caplog.text
+
+
 def test_the_hub_may_not_set_a_choice(world):
     response = _signed(
         world, "hub", "choices", "set", UNKNOWN, {Choice.NO_RESEARCH: True}, Channel.ONLINE
@@ -304,12 +310,6 @@ def test_the_hub_may_not_set_a_choice(world):
     assert _no_research(world, UNKNOWN) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the ledger does not bind an entry's kind to the party that may record "
-    "it: the web front end may append a choice change (or a release) as if the choices "
-    "registry (or the TRE) had recorded it",
-)
 def test_the_web_may_not_record_another_partys_entries(world):
     size = world["parties"].ledger.head().size
     body = {"commitment": "0" * 64, "set": ["no_research"], "cleared": [], "channel": "online"}
@@ -327,7 +327,7 @@ def test_the_ledger_offers_no_way_to_rewrite_its_history(world):
 
 # -- what a payload may be ------------------------------------------------------------------
 def _raw(world, party: str, method: str, body: bytes) -> httpx.Response:
-    headers = _headers(world["signers"]["operator"], f"/rpc/{method}", body)
+    headers = _headers(world["signers"]["operator"], f"/rpc/{method}", body, to=party)
     return _post(world["urls"][party], method, body, headers)
 
 

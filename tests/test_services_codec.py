@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -14,9 +16,12 @@ from loopback import free_port
 from confide.access.errors import Forbidden
 from confide.choices.model import Channel, Choice, Choices
 from confide.common.errors import ConfideError, NotFound
+from confide.common.home import Home
+from confide.composition import compose
 from confide.hub.ingest import Erasure
 from confide.services import codec
 from confide.services.rpc import RemoteParty, ServiceUnavailable
+from confide.services.run import party_methods
 from confide.services.signing import Signer, party_key
 
 
@@ -96,3 +101,43 @@ def test_a_service_not_answering_is_a_clear_error(tmp_path):
         client.close_everything  # noqa: B018 - only allowlisted methods exist
     assert not client.healthy()
     client.close()
+
+
+def _crosses(hint: object, seen: set[type]) -> list[str]:
+    """The types named in a type hint (and in its dataclasses' fields) the codec refuses."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is not None:
+        inner = [a for a in args if a is not Ellipsis and not isinstance(a, list)]
+        return [bad for a in inner for bad in _crosses(a, seen)]
+    if hint is typing.Any or hint is None or hint is type(None):
+        return []
+    if not isinstance(hint, type):
+        return [repr(hint)]
+    plain = (bool, int, float, str, bytes, list, tuple, set, frozenset, dict, date, datetime)
+    if issubclass(hint, (*plain, Path, np.ndarray, pa.Table)):
+        return []
+    name = f"{hint.__module__}:{hint.__qualname__}"
+    if codec._allowed().get(name) is not hint:
+        return [name]
+    if not dataclasses.is_dataclass(hint) or hint in seen:
+        return []
+    seen.add(hint)
+    fields = typing.get_type_hints(hint).values()
+    return [bad for field in fields for bad in _crosses(field, seen)]
+
+
+def test_every_allowlisted_method_returns_what_the_codec_takes(tmp_path):
+    """Each method a party serves to others (by its return type hint) answers with types
+    that may cross between parties: a new result type is allowlisted, or the call fails."""
+    refused = {}
+    with compose(Home.at(tmp_path / "home")) as parties:
+        for party in ("choices", "pseudonymiser", "hub", "access", "ledger"):
+            for name, method in party_methods(parties, party).items():
+                if not callable(method) or isinstance(method, type):
+                    refused[f"{party}.{name}"] = ["not a method"]
+                    continue
+                function = method if hasattr(method, "__annotations__") else method.__call__
+                hint = typing.get_type_hints(function).get("return", typing.Any)
+                if bad := _crosses(hint, set()):
+                    refused[f"{party}.{name}"] = bad
+    assert refused == {}

@@ -78,6 +78,16 @@ def test_a_command_uses_the_services_and_a_choice_reaches_the_ledger_service(run
         assert ledger_kinds(parties.ledger).count("choice_changed") == before + 1
 
 
+def test_the_ledger_checkpoint_command_signs_the_head_at_the_ledger_service(running):
+    done = confide("ledger", "checkpoint", "--home", str(running["root"]), "--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    with compose(running["home"]) as parties:
+        assert parties.is_remote("ledger")
+        assert shown["size"] == parties.ledger.head().size
+        assert shown["verifier_key"] == parties.ledger.verifier_key()
+
+
 def test_a_party_error_crosses_back_as_the_same_clear_error(running):
     done = confide(
         "choices", "set", "--nhs-number", "1234567890", "--channel", "online",
@@ -128,9 +138,9 @@ def _call(url: str, method: str, body: bytes, headers: dict) -> httpx.Response:
 @pytest.mark.parametrize(
     "party,method,args,caller",
     [
-        ("choices", "set", ["9990000026", {Choice.NO_RESEARCH: True}, Channel.ONLINE], "hub"),
+        ("choices", "set", ["9990000026", {Choice.NO_RESEARCH: True}, Channel.ONLINE], "web"),
         ("pseudonymiser", "pseudonyms_for", [["9990000026"]], "hub"),
-        ("hub", "erase", [["someone"]], "choices"),
+        ("hub", "erase_everywhere", [["someone"]], "choices"),
         ("access", "organisations", [], "hub"),
         ("ledger", "append_once", [[]], "choices"),
     ],
@@ -147,15 +157,15 @@ def test_unsigned_replayed_forged_and_not_allowed_requests_are_refused(
     path = f"/rpc/{method}"
     assert _call(url, method, body, {}).status_code == 401  # unsigned
     stranger = Signer(caller, party_key(running["root"] / "not-enrolled"))
-    assert _call(url, method, body, stranger.headers("POST", path, body)).status_code == 401
+    assert _call(url, method, body, stranger.headers(party, "POST", path, body)).status_code == 401
     signer = Signer(caller, party_key(home.party(caller)))
-    headers = signer.headers("POST", path, body)
+    headers = signer.headers(party, "POST", path, body)
     tampered = body + b" "
     assert _call(url, method, tampered, headers).status_code == 401
     # A party not allowed to call this one (the access party calls only the ledger).
     nosy = Signer("access", party_key(home.party("access")))
     if party != "ledger":
-        assert _call(url, method, body, nosy.headers("POST", path, body)).status_code == 403
+        assert _call(url, method, body, nosy.headers(party, "POST", path, body)).status_code == 403
     first = _call(url, method, body, headers)
     assert first.status_code in (200, 422)
     assert _call(url, method, body, headers).status_code == 401  # the same request again

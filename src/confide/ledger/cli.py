@@ -145,7 +145,7 @@ def checkpoint_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None
     """
     with _open(home) as ledger:
         signed = ledger.sign_head()
-        vkey = ledger.verifier.vkey
+        vkey = ledger.verifier_key()
     result = {**signed.as_dict(), "verifier_key": vkey, "checkpoint": signed.text}
     report(result, as_json, lambda shown: typer.echo(shown["checkpoint"], nl=False))
 

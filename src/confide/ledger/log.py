@@ -120,6 +120,10 @@ class Ledger:
         lines = self.store.cosignature_lines(latest.size, latest.root)
         return cosig.with_cosignatures(latest.note, lines)
 
+    def verifier_key(self) -> str:
+        """The signed-note verifier key of the log's checkpoints (what auditors pin)."""
+        return self.verifier.vkey
+
     def sign_head(self) -> cp.Checkpoint:
         """Sign the current tree head unless the latest checkpoint already covers it (a log
         written before every append was signed); the latest checkpoint either way."""

@@ -45,6 +45,7 @@ ALLOWED = (
     "confide.hub.ingest:Erasure",
     "confide.ledger.entries:Entry",
     "confide.ledger.store:TreeHead",
+    "confide.ledger.checkpoint:Checkpoint",
     "confide.access.model:Role",
     "confide.access.model:Purpose",
     "confide.access.model:RecipientKind",
@@ -53,12 +54,13 @@ ALLOWED = (
     "confide.access.model:Organisation",
     "confide.access.model:Person",
     "confide.access.model:Principal",
+    "confide.access.tokens:IssuedToken",
     "confide.access.model:ProjectApplication",
     "confide.access.model:Project",
     "confide.access.model:ProjectGrant",
     "confide.access.protection:ProtectionMode",
     "confide.access.protection:OutputProtection",
-    "confide.tre.service:QueryOutcome",
+    "confide.tre.outcomes:QueryOutcome",
 )
 
 

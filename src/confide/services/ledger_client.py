@@ -23,7 +23,7 @@ class LedgerClient:
         body = orjson.dumps({"items": [list(item) for item in items]})
         headers = {
             "Content-Type": "application/json",
-            **self.signer.headers("POST", "/events", body),
+            **self.signer.headers("ledger", "POST", "/events", body),
         }
         reply = self.http.post(f"{self.url}/events", content=body, headers=headers)
         reply.raise_for_status()

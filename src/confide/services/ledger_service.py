@@ -2,7 +2,8 @@
 
 ``POST /events`` takes ``{"items": [[key, kind, body], ...]}`` from an enrolled party and
 appends each entry at most once (by key), exactly as the in-process ledger's ``append_once``.
-Anything unsigned, tampered with, stale or replayed is refused with 401 and appends nothing.
+Anything unsigned, tampered with, stale or replayed is refused with 401, and an entry of a
+kind the sender does not record with 403; neither appends anything.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from confide.ledger.entries import EntryRejected
 from confide.ledger.log import Ledger
 from confide.services.limits import bounded_body
+from confide.services.permissions import may_write
 from confide.services.signing import RequestRefused, Verifier
 
 
@@ -28,11 +30,14 @@ def ledger_app(ledger: Ledger, verifier: Verifier) -> FastAPI:
         if body is None:
             return JSONResponse({"error": "The body is too large."}, status_code=413)
         try:
-            verifier.check("POST", "/events", dict(request.headers), body)
+            caller = verifier.check("ledger", "POST", "/events", dict(request.headers), body)
         except RequestRefused as exc:
             return JSONResponse({"error": exc.message}, status_code=401)
         try:
             items = [(str(k), str(kind), dict(b)) for k, kind, b in orjson.loads(body)["items"]]
+            if not may_write(caller, "append_once", [items], {}):
+                message = f"The {caller} party may not record these entries."
+                return JSONResponse({"error": message}, status_code=403)
             indices = ledger.append_once(items)
         except EntryRejected as exc:
             return JSONResponse({"error": exc.message}, status_code=422)

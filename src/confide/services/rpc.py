@@ -1,15 +1,18 @@
 """A party's methods over HTTP: ``POST /rpc/<method>``, signed, for an allowlist of callers.
 
 The server serves only the methods named for its party (:data:`METHODS`), only to the parties
-allowed to call it (:data:`CALLERS`), and only requests signed by an enrolled party that it
-has not seen before (:mod:`confide.services.signing`); ``GET /health`` answers unsigned. The
-client, :class:`RemoteParty`, offers the same methods as the party itself, so a composition's
-users cannot tell one transport from the other. Arguments and results cross through
-:mod:`confide.services.codec`; a party's ``ConfideError`` comes back as the same error.
+allowed to call it (:data:`CALLERS`) and each method only to those the table of
+:mod:`confide.services.permissions` names, and only requests signed for it by an enrolled
+party that it has not seen before (:mod:`confide.services.signing`); ``GET /health``
+answers unsigned. The client, :class:`RemoteParty`, offers the same methods as the party
+itself, so a composition's users cannot tell one transport from the other. Arguments and
+results cross through :mod:`confide.services.codec`; a party's ``ConfideError`` comes back as
+the same error.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,8 +26,10 @@ from confide.common import exit_codes
 from confide.common.errors import ConfideError
 from confide.services import codec
 from confide.services.limits import bounded_body
-from confide.services.permissions import may_call
+from confide.services.permissions import callers_of, may_call, may_write
 from confide.services.signing import RequestRefused, Signer, Verifier
+
+log = logging.getLogger("confide.services")
 
 # The methods each party serves to the others (its ports; nothing else is reachable).
 METHODS: dict[str, tuple[str, ...]] = {
@@ -56,17 +61,11 @@ METHODS: dict[str, tuple[str, ...]] = {
     "review": ("queue", "item", "vote"),
     "ledger": (
         "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
-        "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head",
+        "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head", "verifier_key",
     ),
 }  # fmt: skip
-# Who may call each party ("operator" is a person's command against a running deployment).
-CALLERS: dict[str, frozenset[str]] = {
-    "choices": frozenset({"pseudonymiser", "hub", "web", "operator"}),
-    "pseudonymiser": frozenset({"hub", "choices", "web", "operator"}),
-    "hub": frozenset({"choices", "web", "operator"}),
-    "access": frozenset({"hub", "web", "operator"}),
-    "ledger": frozenset({"choices", "hub", "access", "pseudonymiser", "web", "operator"}),
-}
+# Who may call each party at all (from the table of who may call which method).
+CALLERS: dict[str, frozenset[str]] = {party: callers_of(party) for party in METHODS}
 
 
 class ServiceUnavailable(ConfideError):
@@ -105,13 +104,13 @@ def rpc_app(
             sender = headers.get("x-confide-party", "")
             if refresh is not None and sender not in verifier.enrolled:
                 refresh()
-            caller = verifier.check("POST", f"/rpc/{method}", headers, body)
+            caller = verifier.check(party, "POST", f"/rpc/{method}", headers, body)
         except RequestRefused as exc:
             return refused(401, exc.message)
         if caller not in allowed:
             return refused(403, f"The {caller} party may not call the {party} party.")
         if not may_call(caller, party, method):
-            return refused(403, f"Only an operator may call {method!r} of the {party} party.")
+            return refused(403, f"The {caller} party may not call {method!r} of the {party} party.")
         target = methods.get(method)
         if target is None:
             return refused(404, f"The {party} party has no method {method!r}.")
@@ -123,12 +122,18 @@ def rpc_app(
             kwargs = dict(kwargs)
         except (codec.NotEncodable, orjson.JSONDecodeError, AttributeError, TypeError):
             return refused(422, "The request's body is not an encoded call.")
+        if party == "ledger" and not may_write(caller, method, args, kwargs):
+            return refused(403, f"The {caller} party may not record these entries.")
         try:
             result = await run_in_threadpool(target, *args, **kwargs)
             answer = orjson.dumps({"result": codec.to_plain(result)})
         except ConfideError as exc:
             return JSONResponse({"error": codec.error_to_plain(exc)}, status_code=422)
+        except codec.NotEncodable:  # a wiring defect: the result's type, never its value
+            log.error("%s.%s returned a result that may not cross between parties", party, method)
+            return refused(500, f"The {party} party's answer to {method!r} cannot be sent.")
         except Exception as exc:  # only the class: a message could name a person
+            log.error("%s.%s failed (%s)", party, method, type(exc).__name__)
             return refused(500, f"The {party} party failed ({type(exc).__name__}).")
         return Response(answer, media_type="application/json")
 
@@ -150,6 +155,7 @@ class RemoteParty:
     ) -> None:
         self.party = party
         self.namespace = namespace  # "tre." for the TRE's methods at the hub's service
+        self.service = "hub" if namespace else party  # the party whose service answers
         self.url = url.rstrip("/")
         self.signer = signer
         self.methods = frozenset(METHODS[party])
@@ -171,7 +177,10 @@ class RemoteParty:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         body = codec.dumps({"args": list(args), "kwargs": kwargs})
         path = f"/rpc/{self.namespace}{method}"
-        headers = {"Content-Type": "application/json", **self.signer.headers("POST", path, body)}
+        headers = {
+            "Content-Type": "application/json",
+            **self.signer.headers(self.service, "POST", path, body),
+        }
         try:
             reply = self.http.post(self.url + path, content=body, headers=headers)
         except httpx.TransportError:

@@ -2,8 +2,9 @@
 
 Each party has an Ed25519 key in its own state folder (``identity.key``, never shared); the
 others enrol its public key. A request carries the sender's name, a timestamp, a random nonce
-and a signature over the method, path, timestamp, nonce and the body's SHA-256. The receiver
-refuses an unknown sender, a bad signature, a timestamp outside the allowed skew, and any
+and a signature over the party addressed, the method, path, timestamp, nonce and the body's
+SHA-256. The receiver refuses an unknown sender, a bad signature (so also a request signed
+for another party), a timestamp outside the allowed skew, and any
 nonce it has seen within that window (a replay); having forgotten every nonce when it starts,
 it refuses anything signed before it started, so a restart opens no window for replays.
 """
@@ -41,9 +42,9 @@ def party_key(folder: Path) -> SigningKey:
     return SigningKey(load_or_create(folder / KEY_FILE, lambda: secrets.token_bytes(32)))
 
 
-def _message(method: str, path: str, stamp: str, nonce: str, body: bytes) -> bytes:
+def _message(to: str, method: str, path: str, stamp: str, nonce: str, body: bytes) -> bytes:
     digest = hashlib.sha256(body).hexdigest()
-    return "\n".join((method.upper(), path, stamp, nonce, digest)).encode()
+    return "\n".join((to, method.upper(), path, stamp, nonce, digest)).encode()
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ class Signer:
     party: str
     key: SigningKey
 
-    def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+    def headers(self, to: str, method: str, path: str, body: bytes) -> dict[str, str]:
+        """Headers signing a request to the party ``to`` (no other party accepts them)."""
         stamp, nonce = str(int(time.time())), secrets.token_hex(16)
-        signature = self.key.sign(_message(method, path, stamp, nonce, body)).signature
+        signature = self.key.sign(_message(to, method, path, stamp, nonce, body)).signature
         return {PARTY: self.party, STAMP: stamp, NONCE: nonce, SIGNATURE: signature.hex()}
 
 
@@ -70,8 +72,9 @@ class Verifier:
     def enrol(self, party: str, public_key: bytes) -> None:
         self.enrolled[party] = VerifyKey(public_key)
 
-    def check(self, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
-        """The sending party's name; raises :class:`RequestRefused` otherwise."""
+    def check(self, to: str, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
+        """The name of the party that signed this request to ``to``; raises
+        :class:`RequestRefused` otherwise."""
         got = {k.lower(): v for k, v in headers.items()}
         party, stamp = got.get(PARTY.lower(), ""), got.get(STAMP.lower(), "")
         nonce, signature = got.get(NONCE.lower(), ""), got.get(SIGNATURE.lower(), "")
@@ -79,7 +82,7 @@ class Verifier:
         if key is None:
             raise RequestRefused("The request is not from a party enrolled here.")
         try:
-            key.verify(_message(method, path, stamp, nonce, body), bytes.fromhex(signature))
+            key.verify(_message(to, method, path, stamp, nonce, body), bytes.fromhex(signature))
         except (BadSignatureError, ValueError):
             raise RequestRefused("The request's signature does not match.") from None
         now = time.time()
