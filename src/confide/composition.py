@@ -66,6 +66,10 @@ if TYPE_CHECKING:
 
 # Stores outside the hub that must confirm an erasure before it is complete.
 TRE_STORES = (TRE_CACHE, RELEASES)
+# The parties with an outbox (each relays its own where it runs as a service).
+RELAYING = ("choices", "hub", "access")
+# Seconds one "deliver now" asks of a party's service (below the client's timeout).
+REMOTE_DRAIN = 20.0
 T = TypeVar("T")
 _MISSING = object()
 
@@ -199,7 +203,7 @@ class Composition:
         fails stays in its outbox, retried by that service)."""
         from confide.common.errors import ConfideError
 
-        for party in ("choices", "hub", "access"):
+        for party in RELAYING:
             if party in self.__dict__ and self.is_remote(party):
                 with contextlib.suppress(ConfideError):
                     self.__dict__[party].settle()
@@ -261,6 +265,14 @@ class Composition:
             self.__dict__["hub"] = hub
             self.complete_erasures()  # a crash may have left one half done: finish it first
             return cast("Hub", hub)
+
+    def erasure_status(self) -> dict[str, Any]:
+        """People erased, erasures pending and each pending one's stores still to confirm,
+        from the hub's register (asked of the hub's service where it runs as one)."""
+        if self.is_remote("hub"):
+            return cast("dict[str, Any]", cast(Any, self.hub).erasure_status())
+        register = self.erasure_register()
+        return {**register.counts(), "pending": register.pending()}
 
     def erasure_register(self) -> ErasureRegister:
         """The hub's erasure register, for operators (opens the hub's store only)."""
@@ -421,6 +433,46 @@ class Composition:
         """Deliver what is due now (failures stay pending with their next attempt set)."""
         return self.relay.deliver()
 
+    def _relayed_elsewhere(self) -> list[str]:
+        return [party for party in RELAYING if self.is_remote(party)]
+
+    def own_relay_status(self) -> dict[str, dict[str, Any]]:
+        """This process's outboxes: events delivered and pending, the pending ones (up to
+        50 each) with their attempts, next attempt and last error's class, and the seconds
+        until the next is due."""
+        return {box.party: outbox_status(box, self.relay.clock()) for box in self.outboxes}
+
+    def relay_status(self) -> dict[str, dict[str, Any]]:
+        """Every outbox of the installation: this process's, and each relaying party's
+        served elsewhere (asked of its service)."""
+        found = self.own_relay_status()
+        for party in self._relayed_elsewhere():
+            found.update(getattr(self, party).relay_status())
+        return found
+
+    def own_relay_run(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Deliver what waits in this process's outboxes, waiting out backoffs, for at most
+        ``timeout`` seconds (what is still pending is counted)."""
+        return self.relay.drain(timeout=timeout).as_dict()
+
+    def relay_run(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Deliver what waits in every outbox: this process's, then each relaying party's
+        served elsewhere (its service delivers, a round of at most :data:`REMOTE_DRAIN`
+        seconds at a time), for at most ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        total = self.own_relay_run(timeout)
+        for party in self._relayed_elsewhere():
+            while True:
+                left = max(0.0, min(deadline - time.monotonic(), REMOTE_DRAIN))
+                done = getattr(self, party).relay_run(left)
+                total["delivered"] += done["delivered"]
+                total["failed"] += done["failed"]
+                total["errors"].extend(done["errors"])
+                if not done["pending"] or time.monotonic() >= deadline:
+                    total["pending"] += done["pending"]
+                    break
+        return total
+
     # -- receivers -------------------------------------------------------------------------
     @property
     def log(self) -> LedgerWriter:
@@ -577,6 +629,25 @@ class Composition:
 
     def _log_projects(self, events: Sequence[ProjectApplied | ProjectDecided]) -> None:
         self.log.append_once(project_entry(e) for e in events)
+
+
+def outbox_status(box: Outbox, now: Any) -> dict[str, Any]:
+    """One outbox as operators see it (no event's body: only its kind)."""
+    waiting = box.pending(limit=50)
+    due_in = min(((p.next_attempt_at - now).total_seconds() for p in waiting), default=None)
+    return {
+        **box.counts(),
+        "next_due_in": None if due_in is None else max(0.0, due_in),
+        "waiting": [
+            {
+                "kind": p.event.kind,
+                "attempts": p.attempts,
+                "next_attempt_at": p.next_attempt_at.isoformat(),
+                "last_error": p.last_error,
+            }
+            for p in waiting
+        ],
+    }
 
 
 def project_entry(event: ProjectApplied | ProjectDecided) -> tuple[str, str, dict[str, Any]]:
