@@ -29,8 +29,8 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from confide.common import opstore
 from confide.common.home import Home
@@ -103,12 +103,6 @@ class _once(Generic[T]):  # a decorator, like cached_property
         return cast(T, found)
 
 
-class LedgerWriter(Protocol):
-    """The ledger as receivers use it: in-process, or a client of the ledger service."""
-
-    def append_once(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> list[int]: ...
-
-
 def witnessed(home: Home, ledger: Ledger) -> Ledger:
     """The ledger, asking the witnesses it lists to cosign every checkpoint it signs: served
     witnesses over HTTP, those with a folder in this home in-process."""
@@ -127,7 +121,6 @@ class Composition:
         home: Home,
         *,
         engine: str = "duckdb",
-        ledger_writer: LedgerWriter | None = None,
         transport: Transport | None = None,
     ) -> None:
         self.home = home
@@ -135,9 +128,6 @@ class Composition:
         # The parties served elsewhere (``transport.remote``: party → URL) are reached over
         # signed HTTP; the others are built here. None: every party in this process.
         self.transport = transport
-        # Where the receivers log events: the in-process ledger unless a client of a ledger
-        # service is given (the same ``append_once``, over signed HTTP).
-        self._ledger_writer = ledger_writer
         # What each erasure pass did (people, rows, deletion notices), for summaries.
         self.erasures: list[dict[str, Any]] = []
         self._closers: list[Callable[[], None]] = []
@@ -474,11 +464,6 @@ class Composition:
         return total
 
     # -- receivers -------------------------------------------------------------------------
-    @property
-    def log(self) -> LedgerWriter:
-        """Where receivers append events' entries (each at most once, by event id)."""
-        return self._ledger_writer if self._ledger_writer is not None else self.ledger
-
     def _log_choices(self, events: Sequence[ChoiceChanged | Type1ObjectionSeen]) -> None:
         """Every change into the ledger as a commitment only the person can recognise."""
         from confide.ledger.commitments import commitment_for
@@ -498,7 +483,7 @@ class Composition:
                 "channel": channel,
             }
             entries.append((e.event_id, "choice_changed", body))
-        self.log.append_once(entries)
+        self.ledger.append_once(entries)
 
     def _erase(self, events: Sequence[ErasureRequested]) -> None:
         """One erasure for a run of requests: tombstoned at the hub first, then every store,
@@ -514,7 +499,7 @@ class Composition:
         rows = done.rows
         secrets = self.salts.secrets_for(e.nhs_number for e in events)
         stores = [*HUB_STORES, *TRE_STORES]
-        indices = self.log.append_once(
+        indices = self.ledger.append_once(
             (e.event_id, "erasure", erasure_body(secrets[e.nhs_number], e.change_id, stores))
             for e in events
         )
@@ -608,11 +593,11 @@ class Composition:
             for project, item in sorted(affected.items())
         ]
         if bodies:
-            self.log.append_once(bodies)
+            self.ledger.append_once(bodies)
         return len(bodies)
 
     def _log_submissions(self, events: Sequence[SubmissionIngested]) -> None:
-        self.log.append_once(
+        self.ledger.append_once(
             (
                 e.event_id,
                 "submission_ingested",
@@ -628,7 +613,7 @@ class Composition:
         )
 
     def _log_projects(self, events: Sequence[ProjectApplied | ProjectDecided]) -> None:
-        self.log.append_once(project_entry(e) for e in events)
+        self.ledger.append_once(project_entry(e) for e in events)
 
 
 def outbox_status(box: Outbox, now: Any) -> dict[str, Any]:
@@ -701,17 +686,12 @@ def identity_for(registry: ChoicesRegistry, root: Any, **options: Any) -> Identi
     return IdentityService.open(registry, root, **options)
 
 
-def compose(
-    home: Home, *, engine: str = "duckdb", ledger_writer: LedgerWriter | None = None
-) -> Composition:
-    """Every party of ``home``, wired (close it, or use it as a context manager);
-    ``ledger_writer`` sends events' entries to a ledger service instead of the home's ledger.
+def compose(home: Home, *, engine: str = "duckdb") -> Composition:
+    """Every party of ``home``, wired (close it, or use it as a context manager).
 
     The one composition, two transports: while a deployment runs for ``home`` (``confide
     up``), the parties are clients of its services; in a service's own process, its party is
     built here and the others are clients; otherwise every party is built in this process."""
     from confide.services.deployment import transport_for
 
-    return Composition(
-        home, engine=engine, ledger_writer=ledger_writer, transport=transport_for(home)
-    )
+    return Composition(home, engine=engine, transport=transport_for(home))
