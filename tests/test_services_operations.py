@@ -10,7 +10,6 @@ the hub service's register.
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from factories import small_extract
@@ -108,80 +107,3 @@ def test_hub_erasures_read_the_hub_services_register(running):
     assert shown["pending_erasures"] == 0 and shown["pending"] == []
     status = json.loads(confide("hub", "status", "--home", root, "--json").stdout)
     assert status["erasures"]["erased_people"] == shown["erased_people"]
-
-
-def test_with_a_database_url_each_party_connects_as_its_own_role(tmp_path, monkeypatch):
-    from conftest import POSTGRES_URL, _drop_schemas
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ProgrammingError
-
-    prefix = f"t{uuid.uuid4().hex[:10]}_"
-    monkeypatch.setenv("CONFIDE_DATABASE_SCHEMA_PREFIX", prefix)
-    root = tmp_path / "home"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with deployed(root, "--database-url", POSTGRES_URL) as found:
-            done = confide(
-                "choices", "set", "--nhs-number", "9990000018", "--channel", "online",
-                "--no-research", "--home", str(root),
-            )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            with compose(found["home"]) as parties:
-                assert parties.ledger.head().size == 1
-            with admin.connect() as conn:
-                owners = dict(
-                    conn.execute(
-                        text("SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
-                             "WHERE nspname LIKE :p"),
-                        {"p": prefix + "%"},
-                    ).all()
-                )  # fmt: skip
-                connected = set(
-                    conn.execute(
-                        text("SELECT DISTINCT usename FROM pg_stat_activity WHERE usename LIKE :p"),
-                        {"p": prefix + "%"},
-                    ).scalars()
-                )
-                tables = conn.execute(
-                    text("SELECT schemaname, tablename FROM pg_tables "
-                         "WHERE schemaname IN (:c, :h)"),
-                    {"c": prefix + "choices", "h": prefix + "hub"},
-                ).all()  # fmt: skip
-            for party in ("choices", "hub", "access", "ledger"):
-                assert owners[prefix + party] == f"{prefix}confide_{party}"
-            assert {f"{prefix}confide_{p}" for p in ("choices", "hub", "ledger")} <= connected
-            password = (root / "hub" / "database.password").read_text().strip()
-            assert (root / "hub" / "database.password").stat().st_mode & 0o077 == 0
-            as_hub = create_engine(
-                make_url(POSTGRES_URL).set(username=f"{prefix}confide_hub", password=password)
-            )
-            choices_tables = [t for s, t in tables if s == prefix + "choices"]
-            hub_tables = [t for s, t in tables if s == prefix + "hub"]
-            assert choices_tables and hub_tables
-            try:
-                with as_hub.connect() as conn:
-                    conn.execute(text(f'SELECT count(*) FROM "{prefix}hub"."{hub_tables[0]}"'))
-                for table in choices_tables:
-                    with as_hub.connect() as conn, pytest.raises(ProgrammingError):
-                        conn.execute(text(f'SELECT * FROM "{prefix}choices"."{table}"'))
-            finally:
-                as_hub.dispose()
-    finally:
-        admin.dispose()
-        _drop_schemas(prefix)
-        _drop_roles(POSTGRES_URL, prefix)
-
-
-def _drop_roles(url: str, prefix: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        roles = conn.execute(
-            text("SELECT rolname FROM pg_roles WHERE rolname LIKE :p"), {"p": prefix + "%"}
-        ).scalars()
-        for role in list(roles):
-            conn.execute(text(f'DROP OWNED BY "{role}" CASCADE'))
-            conn.execute(text(f'DROP ROLE "{role}"'))
-    engine.dispose()
