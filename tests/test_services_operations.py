@@ -107,3 +107,15 @@ def test_hub_erasures_read_the_hub_services_register(running):
     assert shown["pending_erasures"] == 0 and shown["pending"] == []
     status = json.loads(confide("hub", "status", "--home", root, "--json").stdout)
     assert status["erasures"]["erased_people"] == shown["erased_people"]
+
+
+def test_linkage_model_and_cosign_go_through_their_services(running):
+    root = str(running["root"])
+    model = confide("pseudonymiser", "linkage", "model", "--home", root, "--json")
+    assert model.returncode == 0, model.stderr
+    assert "trained" in json.loads(model.stdout)
+    cosign = confide("ledger", "cosign", "--home", root, "--json")
+    assert cosign.returncode == 0, cosign.stderr
+    shown = json.loads(cosign.stdout)
+    with compose(running["home"]) as parties:
+        assert shown == {"size": parties.ledger.head().size, "witnesses": {}}

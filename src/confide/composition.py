@@ -293,6 +293,15 @@ class Composition:
         with self._building:
             return cast("Ledger", self._opened(witnessed(self.home, Ledger.open(self.home))))
 
+    def cosign_latest(self) -> dict[str, Any]:
+        """Ask every witness to cosign the latest checkpoint now: its size and each witness's
+        outcome (asked of the ledger's service where it runs as one)."""
+        if self.is_remote("ledger"):
+            return cast("dict[str, Any]", cast(Any, self.ledger).cosign_latest())
+        ledger = self.ledger
+        outcomes = ledger.witnessing.cosign_latest() if ledger.witnessing else {}
+        return {"size": ledger.checkpoint().size, "witnesses": outcomes}
+
     @_once
     def access(self) -> Access:
         from confide.access.service import Access

@@ -34,7 +34,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     ),
     "pseudonymiser": (
         "public_key", "rotate_key", "pseudonyms_for", "pseudonyms_to_erase",
-        "pseudonymise_submission", "resolutions", "linkage_quality", "review_items",
+        "pseudonymise_submission", "resolutions", "linkage_quality", "linkage_model",
+        "review_items",
         "shares_nothing",
         "decide_review", "pending_linkage_count",
     ),
@@ -56,6 +57,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "ledger": (
         "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
         "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head",
+        "cosign_latest",
     ),
 }  # fmt: skip
 # Who may call each party ("operator" is a person's command against a running deployment).

@@ -30,6 +30,8 @@ def party_methods(parties: Composition, party: str) -> dict[str, Callable[..., A
         methods["settle"] = parties.settle
         methods["relay_status"] = parties.own_relay_status
         methods["relay_run"] = parties.own_relay_run
+    if party == "ledger":
+        methods["cosign_latest"] = parties.cosign_latest
     if party == "hub":
         methods["erasure_status"] = parties.erasure_status
         methods["after_erasure"] = parties.after_erasure
