@@ -52,6 +52,19 @@ def opstore(request, monkeypatch, tmp_path: Path) -> str:
     return "postgresql"
 
 
+def _drop_roles(prefix: str) -> None:
+    """The PostgreSQL roles a test's deployment made (after its schemas are dropped)."""
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        roles = conn.execute(
+            text("SELECT rolname FROM pg_roles WHERE rolname LIKE :p"), {"p": prefix + "%"}
+        ).scalars()
+        for role in list(roles):
+            conn.execute(text(f'DROP OWNED BY "{role}" CASCADE'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+    engine.dispose()
+
+
 # Java options that shorten a short-lived JVM's warm-up (tests run small queries only).
 SPARK_TEST_JAVA = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 

@@ -194,13 +194,18 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_up_with_a_database_url_keeps_each_party_in_its_own_schema(tmp_path, monkeypatch):
-    from conftest import POSTGRES_URL, _drop_schemas
+def test_up_with_a_database_url_keeps_each_party_in_its_own_schema_and_role(tmp_path, monkeypatch):
+    """Each party's store in its own schema, each service connected as its own role, with
+    rights on its own schemas only: the hub's role cannot read the choices registry's."""
+    from conftest import POSTGRES_URL, _drop_roles, _drop_schemas
     from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ProgrammingError
 
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     monkeypatch.setenv("CONFIDE_DATABASE_SCHEMA_PREFIX", prefix)
     root = tmp_path / "home"
+    engine = create_engine(POSTGRES_URL)
     try:
         with deployed(root, "--database-url", POSTGRES_URL) as found:
             done = confide(
@@ -210,17 +215,48 @@ def test_up_with_a_database_url_keeps_each_party_in_its_own_schema(tmp_path, mon
             assert done.returncode == 0, done.stderr
             with compose(found["home"]) as parties:
                 assert ledger_kinds(parties.ledger) == ["choice_changed"]
-        engine = create_engine(POSTGRES_URL)
-        with engine.connect() as conn:
-            schemas = set(
-                conn.execute(
-                    text("SELECT schema_name FROM information_schema.schemata WHERE schema_name "
-                         "LIKE :p"),
-                    {"p": prefix + "%"},
-                ).scalars()
-            )  # fmt: skip
-        engine.dispose()
-        assert {prefix + p for p in ("choices", "hub", "access", "ledger")} <= schemas
+            with engine.connect() as conn:
+                owners = dict(
+                    conn.execute(
+                        text("SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
+                             "WHERE nspname LIKE :p"),
+                        {"p": prefix + "%"},
+                    ).all()
+                )  # fmt: skip
+                connected = set(
+                    conn.execute(
+                        text("SELECT DISTINCT usename FROM pg_stat_activity WHERE usename LIKE :p"),
+                        {"p": prefix + "%"},
+                    ).scalars()
+                )
+                tables = conn.execute(
+                    text("SELECT schemaname, tablename FROM pg_tables "
+                         "WHERE schemaname IN (:c, :h)"),
+                    {"c": prefix + "choices", "h": prefix + "hub"},
+                ).all()  # fmt: skip
+            for party in ("choices", "hub", "access", "ledger"):
+                assert owners[prefix + party] == f"{prefix}confide_{party}"
+            assert {f"{prefix}confide_{p}" for p in ("choices", "hub", "ledger")} <= connected
+            secret = root / "hub" / "database.password"
+            assert secret.stat().st_mode & 0o077 == 0
+            as_hub = create_engine(
+                make_url(POSTGRES_URL).set(
+                    username=f"{prefix}confide_hub", password=secret.read_text().strip()
+                )
+            )
+            choices_tables = [t for s, t in tables if s == prefix + "choices"]
+            hub_tables = [t for s, t in tables if s == prefix + "hub"]
+            assert choices_tables and hub_tables
+            try:
+                with as_hub.connect() as conn:
+                    conn.execute(text(f'SELECT count(*) FROM "{prefix}hub"."{hub_tables[0]}"'))
+                for table in choices_tables:
+                    with as_hub.connect() as conn, pytest.raises(ProgrammingError):
+                        conn.execute(text(f'SELECT * FROM "{prefix}choices"."{table}"'))
+            finally:
+                as_hub.dispose()
         assert not (root / "choices" / "choices.db").exists()  # nothing on SQLite
     finally:
+        engine.dispose()
         _drop_schemas(prefix)
+        _drop_roles(prefix)

@@ -29,8 +29,8 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from confide.common import opstore
 from confide.common.home import Home
@@ -66,6 +66,10 @@ if TYPE_CHECKING:
 
 # Stores outside the hub that must confirm an erasure before it is complete.
 TRE_STORES = (TRE_CACHE, RELEASES)
+# The parties with an outbox (each relays its own where it runs as a service).
+RELAYING = ("choices", "hub", "access")
+# Seconds one "deliver now" asks of a party's service (below the client's timeout).
+REMOTE_DRAIN = 20.0
 T = TypeVar("T")
 _MISSING = object()
 
@@ -99,12 +103,6 @@ class _once(Generic[T]):  # a decorator, like cached_property
         return cast(T, found)
 
 
-class LedgerWriter(Protocol):
-    """The ledger as receivers use it: in-process, or a client of the ledger service."""
-
-    def append_once(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> list[int]: ...
-
-
 def witnessed(home: Home, ledger: Ledger) -> Ledger:
     """The ledger, asking the witnesses it lists to cosign every checkpoint it signs: served
     witnesses over HTTP, those with a folder in this home in-process."""
@@ -123,7 +121,6 @@ class Composition:
         home: Home,
         *,
         engine: str = "duckdb",
-        ledger_writer: LedgerWriter | None = None,
         transport: Transport | None = None,
     ) -> None:
         self.home = home
@@ -131,9 +128,6 @@ class Composition:
         # The parties served elsewhere (``transport.remote``: party → URL) are reached over
         # signed HTTP; the others are built here. None: every party in this process.
         self.transport = transport
-        # Where the receivers log events: the in-process ledger unless a client of a ledger
-        # service is given (the same ``append_once``, over signed HTTP).
-        self._ledger_writer = ledger_writer
         # What each erasure pass did (people, rows, deletion notices), for summaries.
         self.erasures: list[dict[str, Any]] = []
         self._closers: list[Callable[[], None]] = []
@@ -199,7 +193,7 @@ class Composition:
         fails stays in its outbox, retried by that service)."""
         from confide.common.errors import ConfideError
 
-        for party in ("choices", "hub", "access"):
+        for party in RELAYING:
             if party in self.__dict__ and self.is_remote(party):
                 with contextlib.suppress(ConfideError):
                     self.__dict__[party].settle()
@@ -262,6 +256,14 @@ class Composition:
             self.complete_erasures()  # a crash may have left one half done: finish it first
             return cast("Hub", hub)
 
+    def erasure_status(self) -> dict[str, Any]:
+        """People erased, erasures pending and each pending one's stores still to confirm,
+        from the hub's register (asked of the hub's service where it runs as one)."""
+        if self.is_remote("hub"):
+            return cast("dict[str, Any]", cast(Any, self.hub).erasure_status())
+        register = self.erasure_register()
+        return {**register.counts(), "pending": register.pending()}
+
     def erasure_register(self) -> ErasureRegister:
         """The hub's erasure register, for operators (opens the hub's store only)."""
         from confide.hub.erasure import ErasureRegister
@@ -290,6 +292,15 @@ class Composition:
             return cast("Ledger", remote)
         with self._building:
             return cast("Ledger", self._opened(witnessed(self.home, Ledger.open(self.home))))
+
+    def cosign_latest(self) -> dict[str, Any]:
+        """Ask every witness to cosign the latest checkpoint now: its size and each witness's
+        outcome (asked of the ledger's service where it runs as one)."""
+        if self.is_remote("ledger"):
+            return cast("dict[str, Any]", cast(Any, self.ledger).cosign_latest())
+        ledger = self.ledger
+        outcomes = ledger.witnessing.cosign_latest() if ledger.witnessing else {}
+        return {"size": ledger.checkpoint().size, "witnesses": outcomes}
 
     @_once
     def access(self) -> Access:
@@ -421,12 +432,47 @@ class Composition:
         """Deliver what is due now (failures stay pending with their next attempt set)."""
         return self.relay.deliver()
 
-    # -- receivers -------------------------------------------------------------------------
-    @property
-    def log(self) -> LedgerWriter:
-        """Where receivers append events' entries (each at most once, by event id)."""
-        return self._ledger_writer if self._ledger_writer is not None else self.ledger
+    def _relayed_elsewhere(self) -> list[str]:
+        return [party for party in RELAYING if self.is_remote(party)]
 
+    def own_relay_status(self) -> dict[str, dict[str, Any]]:
+        """This process's outboxes: events delivered and pending, the pending ones (up to
+        50 each) with their attempts, next attempt and last error's class, and the seconds
+        until the next is due."""
+        return {box.party: outbox_status(box, self.relay.clock()) for box in self.outboxes}
+
+    def relay_status(self) -> dict[str, dict[str, Any]]:
+        """Every outbox of the installation: this process's, and each relaying party's
+        served elsewhere (asked of its service)."""
+        found = self.own_relay_status()
+        for party in self._relayed_elsewhere():
+            found.update(getattr(self, party).relay_status())
+        return found
+
+    def own_relay_run(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Deliver what waits in this process's outboxes, waiting out backoffs, for at most
+        ``timeout`` seconds (what is still pending is counted)."""
+        return self.relay.drain(timeout=timeout).as_dict()
+
+    def relay_run(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Deliver what waits in every outbox: this process's, then each relaying party's
+        served elsewhere (its service delivers, a round of at most :data:`REMOTE_DRAIN`
+        seconds at a time), for at most ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        total = self.own_relay_run(timeout)
+        for party in self._relayed_elsewhere():
+            while True:
+                left = max(0.0, min(deadline - time.monotonic(), REMOTE_DRAIN))
+                done = getattr(self, party).relay_run(left)
+                total["delivered"] += done["delivered"]
+                total["failed"] += done["failed"]
+                total["errors"].extend(done["errors"])
+                if not done["pending"] or time.monotonic() >= deadline:
+                    total["pending"] += done["pending"]
+                    break
+        return total
+
+    # -- receivers -------------------------------------------------------------------------
     def _log_choices(self, events: Sequence[ChoiceChanged | Type1ObjectionSeen]) -> None:
         """Every change into the ledger as a commitment only the person can recognise."""
         from confide.ledger.commitments import commitment_for
@@ -446,7 +492,7 @@ class Composition:
                 "channel": channel,
             }
             entries.append((e.event_id, "choice_changed", body))
-        self.log.append_once(entries)
+        self.ledger.append_once(entries)
 
     def _erase(self, events: Sequence[ErasureRequested]) -> None:
         """One erasure for a run of requests: tombstoned at the hub first, then every store,
@@ -462,7 +508,7 @@ class Composition:
         rows = done.rows
         secrets = self.salts.secrets_for(e.nhs_number for e in events)
         stores = [*HUB_STORES, *TRE_STORES]
-        indices = self.log.append_once(
+        indices = self.ledger.append_once(
             (e.event_id, "erasure", erasure_body(secrets[e.nhs_number], e.change_id, stores))
             for e in events
         )
@@ -559,11 +605,11 @@ class Composition:
             for project, item in sorted(affected.items())
         ]
         if bodies:
-            self.log.append_once(bodies)
+            self.ledger.append_once(bodies)
         return len(bodies)
 
     def _log_submissions(self, events: Sequence[SubmissionIngested]) -> None:
-        self.log.append_once(
+        self.ledger.append_once(
             (
                 e.event_id,
                 "submission_ingested",
@@ -579,7 +625,26 @@ class Composition:
         )
 
     def _log_projects(self, events: Sequence[ProjectApplied | ProjectDecided]) -> None:
-        self.log.append_once(project_entry(e) for e in events)
+        self.ledger.append_once(project_entry(e) for e in events)
+
+
+def outbox_status(box: Outbox, now: Any) -> dict[str, Any]:
+    """One outbox as operators see it (no event's body: only its kind)."""
+    waiting = box.pending(limit=50)
+    due_in = min(((p.next_attempt_at - now).total_seconds() for p in waiting), default=None)
+    return {
+        **box.counts(),
+        "next_due_in": None if due_in is None else max(0.0, due_in),
+        "waiting": [
+            {
+                "kind": p.event.kind,
+                "attempts": p.attempts,
+                "next_attempt_at": p.next_attempt_at.isoformat(),
+                "last_error": p.last_error,
+            }
+            for p in waiting
+        ],
+    }
 
 
 def project_entry(event: ProjectApplied | ProjectDecided) -> tuple[str, str, dict[str, Any]]:
@@ -633,17 +698,12 @@ def identity_for(registry: ChoicesRegistry, root: Any, **options: Any) -> Identi
     return IdentityService.open(registry, root, **options)
 
 
-def compose(
-    home: Home, *, engine: str = "duckdb", ledger_writer: LedgerWriter | None = None
-) -> Composition:
-    """Every party of ``home``, wired (close it, or use it as a context manager);
-    ``ledger_writer`` sends events' entries to a ledger service instead of the home's ledger.
+def compose(home: Home, *, engine: str = "duckdb") -> Composition:
+    """Every party of ``home``, wired (close it, or use it as a context manager).
 
     The one composition, two transports: while a deployment runs for ``home`` (``confide
     up``), the parties are clients of its services; in a service's own process, its party is
     built here and the others are clients; otherwise every party is built in this process."""
     from confide.services.deployment import transport_for
 
-    return Composition(
-        home, engine=engine, ledger_writer=ledger_writer, transport=transport_for(home)
-    )
+    return Composition(home, engine=engine, transport=transport_for(home))

@@ -54,12 +54,18 @@ def make_engine(party: str, folder: Path) -> Engine:
     engine = create_engine(url, pool_pre_ping=True)
     if schema:
         with engine.begin() as conn:
-            # Two processes creating the same schema at once collide even with IF NOT EXISTS;
-            # the transaction-scoped lock makes the second wait and then find it there.
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(f"schema:{schema}")}
-            )
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            # Asked first: a party's own role may use its schema but not create schemas.
+            found = conn.execute(
+                text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}
+            ).first()
+            if found is None:
+                # Two processes creating the same schema at once collide even with IF NOT
+                # EXISTS; the transaction-scoped lock makes the second wait, then find it.
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": _lock_key(f"schema:{schema}")},
+                )
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         engine = engine.execution_options(schema_translate_map={None: schema})
     return engine
 

@@ -28,12 +28,12 @@ def run_cmd(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Deliver every pending event, retrying failures with backoff, until none is left."""
+    """Deliver every pending event, retrying failures with backoff, until none is left
+    (against a running deployment, each party's service delivers its own)."""
     from confide.composition import compose
 
     with compose(Home.at(home)) as parties:
-        done = parties.relay.drain(timeout=timeout)
-    result = done.as_dict()
+        result = parties.relay_run(timeout)
 
     def human(r: dict[str, Any]) -> None:
         console.print(f"Delivered {r['delivered']:,} event(s); {r['pending']:,} still pending.")
@@ -41,32 +41,19 @@ def run_cmd(
             console.print(f"  failed once: {error}", highlight=False)
 
     report(result, as_json, human)
-    if done.pending:
+    if result["pending"]:
         raise typer.Exit(exit_codes.PARTLY_DONE)  # some events still wait for a retry
 
 
 @relay_app.command("status")
 @handle_errors
 def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Events delivered and pending, per party; each pending one with its attempts so far."""
+    """Events delivered and pending, per party; each pending one with its attempts so far
+    (against a running deployment, as each party's service reports its own)."""
     from confide.composition import compose
 
     with compose(Home.at(home)) as parties:
-        result = {
-            box.party: {
-                **box.counts(),
-                "waiting": [
-                    {
-                        "kind": p.event.kind,
-                        "attempts": p.attempts,
-                        "next_attempt_at": p.next_attempt_at.isoformat(),
-                        "last_error": p.last_error,
-                    }
-                    for p in box.pending(limit=50)
-                ],
-            }
-            for box in parties.outboxes
-        }
+        result = parties.relay_status()
 
     def human(r: dict[str, Any]) -> None:
         for party, state in r.items():

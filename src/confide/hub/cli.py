@@ -86,15 +86,11 @@ def ingest_cmd(
     results, failures = [], []
     with compose(Home.at(home)) as parties:
         hub = parties.hub
-        if max_shrink is not None:
-            from confide.hub.shrink import check_share
-
-            hub.max_shrink = check_share(max_shrink)
         with progress() as bar:
             task = bar.add_task("Ingesting", total=len(submissions))
             for folder in submissions:
                 try:
-                    done = hub.ingest(folder, confirm_shrink=confirm_shrink)
+                    done = hub.ingest(folder, confirm_shrink=confirm_shrink, max_shrink=max_shrink)
                     results.append(done.as_dict())
                 except SubmissionRejected as exc:
                     failures.append({"submission": str(folder.resolve()), **exc.as_dict()})
@@ -158,7 +154,7 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
         )
 
     with compose(Home.at(home)) as parties:
-        erasures = parties.erasure_register().counts()
+        erasures = {k: v for k, v in parties.erasure_status().items() if k != "pending"}
     report({"tables": counts, "sources": sources, "erasures": erasures}, as_json, human)
 
 
@@ -193,8 +189,7 @@ def erasures_cmd(
     with compose(Home.at(home)) as parties:
         if complete:
             finished = parties.complete_erasures()
-        register_ = parties.erasure_register()
-        result = {**register_.counts(), "pending": register_.pending(), "completed": finished}
+        result = {**parties.erasure_status(), "completed": finished}
 
     def human(r: dict) -> None:
         console.print(

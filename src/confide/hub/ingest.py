@@ -217,22 +217,30 @@ class Hub:
         *,
         crash_hook: Callable[[str], None] | None = None,
         confirm_shrink: bool = False,
+        max_shrink: float | None = None,
     ):
         """Ingest the submission in ``folder``; raises ``SubmissionRejected`` with a reason.
 
         ``confirm_shrink``: an operator's explicit yes to a submission that removes more of
-        the source's record than ``max_shrink`` allows (refused otherwise)."""
+        the source's record than ``max_shrink`` allows (refused otherwise); ``max_shrink``
+        for this call only (default: the hub's)."""
         folder = Path(folder)
+        limit = self.max_shrink if max_shrink is None else shrink.check_share(max_shrink)
         manifest: dict[str, Any] | None = None
         try:
             manifest = read_manifest(folder)
-            return self._ingest(folder, manifest, crash_hook, confirm_shrink)
+            return self._ingest(folder, manifest, crash_hook, confirm_shrink, limit)
         except SubmissionRejected as exc:
             self._keep_rejected(folder, manifest, exc.message)
             raise
 
     def _ingest(
-        self, folder: Path, manifest: dict[str, Any], crash_hook, confirm_shrink: bool = False
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        crash_hook,
+        confirm_shrink: bool = False,
+        max_shrink: float | None = None,
     ) -> IngestResult:
         t0 = time.perf_counter()
         submission_id = str(manifest["submission_id"])
@@ -292,7 +300,7 @@ class Hub:
                 ods,
                 submission_id,
                 shrink.measure(self._live_summary(ods), counts),
-                self.max_shrink,
+                self.max_shrink if max_shrink is None else max_shrink,
                 confirm_shrink,
             )
             if confirmed is not None:

@@ -83,10 +83,8 @@ def cosign_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from confide.composition import compose
 
     with compose(Home.at(home)) as parties:
-        ledger = parties.ledger
-        outcomes = ledger.witnessing.cosign_latest() if ledger.witnessing else {}
-        size = ledger.checkpoint().size
-    result = {"size": size, "witnesses": outcomes}
+        result = parties.cosign_latest()
+    outcomes: dict[str, str] = result["witnesses"]
 
     def human(r: dict) -> None:
         if not r["witnesses"]:

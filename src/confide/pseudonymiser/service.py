@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -291,6 +291,19 @@ class Pseudonymiser:
         """Per source: linkage rate and estimated false-match rate (counts only)."""
         with self._working():
             return self.linkage.quality.report()
+
+    def linkage_model(self) -> dict[str, Any] | None:
+        """The trained model's facts, match share and levels (m and u); None before one is
+        trained."""
+        with self._working():
+            trained = self.linkage.model()
+        if trained is None:
+            return None
+        return {
+            "facts": trained.facts,
+            "match_share": trained.match_share,
+            "levels": trained.levels(),
+        }
 
     def review_items(self, limit: int = 50) -> list[dict]:
         """The clerical review queue, with identifiers: for the pseudonymiser's reviewers."""

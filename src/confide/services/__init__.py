@@ -1,7 +1,7 @@
 """Parties as services over HTTP: signed requests between enrolled parties, replays refused.
 
-A first step towards the multi-service deployment: ``signing`` gives each party an Ed25519
-identity in its own state folder and signs and checks requests; ``ledger_service`` serves the
-ledger's event intake; ``ledger_client`` is the same ``append_once`` the in-process ledger
-offers, over HTTP, so the composition's receivers work unchanged on either transport.
+``signing`` gives each party an Ed25519 identity in its own state folder and signs and checks
+requests; ``rpc`` serves a party's allowlisted methods and is the client that calls them, so
+the composition works unchanged on either transport; ``supervisor`` runs them all
+(``confide up``).
 """

@@ -120,7 +120,7 @@ def status_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     report({"parties": status(Home.at(home))}, as_json, human)
 
 
-def register(app: typer.Typer) -> None:
+def mount(app: typer.Typer) -> None:
     app.add_typer(service_app, name="service")
     app.add_typer(services_app, name="services")
     app.command("up")(up)

@@ -37,23 +37,25 @@ METHODS: dict[str, tuple[str, ...]] = {
         "set", "bulk_set", "apply_gp_code", "apply_gp_codes", "current", "current_many",
         "facts", "shares_nothing", "history", "derived_current", "events_since", "version",
         "holders", "enrol_demographics", "record_lpa", "revoke_lpa", "settle",
+        "relay_status", "relay_run",
     ),
     "pseudonymiser": (
         "public_key", "rotate_key", "pseudonyms_for", "pseudonyms_to_erase",
-        "pseudonymise_submission", "resolutions", "linkage_quality", "review_items",
+        "pseudonymise_submission", "resolutions", "linkage_quality", "linkage_model",
+        "review_items",
         "shares_nothing",
         "decide_review", "pending_linkage_count",
     ),
     "hub": (
         "enrol", "erase", "erase_everywhere", "complete_erasures", "ingest", "readmit",
-        "after_erasure", "settle",
+        "after_erasure", "settle", "relay_status", "relay_run", "erasure_status",
     ),
     "access": (
         "create_organisation", "organisation", "organisations", "add_person", "revoke_role",
         "person", "organisations_of", "create_client", "revoke_client", "issue_token",
         "authenticate", "principal_for", "project", "projects", "history", "apply", "submit",
         "approve", "reject", "suspend", "reinstate", "authorise_query", "audit_trail",
-        "decisions", "settle",
+        "decisions", "settle", "relay_status", "relay_run",
     ),
     # The TRE's query service and output checkers' queue, served by the hub's service
     # (methods named ``tre.<name>`` and ``review.<name>``).
@@ -62,6 +64,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "ledger": (
         "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
         "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head", "verifier_key",
+        "cosign_latest",
     ),
 }  # fmt: skip
 # Who may call each party at all (from the table of who may call which method).
@@ -140,8 +143,19 @@ def rpc_app(
     return app
 
 
+class NotServed(ConfideError, AttributeError):
+    """An attribute of a party that its service does not offer: only its methods cross, so
+    reading or setting anything else on a client is refused, never silently local."""
+
+
 class RemoteParty:
-    """A party served elsewhere: the allowlisted methods of ``party``, called over HTTP."""
+    """A party served elsewhere: the allowlisted methods of ``party``, called over HTTP.
+
+    Only those methods cross: reading any other attribute, or setting any attribute, is
+    refused (:class:`NotServed`), since it would change or show this client, not the party.
+    An option of a call travels as one of its arguments."""
+
+    OWN = frozenset({"party", "namespace", "service", "url", "signer", "methods", "http"})
 
     def __init__(
         self,
@@ -161,12 +175,28 @@ class RemoteParty:
         self.methods = frozenset(METHODS[party])
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect))
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.OWN:
+            party = self.__dict__.get("party", "remote")
+            raise NotServed(
+                f"The {party} party runs as a service: setting its {name!r} here would change "
+                "nothing there.",
+                hint="Pass the option as an argument of the call.",
+            )
+        object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         return f"RemoteParty({self.party!r}, {self.url!r})"
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_") or name not in self.__dict__.get("methods", ()):
+        if name.startswith("_") or "methods" not in self.__dict__:
             raise AttributeError(name)
+        if name not in self.methods:
+            raise NotServed(
+                f"The {self.party} service offers no {name!r}.",
+                hint="Run this command without a deployment running for this home, "
+                "or use a command that goes through the service.",
+            )
 
         def remote(*args: Any, **kwargs: Any) -> Any:
             return self.call(name, *args, **kwargs)

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from confide.common.home import Home
-from confide.composition import Composition, compose
+from confide.composition import RELAYING, Composition, compose
 from confide.services import deployment
 from confide.services.rpc import METHODS, rpc_app
 
-RELAYING = ("choices", "hub", "access")  # the parties with an outbox
 RELAY_EVERY = 1.0  # seconds between background rounds (events left pending by a failure)
 
 
@@ -29,7 +28,12 @@ def party_methods(parties: Composition, party: str) -> dict[str, Callable[..., A
     methods = {name: getattr(target, name) for name in METHODS[party] if hasattr(target, name)}
     if party in RELAYING:
         methods["settle"] = parties.settle
+        methods["relay_status"] = parties.own_relay_status
+        methods["relay_run"] = parties.own_relay_run
+    if party == "ledger":
+        methods["cosign_latest"] = parties.cosign_latest
     if party == "hub":
+        methods["erasure_status"] = parties.erasure_status
         methods["after_erasure"] = parties.after_erasure
         methods["complete_erasures"] = parties.complete_erasures
         for name, served in (("tre", parties.service), ("review", parties.review)):

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from confide.common import settings
 from confide.common.errors import ConfideError
 from confide.common.home import Home
 from confide.services import deployment
@@ -81,6 +82,7 @@ def children(
     *,
     users: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    party_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[Child]:
     ports = {party: base_port + i for i, party in enumerate(deployment.SERVED)}
     peers = {party: f"http://{HOST}:{port}" for party, port in ports.items()}
@@ -92,7 +94,8 @@ def children(
             sys.executable, "-m", "confide", "service", "run", party,
             "--home", str(home.root), "--port", str(port), "--host", HOST,
         ]  # fmt: skip
-        made.append(Child(party, port, command, env, (users or {}).get(party)))
+        own = {**env, **(party_env or {}).get(party, {})}
+        made.append(Child(party, port, command, own, (users or {}).get(party)))
     return made
 
 
@@ -201,8 +204,9 @@ def up(
     for party in deployment.SERVED:  # every identity made and published before any starts
         deployment.publish(home, party)
     deployment.publish(home, deployment.OPERATOR)
+    roles = _database_roles(home, extra_env)  # passwords kept before folders are given away
     owners = separate_users(home) if users else None
-    kids = children(home, base_port, users=owners, extra_env=extra_env)
+    kids = children(home, base_port, users=owners, extra_env=extra_env, party_env=roles)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -240,6 +244,21 @@ def up(
         deployment.deployment_file(home).unlink(missing_ok=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _database_roles(
+    home: Home, extra_env: Mapping[str, str] | None
+) -> dict[str, dict[str, str]] | None:
+    """With PostgreSQL, each service's URL as its own role (when roles may be made here)."""
+    url = (extra_env or {}).get(settings.DATABASE_URL.name)
+    if not url or not url.startswith("postgresql"):
+        return None
+    from confide.services.database import role_urls
+
+    found = role_urls(url, home)
+    if found is None:
+        return None
+    return {party: {settings.DATABASE_URL.name: own} for party, own in found.items()}
 
 
 def _look_after(kids: list[Child]) -> bool:

@@ -59,17 +59,17 @@ def model_cmd(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from confide.pseudonymiser.linkage import model
 
     with compose(Home.at(home)) as parties:
-        trained = parties.pseudonymiser.linkage.model()
+        trained = parties.pseudonymiser.linkage_model()
     result: dict[str, Any] = {
         "trained": trained is not None,
         "link_probability": model.LINK_PROBABILITY,
         "review_probability": model.REVIEW_PROBABILITY,
     }
     if trained is not None:
-        result["facts"] = trained.facts
-        result["match_share"] = trained.match_share
+        result["facts"] = trained["facts"]
+        result["match_share"] = trained["match_share"]
         result["levels"] = [
-            {**lv, "weight": round(math.log2(lv["m"] / lv["u"]), 2)} for lv in trained.levels()
+            {**lv, "weight": round(math.log2(lv["m"] / lv["u"]), 2)} for lv in trained["levels"]
         ]
 
     def human(r: dict[str, Any]) -> None:
