@@ -119,3 +119,36 @@ def test_linkage_model_and_cosign_go_through_their_services(running):
     shown = json.loads(cosign.stdout)
     with compose(running["home"]) as parties:
         assert shown == {"size": parties.ledger.head().size, "witnesses": {}}
+
+
+def _page_paths() -> list[str]:
+    """Every page and download of the web app that takes no part of its address."""
+    import importlib
+    import pkgutil
+
+    import confide.web.pages as pages
+
+    paths: set[str] = set()
+    for found in pkgutil.iter_modules(pages.__path__):
+        router = getattr(importlib.import_module(f"{pages.__name__}.{found.name}"), "router", None)
+        for route in getattr(router, "routes", []):
+            if "GET" in (getattr(route, "methods", None) or ()) and "{" not in route.path:
+                paths.add(route.path)
+    return sorted(paths)
+
+
+def test_every_page_answers_through_the_services(running):
+    """The web party reads the others only through their services: no page may reach for
+    what a client does not carry (the ledger's folder, the registry's key file)."""
+    import httpx
+
+    from confide.services import deployment
+
+    found = deployment.running(running["home"])
+    assert found is not None
+    web = found["parties"]["web"]["url"]
+    paths = _page_paths()
+    assert {"/transparency", "/statistics", "/register"} <= set(paths)
+    answers = {path: httpx.get(web + path, timeout=60).status_code for path in paths}
+    broken = {path: code for path, code in answers.items() if code >= 422 or code == 400}
+    assert not broken, broken

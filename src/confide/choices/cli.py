@@ -328,12 +328,12 @@ def stats_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Opt-out counts by month and place, small numbers suppressed (≤7 hidden, rounded to 5)."""
-    from confide.choices.statistics import GROUPINGS, publishable
+    from confide.choices.statistics import GROUPINGS
 
     if by not in GROUPINGS:
         raise InvalidInput("--by must be practice or area.")
     with _registry(home, reading=True) as registry:
-        rows = publishable(registry, by)
+        rows = registry.publishable_statistics(by)
 
     def human(r: dict) -> None:
         from rich.table import Table

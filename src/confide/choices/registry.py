@@ -381,6 +381,14 @@ class ChoicesRegistry:
                 out.setdefault(Choice(choice), {})[Channel(channel)] = bool(value)
         return out
 
+    def publishable_statistics(
+        self, by: str = "practice", until: date | None = None
+    ) -> list[dict[str, Any]]:
+        """The public dashboard's rows, protected here, where the statistics key lives."""
+        from confide.choices.statistics import publishable
+
+        return publishable(self, by, until)
+
     def shares_nothing(self, nhs_numbers: list[str]) -> list[bool]:
         """For each (valid) NHS number, whether the person has chosen to share nothing."""
         current = self.current_many(nhs_numbers)

@@ -111,6 +111,12 @@ class Ledger:
         note = self.checkpoint_note()
         return self.sign_head() if note is None else cp.parse(note)[0]
 
+    def witness_keys(self) -> list[str]:
+        """The verifier keys of the witnesses this log asks to cosign (what auditors pin)."""
+        from confide.ledger.witnessing import load_witnesses
+
+        return [spec.verifier.vkey for spec in load_witnesses(self.folder)]
+
     def checkpoint_note(self) -> str | None:
         """The latest checkpoint's note as stored, with the cosignature lines gathered for it
         (None before the first checkpoint). Unparsed, so an auditor sees any damage itself."""

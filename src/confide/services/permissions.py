@@ -17,7 +17,7 @@ from confide.services.deployment import OPERATOR
 
 _LEDGER_READS = (
     "head", "entries", "decoded", "root_at", "inclusion_proof", "consistency_proof",
-    "checkpoint_note", "verifier_key",
+    "checkpoint_note", "verifier_key", "checkpoint", "witness_keys",
 )  # fmt: skip
 _TRE = ("tre.run", "tre.show", "tre.history", "tre.budget")
 _REVIEW = ("review.queue", "review.item", "review.vote")
@@ -52,7 +52,7 @@ _FLOWS: dict[str, dict[str, tuple[str, ...]]] = {
         "choices": (
             "set", "bulk_set", "apply_gp_code", "current", "current_many", "facts",
             "history", "holders", "version", "enrol_demographics", "record_lpa",
-            "revoke_lpa", "shares_nothing", "settle",
+            "revoke_lpa", "shares_nothing", "settle", "publishable_statistics",
         ),
         "pseudonymiser": (
             "pseudonyms_for", "public_key", "linkage_quality", "pending_linkage_count",

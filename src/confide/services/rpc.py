@@ -37,7 +37,7 @@ METHODS: dict[str, tuple[str, ...]] = {
         "set", "bulk_set", "apply_gp_code", "apply_gp_codes", "current", "current_many",
         "facts", "shares_nothing", "history", "derived_current", "events_since", "version",
         "holders", "enrol_demographics", "record_lpa", "revoke_lpa", "settle",
-        "relay_status", "relay_run",
+        "relay_status", "relay_run", "publishable_statistics",
     ),
     "pseudonymiser": (
         "public_key", "rotate_key", "pseudonyms_for", "pseudonyms_to_erase",
@@ -64,6 +64,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "ledger": (
         "append", "append_many", "append_once", "head", "entries", "decoded", "root_at",
         "inclusion_proof", "consistency_proof", "checkpoint_note", "sign_head", "verifier_key",
+        "checkpoint", "witness_keys",
         "cosign_latest",
     ),
 }  # fmt: skip

@@ -19,7 +19,6 @@ from confide.choices.model import Choice
 from confide.common.errors import InvalidInput
 from confide.ledger.api import MAX_PAGE as LEDGER_PAGE
 from confide.ledger.api import cosigners
-from confide.ledger.witnessing import load_witnesses
 from confide.web.chart import Series, line_chart
 from confide.web.context import web_state
 from confide.web.rendering import render
@@ -52,9 +51,8 @@ def transparency(request: Request) -> Response:
     """The latest signed checkpoint, the signing key, and how to check them independently."""
     ledger = web_state(request).ledger
     signed = ledger.checkpoint()
-    verifier = ledger.verifier
     base = str(request.base_url).rstrip("/")
-    witnesses = [spec.verifier.vkey for spec in load_witnesses(ledger.folder)]
+    witnesses = ledger.witness_keys()
     return render(
         request,
         "transparency.html",
@@ -65,7 +63,7 @@ def transparency(request: Request) -> Response:
             "size": signed.size,
             "root": signed.root.hex(),
             "checkpoint": signed.text,
-            "verifier_key": verifier.vkey,
+            "verifier_key": ledger.verifier_key(),
             "cosigned_by": cosigners(signed.text),
             "witnesses": witnesses,
             "api": f"{base}/api/ledger",
@@ -121,7 +119,7 @@ def shown_months(months: list[str], totals: dict[str, dict[str, int | None]]) ->
 def stats_page(request: Request) -> Response:
     """Totals over time (chart and table) and the latest month by place (table)."""
     by = _grouping(request)
-    rows = statistics.publishable(web_state(request).registry, by)
+    rows = web_state(request).registry.publishable_statistics(by)
     totals: dict[str, dict[str, int | None]] = defaultdict(dict)
     places: dict[str, dict[str, int | None]] = defaultdict(dict)
     every_month = sorted({r["month"] for r in rows})
@@ -165,7 +163,7 @@ def stats_page(request: Request) -> Response:
 def stats_csv(request: Request) -> Response:
     """The same published figures as open data (CSV)."""
     by = _grouping(request)
-    rows = statistics.publishable(web_state(request).registry, by)
+    rows = web_state(request).registry.publishable_statistics(by)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["month", by, "choice", "people", "redacted"])

@@ -304,7 +304,7 @@ def register_page(request: Request) -> Response:
             "size": head.size,
             "root": head.root.hex(),
             "api": f"{base}/api/ledger",
-            "verifier_key": web_state(request).ledger.verifier.vkey,
+            "verifier_key": web_state(request).ledger.verifier_key(),
         },
     )
 
