@@ -116,6 +116,25 @@ NOTIFY_URL = Setting(
     "GOV.UK Notify's API address (a test double's address in integration tests).",
 )
 
+SERVICE_MAX_BODY_MB = Setting(
+    "CONFIDE_SERVICE_MAX_BODY_MB",
+    "128",
+    "With the parties as services, the largest request body a service reads, in MB (a larger "
+    "one is refused before it is read). Raise it for very large submissions.",
+)
+SERVICE_PARTY = Setting(
+    "CONFIDE_SERVICE_PARTY",
+    None,
+    "Set by `confide service run` in its own process: the party served there (kept local; the "
+    "others are reached as services). Not for operators to set.",
+)
+SERVICE_PEERS = Setting(
+    "CONFIDE_SERVICE_PEERS",
+    None,
+    "Set by `confide up` for each child: where every party's service listens. Not for "
+    "operators to set.",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     HOME,
     DATABASE_URL,
@@ -134,6 +153,9 @@ SETTINGS: tuple[Setting, ...] = (
     NOTIFY_CHANGE_EMAIL_TEMPLATE,
     NOTIFY_CHANGE_SMS_TEMPLATE,
     NOTIFY_URL,
+    SERVICE_MAX_BODY_MB,
+    SERVICE_PARTY,
+    SERVICE_PEERS,
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
+from confide.common import settings
 from confide.common.home import Home
 from confide.services.signing import Signer, Verifier, party_key
 
@@ -33,8 +34,8 @@ SERVED = ("ledger", "choices", "pseudonymiser", "hub", "access", "web")
 # Parties a composition can reach over HTTP (the web is a front end, not reached).
 REACHABLE = ("ledger", "choices", "pseudonymiser", "hub", "access")
 OPERATOR = "operator"
-PARTY_ENV = "CONFIDE_SERVICE_PARTY"
-PEERS_ENV = "CONFIDE_SERVICE_PEERS"
+PARTY_ENV = settings.SERVICE_PARTY.name
+PEERS_ENV = settings.SERVICE_PEERS.name
 
 
 def folder(home: Home) -> Path:
@@ -128,9 +129,9 @@ class Transport:
 def transport_for(home: Home) -> Transport | None:
     """Services to use for ``home``: a service process's peers (from its environment), or a
     running deployment's (signing as the operator); None for the in-process composition."""
-    party = os.environ.get(PARTY_ENV)
+    party = settings.value(PARTY_ENV)
     if party:
-        peers = json.loads(os.environ.get(PEERS_ENV) or "{}")
+        peers = json.loads(settings.value(PEERS_ENV) or "{}")
         remote = {p: url for p, url in peers.items() if p in REACHABLE and p != party}
         return Transport(remote, publish(home, party))
     found = running(home)

@@ -7,17 +7,18 @@ refused without reading, and a body streamed without one is refused as soon as i
 
 from __future__ import annotations
 
-import os
-
 from starlette.requests import Request
 
-MAX_BODY_ENV = "CONFIDE_SERVICE_MAX_BODY_MB"
+from confide.common import settings
+
+MAX_BODY_ENV = settings.SERVICE_MAX_BODY_MB.name
 MAX_BODY_MB = 128
 
 
 def max_body() -> int:
     """The largest request body a service reads, in bytes."""
-    return int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_MB) * 1024 * 1024
+    given = settings.value(settings.SERVICE_MAX_BODY_MB.name) or ""
+    return (int(given) if given.isdigit() and int(given) > 0 else MAX_BODY_MB) * 1024 * 1024
 
 
 async def bounded_body(request: Request, limit: int | None = None) -> bytes | None:
