@@ -7,28 +7,12 @@ store must be proven on the database production uses.
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
+from postgres_helpers import POSTGRES_URL, drop_schemas
 from sqlalchemy import create_engine, text
-
-POSTGRES_URL = os.environ.get(
-    "CONFIDE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _drop_schemas(prefix: str) -> None:
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        rows = conn.execute(
-            text("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"),
-            {"p": prefix + "%"},
-        ).all()
-        for (name,) in rows:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -48,21 +32,8 @@ def opstore(request, monkeypatch, tmp_path: Path) -> str:
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     monkeypatch.setenv("CONFIDE_DATABASE_URL", POSTGRES_URL)
     monkeypatch.setenv("CONFIDE_DATABASE_SCHEMA_PREFIX", prefix)
-    request.addfinalizer(lambda: _drop_schemas(prefix))
+    request.addfinalizer(lambda: drop_schemas(prefix))
     return "postgresql"
-
-
-def _drop_roles(prefix: str) -> None:
-    """The PostgreSQL roles a test's deployment made (after its schemas are dropped)."""
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        roles = conn.execute(
-            text("SELECT rolname FROM pg_roles WHERE rolname LIKE :p"), {"p": prefix + "%"}
-        ).scalars()
-        for role in list(roles):
-            conn.execute(text(f'DROP OWNED BY "{role}" CASCADE'))
-            conn.execute(text(f'DROP ROLE "{role}"'))
-    engine.dispose()
 
 
 # Java options that shorten a short-lived JVM's warm-up (tests run small queries only).

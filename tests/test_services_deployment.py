@@ -197,7 +197,7 @@ def _healthy(url: str) -> bool:
 def test_up_with_a_database_url_keeps_each_party_in_its_own_schema_and_role(tmp_path, monkeypatch):
     """Each party's store in its own schema, each service connected as its own role, with
     rights on its own schemas only: the hub's role cannot read the choices registry's."""
-    from conftest import POSTGRES_URL, _drop_roles, _drop_schemas
+    from postgres_helpers import POSTGRES_URL, drop_roles, drop_schemas
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ProgrammingError
@@ -258,5 +258,5 @@ def test_up_with_a_database_url_keeps_each_party_in_its_own_schema_and_role(tmp_
         assert not (root / "choices" / "choices.db").exists()  # nothing on SQLite
     finally:
         engine.dispose()
-        _drop_schemas(prefix)
-        _drop_roles(prefix)
+        drop_schemas(prefix)
+        drop_roles(prefix)
